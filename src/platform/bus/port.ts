@@ -1,0 +1,76 @@
+/**
+ * The event bus port. Three adapters implement it (in-process, NATS JetStream, Redis Streams)
+ * and all of them pass `test/conformance/bus.suite.ts`.
+ *
+ * Subjects are dot-separated tokens (`ai.route.decided`). Patterns use NATS wildcards:
+ * `*` matches exactly one token, `>` matches one or more trailing tokens.
+ */
+
+/** What a producer hands to the bus. `data` must be JSON-serialisable. */
+export interface OutgoingMessage {
+  readonly subject: string;
+  readonly data: unknown;
+  /** Stable id (an event's `event_id`). Adapters that can deduplicate on it do; consumers keep an inbox for the rest. */
+  readonly id?: string;
+  /** Ordering key: a consumer handles messages with the same key one at a time, in publish order. */
+  readonly key?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** One delivery of a message to one consumer. */
+export interface Delivery {
+  readonly subject: string;
+  readonly data: unknown;
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+  /** 1 on the first delivery, counting redeliveries after failures and after a consumer died without acking. */
+  readonly attempt: number;
+}
+
+/**
+ * Settles a delivery by how it returns: resolving acks it, throwing makes it fail
+ * (retried with backoff, dead-lettered after `maxDeliver` attempts). A delivery that is
+ * never settled (the consumer died) is redelivered after `ackWaitMs`.
+ */
+export type Handler = (delivery: Delivery) => Promise<void>;
+
+export interface SubscribeOptions {
+  /** Durable consumer name, `[A-Za-z0-9_-]+`. Subscribers sharing a name share the work; messages published while none runs are kept for it. */
+  readonly consumer: string;
+  /** Subject pattern this consumer receives. */
+  readonly subject: string;
+  /** Attempts before a message is dead-lettered. Default 5. */
+  readonly maxDeliver?: number;
+  /** How long a delivery may stay unsettled before the bus hands it to another subscriber. Default 30 000. */
+  readonly ackWaitMs?: number;
+  /** Deliveries in flight at once in this subscriber (same-key messages never overlap). Default 16. */
+  readonly concurrency?: number;
+}
+
+export interface Subscription {
+  readonly consumer: string;
+  /** Stops taking new deliveries. Deliveries still in flight are not acked, so the bus redelivers them. */
+  stop(): Promise<void>;
+}
+
+export interface EventBus {
+  readonly kind: 'memory' | 'nats' | 'redis';
+  /** Resolves once the broker has stored the message; from then on it is not lost. */
+  publish(message: OutgoingMessage): Promise<void>;
+  subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
+  /** Messages published to the consumer's subjects and not yet acked by it (0 for an unknown consumer). */
+  lag(consumer: string): Promise<number>;
+  /** Round trip to the broker in milliseconds; throws when it is unreachable. */
+  ping(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Messages that failed `maxDeliver` times are republished here, with the headers below. */
+export const deadLetterSubject = (consumer: string, subject: string): string => `dlq.${consumer}.${subject}`;
+export const DEAD_LETTER_HEADERS = {
+  originalSubject: 'x-dead-letter-subject',
+  reason: 'x-dead-letter-reason',
+  attempts: 'x-dead-letter-attempts',
+  consumer: 'x-dead-letter-consumer',
+} as const;
