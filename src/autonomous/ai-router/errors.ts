@@ -1,0 +1,57 @@
+import { BlocksError } from '../../platform/errors.ts';
+
+/**
+ * Every error code the AI router raises, with its HTTP status and a short title for
+ * docs/errors.md. Client-visible codes are 4xx; INVALID_ROUTER_CONFIG stops start-up.
+ */
+export const aiRouterErrors = {
+  UNKNOWN_TASK_TYPE: { status: 422, title: 'Unknown task type' },
+  NO_ELIGIBLE_MODEL: { status: 422, title: 'No eligible model' },
+  INVALID_ROUTER_CONFIG: { status: 500, title: 'Invalid AI router configuration' },
+} as const;
+
+export type AiRouterErrorCode = keyof typeof aiRouterErrors;
+
+/** The request's task type is served by no model in the catalog. */
+export const unknownTaskType = (taskType: string, knownTaskTypes: readonly string[]): BlocksError =>
+  new BlocksError(
+    'UNKNOWN_TASK_TYPE',
+    aiRouterErrors.UNKNOWN_TASK_TYPE.status,
+    `Unknown task type '${taskType}'; known task types: ${knownTaskTypes.join(', ')}.`,
+    { extensions: { task_type: taskType, known_task_types: [...knownTaskTypes] } },
+  );
+
+/** Models serve the task type, but none has a context window for the prompt plus expected output. */
+export const noEligibleModel = (args: {
+  taskType: string;
+  promptTokens: number;
+  expectedOutputTokens: number;
+  largestContextWindow: number;
+}): BlocksError =>
+  new BlocksError(
+    'NO_ELIGIBLE_MODEL',
+    aiRouterErrors.NO_ELIGIBLE_MODEL.status,
+    `No model for task type '${args.taskType}' has a context window for ${args.promptTokens} prompt ` +
+      `+ ${args.expectedOutputTokens} expected output tokens ` +
+      `(largest context window: ${args.largestContextWindow} tokens).`,
+    {
+      extensions: {
+        task_type: args.taskType,
+        prompt_tokens: args.promptTokens,
+        expected_output_tokens: args.expectedOutputTokens,
+        largest_context_window: args.largestContextWindow,
+      },
+    },
+  );
+
+/**
+ * The model catalog or router settings are wrong. `path` names the bad entry and field,
+ * e.g. `models[2] (gpt-4o).quality.code.high`.
+ */
+export const invalidRouterConfig = (path: string, problem: string): BlocksError =>
+  new BlocksError(
+    'INVALID_ROUTER_CONFIG',
+    aiRouterErrors.INVALID_ROUTER_CONFIG.status,
+    `${path}: ${problem}`,
+    { extensions: { path } },
+  );
