@@ -1,0 +1,124 @@
+import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { swaggerPlugins } from './openapi.ts';
+import { correlationIdOf, traceOf, type TraceContext } from './trace-context.ts';
+import { buildProblem, problemFor, sendProblem } from './problem.ts';
+import { healthRoutes, type DependencyCheck } from './health.ts';
+import { createMethodIndex } from './method-index.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The scope a caller needs, or `public` for the anonymous health, metrics and docs routes.
+     * Every route declares one: a route without it stops the server from starting.
+     */
+    scope?: string;
+  }
+  interface FastifyRequest {
+    trace: TraceContext;
+  }
+}
+
+export interface HttpServerOptions {
+  /** Shown in the OpenAPI title and on log lines: `gateway`, `autonomous`, `collaborative`. */
+  readonly name: string;
+  readonly version: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly bodyLimitBytes: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly checks: readonly DependencyCheck[];
+  /** Log one line per answered request. */
+  readonly logRequests: boolean;
+  readonly accepting: () => boolean;
+}
+
+
+/**
+ * Builds (does not start) a fastify app with what every Blocks process serves: correlation ids
+ * and W3C trace context, problem+json for every error, RED metrics, health, /metrics and
+ * OpenAPI at /docs. Route plugins are registered on it afterwards.
+ */
+export async function createHttpServer(options: HttpServerOptions) {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
+    bodyLimit: options.bodyLimitBytes,
+    keepAliveTimeout: options.keepAliveTimeoutMs,
+    return503OnClosing: true,
+    genReqId: (raw) => correlationIdOf(raw.headers['x-correlation-id']),
+    childLoggerFactory(logger, bindings, childOptions, raw) {
+      return logger.child({ ...bindings, trace_id: traceOf(raw).traceId }, childOptions);
+    },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true } },
+    frameworkErrors(error, request, reply) {
+      sendProblem(reply, problemFor(error, request));
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // JSON only: a text/plain body on a JSON route is a 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
+
+  const methods = createMethodIndex();
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, scope: 'public' };
+    if (!route.config?.scope) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
+    }
+    methods.add(route.method, route.url);
+  });
+
+  app.decorateRequest('trace', null as unknown as TraceContext);
+  app.addHook('onRequest', async (request, reply) => {
+    request.trace = traceOf(request.raw);
+    reply.header('x-correlation-id', request.id);
+    reply.header('traceparent', request.trace.traceparent);
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: routeLabel(request), status_code: String(reply.statusCode) };
+    options.metrics.httpRequests.inc(labels);
+    options.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 500) options.metrics.httpErrors.inc(labels);
+    if (options.logRequests) {
+      request.log.info(
+        { method: request.method, url: request.url, status: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
+        'request completed',
+      );
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const problem = problemFor(error, request);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.debug({ err: error, code: problem.code }, 'request rejected');
+    return sendProblem(reply, problem);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = methods.allowedFor(path);
+    if (allowed.length > 0) {
+      reply.header('allow', allowed.join(', '));
+      const detail = `${request.method} is not allowed here; use ${allowed.join(', ')}`;
+      return sendProblem(reply, buildProblem(405, 'METHOD_NOT_ALLOWED', detail, request));
+    }
+    return sendProblem(reply, buildProblem(404, 'NOT_FOUND', `No route ${request.method} ${path}`, request));
+  });
+
+  await app.register(swaggerPlugins, { title: `Blocks ${options.name}`, version: options.version });
+  await app.register(healthRoutes, { version: options.version, checks: options.checks, accepting: options.accepting });
+  app.get(
+    '/metrics',
+    { config: { scope: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['health'], hide: false } },
+    async (_request, reply) => reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+  );
+  return app;
+}
+
+const routeLabel = (request: FastifyRequest): string => request.routeOptions.url ?? 'unmatched';
+
+/** A Blocks HTTP app: fastify with the TypeBox type provider. */
+export type HttpServer = Awaited<ReturnType<typeof createHttpServer>>;
