@@ -26,12 +26,17 @@ const COMPLEXITIES = ['low', 'medium', 'high'] as const;
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const shown = (value: unknown): string =>
-  value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'string' ? `'${value}'` : String(value);
+const shown = (value: unknown): string => {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return typeof value === 'string' ? `'${value}'` : String(value);
+};
 
 /**
- * Validates the `models` list of the model catalog (config/models.yaml, already parsed) and
- * returns a frozen catalog that shares nothing with `raw`.
+ * Validates the model catalog (config/models.yaml, already parsed: the document `{ models: [...] }`
+ * or its `models` list) and returns a frozen catalog that shares nothing with `raw`.
  *
  * Each entry needs a non-empty `provider` and unique `model` id, a non-empty list of distinct
  * `task_types`, a positive integer `context_window`, finite non-negative prices, and a `quality`
@@ -42,27 +47,32 @@ const shown = (value: unknown): string =>
  *   bad entry and field, e.g. `models[1] (gpt-4o).input_price_per_mtok: must be ... (got -1)`.
  */
 export function loadModelCatalog(raw: unknown): ModelCatalog {
-  if (!Array.isArray(raw)) throw invalidRouterConfig('models', `must be a list of models (got ${shown(raw)})`);
-  if (raw.length === 0) throw invalidRouterConfig('models', 'must list at least one model');
+  let list = raw;
+  if (isRecord(raw)) {
+    for (const key of Object.keys(raw)) if (key !== 'models') throw invalidRouterConfig(key, 'unknown field');
+    list = raw.models;
+  }
+  if (!Array.isArray(list)) throw invalidRouterConfig('models', `must be a list of models (got ${shown(list)})`);
+  if (list.length === 0) throw invalidRouterConfig('models', 'must list at least one model');
 
   const byId = new Map<string, ModelSpec>();
   const byTask = new Map<string, ModelSpec[]>();
-  raw.forEach((entry: unknown, index) => {
+  list.forEach((entry: unknown, index) => {
     const spec = parseModel(entry, index);
     if (byId.has(spec.model)) {
       throw invalidRouterConfig(`models[${index}] (${spec.model}).model`, `duplicate model id '${spec.model}'`);
     }
     byId.set(spec.model, spec);
     for (const taskType of spec.task_types) {
-      const list = byTask.get(taskType) ?? [];
-      list.push(spec);
-      byTask.set(taskType, list);
+      const serving = byTask.get(taskType) ?? [];
+      serving.push(spec);
+      byTask.set(taskType, serving);
     }
   });
 
   const models = Object.freeze([...byId.values()]);
   const taskTypes = Object.freeze([...byTask.keys()].sort());
-  const frozenByTask = new Map([...byTask].map(([task, list]) => [task, Object.freeze(list)] as const));
+  const frozenByTask = new Map([...byTask].map(([task, serving]) => [task, Object.freeze(serving)] as const));
   const none: readonly ModelSpec[] = Object.freeze([]);
   return Object.freeze({
     models,
