@@ -111,6 +111,9 @@ export function loadConfig(options: LoadConfigOptions): Config {
   tree = merge(tree, fromEnvironment(options.env));
   if (options.overrides) tree = merge(tree, options.overrides);
 
+  const ai = tree.ai;
+  if (isTree(ai) && typeof ai.catalog_file === 'string') tree = merge(tree, { ai: { catalog_file: resolve(configDir, ai.catalog_file) } });
+
   const holder: Tree = { root: tree };
   normaliseDurations(ConfigSchema, tree, holder, 'root');
   const validate = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(ConfigSchema);

@@ -43,6 +43,8 @@ export const ConfigSchema = Type.Object(
         body_limit_bytes: Type.Integer({ minimum: 1024 }),
         shutdown_timeout: Duration,
         keep_alive_timeout: Duration,
+        /** One log line per answered request. */
+        log_requests: Type.Boolean(),
       },
       { additionalProperties: false },
     ),
@@ -105,7 +107,7 @@ export const ConfigSchema = Type.Object(
     ),
     ai: Type.Object(
       {
-        /** Path of the model catalog YAML, relative to the config directory. */
+        /** The model catalog YAML; a relative path is resolved against the config directory. */
         catalog_file: Type.String({ minLength: 1 }),
         /** Expected completion length per task type, used for `estimated_cost`; `default` for the rest. */
         expected_output_tokens: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
