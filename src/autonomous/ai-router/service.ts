@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../../platform/db/port.ts';
+import type { RouteDecider } from './decide.ts';
+import type { RouteDecision, RouteRequest } from './types.ts';
+import { appendEvent } from '../../platform/events/outbox.ts';
+
+/** Subject of the event every routing decision produces. */
+export const ROUTE_DECIDED = 'ai.route.decided';
+
+/** What the caller's request carries along into the event. */
+export interface RequestTrace {
+  readonly correlationId: string;
+  readonly traceparent: string;
+}
+
+export interface RoutedDecision extends RouteDecision {
+  /** Id of this decision: outcomes are recorded against it. */
+  readonly decision_id: string;
+}
+
+export interface AiRouterService {
+  /**
+   * Decides which model serves the request and records the decision as an `ai.route.decided`
+   * event in the outbox before answering, so an answered decision is never lost.
+   * @throws BlocksError UNKNOWN_TASK_TYPE / NO_ELIGIBLE_MODEL (422) from the decider.
+   */
+  route(request: RouteRequest, trace: RequestTrace): Promise<RoutedDecision>;
+}
+
+export interface AiRouterServiceOptions {
+  readonly decider: RouteDecider;
+  readonly db: Database;
+  /** Called once the event is committed (wakes the outbox relay). */
+  readonly onEventAppended: () => void;
+  /** Extra attempts when writing the event fails on a transient database error (`error_retry_attempts`). */
+  readonly retryAttempts: number;
+}
+
+export function createAiRouterService(options: AiRouterServiceOptions): AiRouterService {
+  const { decider, db, onEventAppended, retryAttempts } = options;
+  return {
+    async route(request, trace) {
+      const decision = decider.decide(request);
+      const decisionId = randomUUID();
+      const event = {
+        event_type: ROUTE_DECIDED,
+        source_service: 'autonomous.ai-router',
+        target_services: ['core.analytics'],
+        correlation_id: trace.correlationId,
+        traceparent: trace.traceparent,
+        payload: {
+          decision_id: decisionId,
+          task_type: request.task_type,
+          complexity: request.complexity,
+          preferred_model: request.preferred_model ?? null,
+          ...decision,
+        },
+      };
+      // One statement, so it needs no explicit transaction: the decision itself is the change.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await appendEvent(db, event);
+          break;
+        } catch (error) {
+          if (attempt >= retryAttempts || !isTransient(error)) throw error;
+        }
+      }
+      onEventAppended();
+      return { ...decision, decision_id: decisionId };
+    },
+  };
+}
+
+/** Connection-level failures worth one more try; anything else (a constraint, bad SQL) is not. */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'ECONNREFUSED');
+}

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { loadConfig, ConfigError } from './platform/config/load-config.ts';
+import { startBlocks, ROLES, type Role } from './start.ts';
+import { migrateDatabase } from './platform/open-platform.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const version = (JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+const USAGE = `Usage: blocks <command>
+
+  start [gateway|autonomous|collaborative ...]   run the given services (all three when none is named)
+  migrate                                        apply database migrations and exit
+  help                                           show this text
+
+Configuration: config/default.yaml, config/environments/$BLOCKS_ENV.yaml, then environment
+variables (DATABASE_URL, NATS_URL, REDIS_URL, BUS, BLOCKS_DATA_DIR, LOG_LEVEL, BLOCKS__a__b).`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  const config = loadConfig({ configDir: process.env.BLOCKS_CONFIG_DIR ?? resolve(root, 'config'), env: process.env });
+
+  if (command === 'migrate') {
+    const applied = await migrateDatabase(config);
+    console.error(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+    return 0;
+  }
+  if (command !== 'start') {
+    console.error(`unknown command '${command}'\n\n${USAGE}`);
+    return 2;
+  }
+  const unknown = rest.filter((r) => !(ROLES as readonly string[]).includes(r));
+  if (unknown.length) {
+    console.error(`unknown service '${unknown.join(', ')}'; choose from ${ROLES.join(', ')}`);
+    return 2;
+  }
+  const roles = rest.length ? (rest as Role[]) : ROLES;
+  const running = await startBlocks({ config, roles, version });
+  const { platform } = running;
+  console.error(
+    [
+      `Blocks ${version} is running (${platform.db.kind} database, ${platform.bus.kind} bus, ${platform.cache.kind} cache; data in ${config.data_dir}):`,
+      ...Object.entries(running.urls).map(([role, url]) => `  ${role.padEnd(13)} ${url}   docs ${url}/docs   health ${url}/health`),
+      '',
+      `Try it:  curl -s -X POST ${running.urls.gateway ?? Object.values(running.urls)[0]}/api/v1/autonomous/ai/route \\`,
+      `           -H 'content-type: application/json' -d '{"task_type":"code","complexity":"medium","context":{"prompt":"Write a binary search"}}'`,
+      'Tokens: this version has no identity service yet; every route is open. OAuth2/OIDC and API keys arrive with the gateway security work.',
+    ].join('\n'),
+  );
+
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      platform.logger.info({ signal }, 'shutting down');
+      resolveStop();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await running.close();
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error instanceof ConfigError ? error.message : error);
+    process.exitCode = 1;
+  },
+);

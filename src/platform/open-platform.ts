@@ -1,0 +1,145 @@
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from './config/schema.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './telemetry/metrics.ts';
+import { createSystemClock } from './clock.ts';
+import { openDatabase } from './db/open.ts';
+import { runMigrations } from './db/migrate.ts';
+import type { Database } from './db/port.ts';
+import type { EventBus } from './bus/port.ts';
+import type { Cache } from './cache/port.ts';
+import { createMemoryBus } from './bus/memory.ts';
+import { createNatsBus } from './bus/nats.ts';
+import { createRedisBus } from './bus/redis.ts';
+import { createMemoryCache } from './cache/memory.ts';
+import { createRedisCache } from './cache/redis.ts';
+import { createBreakerRegistry } from './resilience/breakers.ts';
+import { createOutboxRelay } from './events/relay.ts';
+import type { DependencyCheck } from './http/health.ts';
+import type { Platform } from './platform.ts';
+
+/** The migrations shipped with Blocks. */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
+
+export interface OpenPlatformOptions {
+  readonly config: Config;
+  readonly version: string;
+  /** Process name on log lines and metrics. */
+  readonly service: string;
+  readonly logger?: Logger | undefined;
+}
+
+export interface OpenedPlatform extends Platform {
+  /** Stops the relay after flushing it, then closes bus, cache and database. */
+  close(): Promise<void>;
+}
+
+function openDatabaseFor(config: Config, logger?: Logger): Promise<Database> {
+  return openDatabase({ url: config.database.url, dataDir: join(resolve(config.data_dir), 'pglite'), poolMax: config.database.pool_max, logger });
+}
+
+/** Applies pending migrations to the configured database (`blocks migrate`); returns their names. */
+export async function migrateDatabase(config: Config): Promise<string[]> {
+  const db = await openDatabaseFor(config);
+  try {
+    return (await runMigrations(db, MIGRATIONS_DIR)).map((m) => m.name);
+  } finally {
+    await db.close();
+  }
+}
+
+/** The bus the configuration asks for; `auto` picks NATS when NATS_URL is set, else the in-process bus. */
+export function busKindOf(config: Config): EventBus['kind'] {
+  if (config.bus.kind !== 'auto') return config.bus.kind;
+  return config.bus.nats_url ? 'nats' : 'memory';
+}
+
+async function openBus(config: Config, logger: Logger): Promise<EventBus> {
+  const kind = busKindOf(config);
+  const { stream, subject_prefix: subjectPrefix } = config.bus;
+  if (kind === 'nats') {
+    if (!config.bus.nats_url) throw new Error('bus.kind is nats but no NATS_URL / bus.nats_url is set');
+    return createNatsBus({ url: config.bus.nats_url, stream, subjectPrefix, logger });
+  }
+  if (kind === 'redis') {
+    if (!config.bus.redis_url) throw new Error('bus.kind is redis but no REDIS_URL / bus.redis_url is set');
+    return createRedisBus({ url: config.bus.redis_url, stream: `${subjectPrefix}:${stream}`, logger });
+  }
+  return createMemoryBus();
+}
+
+function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache> | Cache {
+  const { cache } = config;
+  if (cache.redis_url) {
+    return createRedisCache({
+      url: cache.redis_url,
+      keyPrefix: cache.key_prefix,
+      maxL1Entries: cache.l1_max_entries,
+      l1TtlMs: cache.l1_ttl,
+      defaultTtlMs: cache.default_ttl,
+      bus,
+      logger,
+    });
+  }
+  return createMemoryCache({ maxEntries: cache.l1_max_entries, defaultTtlMs: cache.default_ttl });
+}
+
+/**
+ * Opens every adapter the configuration names, runs migrations, and registers the platform's
+ * gauges and health checks. If any step fails, what was opened is closed again.
+ */
+export async function openPlatform(options: OpenPlatformOptions): Promise<OpenedPlatform> {
+  const { config, version } = options;
+  const logger = options.logger ?? createLogger({ level: config.log.level, service: options.service, version });
+  const metrics = createMetrics({ service: options.service });
+  const clock = createSystemClock();
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) await close().catch((error: unknown) => logger.error({ err: error }, 'close failed'));
+  };
+  try {
+    const db = await openDatabaseFor(config, logger);
+    closers.push(() => db.close());
+    await runMigrations(db, MIGRATIONS_DIR, { logger });
+    const bus = await openBus(config, logger);
+    closers.push(() => bus.close());
+    const cache = await openCache(config, bus, logger);
+    closers.push(() => cache.close());
+    const breakers = createBreakerRegistry({
+      failureThreshold: config.resilience.failure_threshold,
+      recoveryTimeoutMs: config.resilience.recovery_timeout,
+    });
+    const relay = createOutboxRelay({
+      db,
+      bus,
+      logger,
+      pollIntervalMs: config.outbox.poll_interval,
+      batchSize: config.outbox.batch_size,
+    });
+    closers.push(async () => {
+      await relay.flush();
+      await relay.stop();
+    });
+
+    metrics.gauge('blocks_outbox_backlog', 'Events committed but not yet published to the bus', [], async (set) => set(await relay.backlog()));
+    metrics.gauge('blocks_db_pool_connections', 'Database connections by state', ['state'], (set) => {
+      const stats = db.poolStats();
+      set(stats.total, { state: 'total' });
+      set(stats.idle, { state: 'idle' });
+      set(stats.waiting, { state: 'waiting' });
+    });
+
+    const checks: DependencyCheck[] = [
+      { name: `database (${db.kind})`, required: true, check: () => db.ping() },
+      { name: `bus (${bus.kind})`, required: true, check: () => bus.ping() },
+    ];
+    if (cache.kind === 'redis') checks.push({ name: 'cache (redis)', required: false, check: () => cache.ping() });
+
+    const platform: OpenedPlatform = { config, version, logger, metrics, clock, db, bus, cache, breakers, relay, checks, close: closeAll };
+    return platform;
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,30 @@
+import type { Config } from './config/schema.ts';
+import type { Logger } from './logger.ts';
+import type { Metrics } from './telemetry/metrics.ts';
+import type { Database } from './db/port.ts';
+import type { EventBus } from './bus/port.ts';
+import type { Cache } from './cache/port.ts';
+import type { Clock } from './clock.ts';
+import type { BreakerRegistry } from './resilience/breakers.ts';
+import type { OutboxRelay } from './events/relay.ts';
+import type { DependencyCheck } from './http/health.ts';
+
+/**
+ * Everything a module needs from the infrastructure, passed in explicitly. A process builds one
+ * with `openPlatform`; a test builds one with exactly the adapters it wants.
+ */
+export interface Platform {
+  readonly config: Config;
+  readonly version: string;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly clock: Clock;
+  readonly db: Database;
+  readonly bus: EventBus;
+  readonly cache: Cache;
+  readonly breakers: BreakerRegistry;
+  /** Publishes committed events; call `relay.notify()` after appending one so it goes out now. */
+  readonly relay: OutboxRelay;
+  /** What /health reports on. */
+  readonly checks: readonly DependencyCheck[];
+}

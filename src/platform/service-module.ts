@@ -1,0 +1,14 @@
+import type { FastifyPluginAsync } from 'fastify';
+
+/**
+ * A service (autonomous, collaborative) as the process runner sees it: routes to mount under a
+ * prefix, and background work (bus consumers) to start once per process and stop on shutdown.
+ * The same instance is mounted on its own port and, in `blocks start`, inside the gateway.
+ */
+export interface ServiceModule {
+  readonly name: 'autonomous' | 'collaborative';
+  readonly prefix: string;
+  readonly routes: FastifyPluginAsync;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+import type { Config } from './platform/config/schema.ts';
+import type { Logger } from './platform/logger.ts';
+import { openPlatform } from './platform/open-platform.ts';
+import type { Platform } from './platform/platform.ts';
+import type { ServiceModule } from './platform/service-module.ts';
+import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
+import { createAutonomousService } from './autonomous/index.ts';
+import { createCollaborativeService } from './collaborative/index.ts';
+import { upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
+
+export type Role = 'gateway' | 'autonomous' | 'collaborative';
+export const ROLES: readonly Role[] = ['gateway', 'autonomous', 'collaborative'];
+
+export interface StartOptions {
+  readonly config: Config;
+  /** Which services this process runs; all three for `blocks start`. */
+  readonly roles: readonly Role[];
+  readonly version: string;
+  /** Listen on the configured ports (default) or on free ones (tests, benchmarks). */
+  readonly ephemeralPorts?: boolean;
+  /** Build the logger elsewhere (tests capture lines); a JSON logger to stdout otherwise. */
+  readonly logger?: Logger;
+}
+
+export interface RunningBlocks {
+  readonly platform: Platform;
+  /** Base URL per running role. */
+  readonly urls: Readonly<Partial<Record<Role, string>>>;
+  readonly apps: Readonly<Partial<Record<Role, HttpServer>>>;
+  /**
+   * Graceful shutdown: stop accepting, finish in-flight requests, stop consumers, flush the
+   * outbox, close connections. Safe to call twice.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the given roles in this process on one platform. The gateway mounts services that run
+ * here in-process and proxies to the others at `services.<name>.url`.
+ */
+export async function startBlocks(options: StartOptions): Promise<RunningBlocks> {
+  const { config, roles } = options;
+  const processName = roles.length === ROLES.length ? 'all' : roles.join('+');
+  const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
+  let accepting = false;
+
+  const modules: Partial<Record<'autonomous' | 'collaborative', ServiceModule>> = {};
+  if (roles.includes('autonomous')) modules.autonomous = createAutonomousService(platform);
+  if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
+
+  const apps: Partial<Record<Role, HttpServer>> = {};
+  const urls: Partial<Record<Role, string>> = {};
+  try {
+    for (const role of roles) {
+      const app = await createHttpServer({
+        name: role,
+        version: options.version,
+        logger: platform.logger.child({ role }),
+        metrics: platform.metrics,
+        bodyLimitBytes: config.http.body_limit_bytes,
+        keepAliveTimeoutMs: config.http.keep_alive_timeout,
+        checks: platform.checks,
+        logRequests: config.http.log_requests,
+        accepting: () => accepting,
+      });
+      if (role === 'gateway') {
+        await app.register(upstreamRoutes, { upstreams: gatewayUpstreams(config, modules) });
+      } else {
+        const module = modules[role] as ServiceModule;
+        await app.register(module.routes, { prefix: module.prefix });
+      }
+      const { host, port } = config.services[role];
+      const address = await app.listen({ host, port: options.ephemeralPorts ? 0 : port });
+      apps[role] = app;
+      urls[role] = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
+    }
+    for (const module of Object.values(modules)) await module.start();
+    platform.relay.start();
+  } catch (error) {
+    await Promise.allSettled(Object.values(apps).map((app) => app.close()));
+    await platform.close();
+    throw error;
+  }
+  accepting = true;
+
+  let closing: Promise<void> | undefined;
+  return {
+    platform,
+    urls,
+    apps,
+    close: () =>
+      (closing ??= (async () => {
+        accepting = false;
+        await Promise.allSettled(Object.values(apps).map((app) => app.close()));
+        await Promise.allSettled(Object.values(modules).map((module) => module.stop()));
+        await platform.close();
+      })()),
+  };
+}
+
+function gatewayUpstreams(config: Config, local: Partial<Record<'autonomous' | 'collaborative', ServiceModule>>): Upstream[] {
+  return (['autonomous', 'collaborative'] as const).map((name): Upstream => {
+    const service = local[name];
+    if (service) return { kind: 'in-process', service };
+    const url = config.services[name].url;
+    if (!url) throw new Error(`services.${name}.url must be set for a gateway that does not run ${name} itself`);
+    return { kind: 'http', name, prefix: `/api/v1/${name}`, url };
+  });
+}

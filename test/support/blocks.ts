@@ -1,0 +1,61 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/platform/config/load-config.ts';
+import type { Config } from '../../src/platform/config/schema.ts';
+import { createLogger, type Logger } from '../../src/platform/logger.ts';
+import { startBlocks, type Role, type RunningBlocks } from '../../src/start.ts';
+
+export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
+
+/** Configuration as `blocks start` would load it in the test environment, plus the given variables. */
+export function testConfig(env: Record<string, string | undefined> = {}, overrides: Record<string, unknown> = {}): Config {
+  return loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'test', ...env }, overrides });
+}
+
+/** Log lines captured from a running Blocks, parsed. */
+export interface CapturedLogs {
+  readonly lines: Array<Record<string, unknown>>;
+  readonly logger: Logger;
+}
+
+export function captureLogs(level = 'info'): CapturedLogs {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({
+    level,
+    service: 'test',
+    version: 'test',
+    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  return { lines, logger };
+}
+
+export function tempDir(prefix: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export async function startTestBlocks(options: {
+  config: Config;
+  roles?: readonly Role[];
+  logger?: Logger;
+}): Promise<RunningBlocks> {
+  return startBlocks({
+    config: options.config,
+    roles: options.roles ?? ['gateway', 'autonomous', 'collaborative'],
+    version: 'test',
+    ephemeralPorts: true,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+}
+
+/** Polls `read` until `accept` holds or the deadline passes; returns the last value read. */
+export async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!accept(value) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+    value = await read();
+  }
+  return value;
+}
