@@ -1,0 +1,6 @@
+export type { Database, PoolStats, Queryable, QueryResult, Transaction } from './port.ts';
+export { DatabaseError, NestedDatabaseUseError, SQLSTATE, isDatabaseError, isUniqueViolation } from './errors.ts';
+export { createPgliteDatabase, type PgliteDatabaseOptions } from './pglite.ts';
+export { createPostgresDatabase, type PostgresDatabaseOptions } from './postgres.ts';
+export { openDatabase, type OpenDatabaseOptions } from './open.ts';
+export { MigrationError, readMigrations, runMigrations, type AppliedMigration, type Migration } from './migrate.ts';
