@@ -12,7 +12,11 @@ export interface OutgoingMessage {
   readonly data: unknown;
   /** Stable id (an event's `event_id`). Adapters that can deduplicate on it do; consumers keep an inbox for the rest. */
   readonly id?: string;
-  /** Ordering key: a consumer handles messages with the same key one at a time, in publish order. */
+  /**
+   * Ordering key: a consumer handles messages with the same key one at a time, in publish order.
+   * The brokers hand messages to a consumer's subscribers without key affinity, so the order is
+   * kept within each subscriber; a consumer that needs it across replicas runs one subscriber.
+   */
   readonly key?: string;
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -46,6 +50,8 @@ export interface SubscribeOptions {
   readonly ackWaitMs?: number;
   /** Deliveries in flight at once in this subscriber (same-key messages never overlap). Default 16. */
   readonly concurrency?: number;
+  /** Wait before the first retry of a failed delivery; doubled for each later retry up to 30 s (or this value, if larger). Default 1 000. */
+  readonly retryDelayMs?: number;
 }
 
 export interface Subscription {

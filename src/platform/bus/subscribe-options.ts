@@ -1,0 +1,49 @@
+import { busError } from './errors.ts';
+import type { SubscribeOptions } from './port.ts';
+import { assertConsumerName, compileSubjectPattern, type SubjectMatcher } from './subject-pattern.ts';
+
+/** Subscribe options with the port's defaults applied and every value checked. */
+export interface ResolvedSubscribeOptions {
+  readonly consumer: string;
+  readonly subject: string;
+  readonly matches: SubjectMatcher;
+  readonly maxDeliver: number;
+  readonly ackWaitMs: number;
+  readonly concurrency: number;
+  readonly retryDelayMs: number;
+}
+
+export const SUBSCRIBE_DEFAULTS = {
+  maxDeliver: 5,
+  ackWaitMs: 30_000,
+  concurrency: 16,
+  retryDelayMs: 1_000,
+} as const;
+
+const checkInteger = (name: string, value: number, min: number, max: number): number => {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw busError('BUS_INVALID_OPTIONS', `${name} must be an integer from ${min} to ${max}, got ${String(value)}.`, {
+      option: name,
+    });
+  }
+  return value;
+};
+
+/**
+ * Applies defaults and validates: consumer name (`BUS_INVALID_CONSUMER`), subject pattern
+ * (`BUS_INVALID_SUBJECT`), numeric options (`BUS_INVALID_OPTIONS`). ackWaitMs is at least
+ * 100 ms because the dispatcher renews in-flight deliveries every third of it.
+ */
+export function resolveSubscribeOptions(options: SubscribeOptions): ResolvedSubscribeOptions {
+  assertConsumerName(options.consumer);
+  const matches = compileSubjectPattern(options.subject);
+  return {
+    consumer: options.consumer,
+    subject: options.subject,
+    matches,
+    maxDeliver: checkInteger('maxDeliver', options.maxDeliver ?? SUBSCRIBE_DEFAULTS.maxDeliver, 1, 1_000),
+    ackWaitMs: checkInteger('ackWaitMs', options.ackWaitMs ?? SUBSCRIBE_DEFAULTS.ackWaitMs, 100, 86_400_000),
+    concurrency: checkInteger('concurrency', options.concurrency ?? SUBSCRIBE_DEFAULTS.concurrency, 1, 1_000),
+    retryDelayMs: checkInteger('retryDelayMs', options.retryDelayMs ?? SUBSCRIBE_DEFAULTS.retryDelayMs, 0, 3_600_000),
+  };
+}
