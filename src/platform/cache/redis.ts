@@ -38,7 +38,12 @@ interface RedisCacheCommonOptions {
   readonly logger?: CacheLogger;
 }
 
-/** Either a URL (the cache owns and closes the connection) or a client the caller owns. */
+/**
+ * Either a URL (the cache owns and closes the connection) or a client the caller owns. A client
+ * passed in should be created with `enableOfflineQueue: false`, `maxRetriesPerRequest: 0` and
+ * `autoResendUnfulfilledCommands: false`, as the cache's own is; otherwise a write that timed out
+ * here may still be applied by ioredis after a reconnect.
+ */
 export type RedisCacheOptions = RedisCacheCommonOptions &
   ({ readonly url: string; readonly redis?: never } | { readonly redis: Redis; readonly url?: never });
 
@@ -70,6 +75,18 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+function whenReady(redis: Redis, ms: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  let onReady: (() => void) | undefined;
+  const ready = new Promise<void>((resolve) => {
+    onReady = resolve;
+    redis.once('ready', resolve);
+  });
+  return withTimeout(ready, ms, 'connect').finally(() => {
+    if (onReady) redis.off('ready', onReady);
+  });
+}
+
 /**
  * The shared cache: an in-process LRU (L1) in front of Redis (L2). Values are JSON in Redis with a
  * `PX` TTL, under `keyPrefix`.
@@ -99,7 +116,16 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   const owned = options.redis === undefined;
   const redis =
     options.redis ??
-    new Redis(options.url, { commandTimeout: timeoutMs, maxRetriesPerRequest: 1, connectionName: `blocks-cache-${nodeId}` });
+    new Redis(options.url, {
+      commandTimeout: timeoutMs,
+      // A command is only ever sent on a live connection, and one cut off by a dropped connection
+      // fails instead of being resent later: a write reported as failed must not land afterwards,
+      // over a newer value and with no invalidation.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      connectionName: `blocks-cache-${nodeId}`,
+    });
 
   const l1 = new LRUCache<string, string>({
     max: maxL1,
@@ -139,7 +165,12 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   const redisAnswered = (): void => {
     degraded = false;
   };
-  if (owned) redis.on('error', readFailed);
+  if (owned) {
+    redis.on('error', readFailed);
+    // Give the connection a moment so the first calls do not all miss; a Redis that is down
+    // does not stop the process from starting (reads miss, writes fail, until it is back).
+    await whenReady(redis, timeoutMs).catch(readFailed);
+  }
 
   const l1Ttl = (redisTtlMs: number): number => (redisTtlMs <= 0 ? l1TtlMs : Math.min(redisTtlMs, l1TtlMs));
 

@@ -9,6 +9,8 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 export interface TcpProxy {
   readonly url: string;
   hold(): void;
+  /** Replies held back so far, as text (to wait until the service has answered). */
+  heldText(): string;
   release(): void;
   kill(): Promise<void>;
   restore(): Promise<void>;
@@ -18,7 +20,7 @@ export interface TcpProxy {
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const { hostname, port: targetPort, protocol } = new URL(target);
   const sockets = new Set<Socket>();
-  const held: Array<() => void> = [];
+  const held: Array<{ chunk: Buffer; flush: () => void }> = [];
   let holding = false;
 
   const onConnection = (client: Socket): void => {
@@ -27,7 +29,7 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     sockets.add(upstream);
     client.on('data', (chunk) => upstream.write(chunk));
     upstream.on('data', (chunk) => {
-      if (holding) held.push(() => client.write(chunk));
+      if (holding) held.push({ chunk, flush: () => client.write(chunk) });
       else client.write(chunk);
     });
     const teardown = (): void => {
@@ -68,9 +70,10 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     hold: () => {
       holding = true;
     },
+    heldText: () => Buffer.concat(held.map((h) => h.chunk)).toString('utf8'),
     release: () => {
       holding = false;
-      for (const flush of held.splice(0)) flush();
+      for (const { flush } of held.splice(0)) flush();
     },
     kill,
     restore: async () => {
