@@ -1,0 +1,253 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { connect, headers as natsHeaders, nanos } from '@nats-io/transport-node';
+import { createSystemClock, type Clock } from '../clock.ts';
+import { busError } from './errors.ts';
+import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
+import { createBusLifecycle } from './lifecycle.ts';
+import { prepareMessage } from './message.ts';
+import type { EventBus } from './port.ts';
+import { assertConsumerName, assertSubject } from './subject-pattern.ts';
+import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
+
+/**
+ * The NATS JetStream adapter. One stream per bus namespace captures `<subjectPrefix>.>`; each
+ * consumer name is a durable pull consumer with explicit ack whose filter is the pattern under
+ * the prefix. Retries and dead letters are the shared dispatcher's (the consumer's own
+ * `max_deliver` is unlimited), so behaviour matches the other adapters.
+ */
+export interface NatsBusOptions {
+  /** Server URL(s), e.g. `nats://127.0.0.1:4222`. */
+  readonly url: string | readonly string[];
+  /** JetStream stream name, `[A-Za-z0-9_-]+`; created when missing. */
+  readonly stream: string;
+  /** Subject prefix of this namespace (`blocks`); bus subjects are stored as `<prefix>.<subject>`. */
+  readonly subjectPrefix: string;
+  /** The stream's duplicate window for message ids. Default 120 000. */
+  readonly dedupWindowMs?: number;
+  /** Messages older than this are dropped from a stream we create; 0 keeps them. Default 0. */
+  readonly maxAgeMs?: number;
+  /** Connection name shown in server monitoring. */
+  readonly name?: string;
+  readonly clock?: Clock;
+  readonly onError?: BusErrorListener;
+}
+
+const STREAM_NAME = /^[A-Za-z0-9_-]+$/;
+/** Internal headers: JetStream's id header and ours. Stripped from deliveries. */
+const ID_HEADER = 'Nats-Msg-Id';
+const KEY_HEADER = 'x-bus-key';
+const MAX_PULL_EXPIRES_MS = 5_000;
+
+const isApiError = (error: unknown, code: number): boolean => error instanceof JetStreamApiError && error.code === code;
+
+const toInbound = (message: JsMsg, prefixLength: number): InboundDelivery => {
+  const headers: Record<string, string> = {};
+  let id = '';
+  let key: string | undefined;
+  for (const [name, values] of message.headers ?? []) {
+    const value = values[0] ?? '';
+    const lower = name.toLowerCase();
+    if (lower === ID_HEADER.toLowerCase()) id = value;
+    else if (lower === KEY_HEADER) key = value;
+    else if (!lower.startsWith('nats-') && !lower.startsWith('x-bus-')) headers[name] = value;
+  }
+  return {
+    subject: message.subject.slice(prefixLength),
+    data: JSON.parse(message.string()) as unknown,
+    id: id === '' ? `${message.info.stream}:${message.seq}` : id,
+    key,
+    headers,
+    deliveryCount: message.info.deliveryCount,
+    ack: async () => {
+      await message.ackAck();
+    },
+    extend: async () => message.working(),
+  };
+};
+
+/**
+ * Connects, makes sure the stream exists and returns the bus. Throws `BUS_INVALID_OPTIONS` for
+ * a bad stream name or prefix, and the client's error when the server is unreachable.
+ * `close()` stops the subscriptions (in-flight deliveries are left to be redelivered) and drains.
+ */
+export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> {
+  if (!STREAM_NAME.test(options.stream)) {
+    throw busError('BUS_INVALID_OPTIONS', `NATS stream name '${options.stream}' must be [A-Za-z0-9_-]+.`, {
+      option: 'stream',
+    });
+  }
+  try {
+    assertSubject(options.subjectPrefix);
+  } catch (error) {
+    throw busError('BUS_INVALID_OPTIONS', `subjectPrefix '${options.subjectPrefix}' is not a valid subject.`, {
+      option: 'subjectPrefix',
+    }, error);
+  }
+  const { stream, subjectPrefix } = options;
+  const prefix = `${subjectPrefix}.`;
+  const clock = options.clock ?? createSystemClock();
+  const onError = options.onError ?? (() => undefined);
+  const lifecycle = createBusLifecycle('nats');
+
+  const nc = await connect({
+    servers: typeof options.url === 'string' ? options.url : [...options.url],
+    name: options.name,
+    maxReconnectAttempts: -1,
+  });
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc);
+    await ensureStream(jsm, stream, `${prefix}>`, options);
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+  const js = jetstream(nc);
+
+  const consumerInfo = async (consumer: string): Promise<ConsumerInfo | undefined> => {
+    try {
+      return await jsm.consumers.info(stream, consumer);
+    } catch (error) {
+      if (isApiError(error, JetStreamApiCodes.ConsumerNotFound)) return undefined;
+      throw error;
+    }
+  };
+
+  const ensureConsumer = async (resolved: ResolvedSubscribeOptions): Promise<void> => {
+    const filter = `${prefix}${resolved.subject}`;
+    const ackWait = nanos(resolved.ackWaitMs);
+    let info = await consumerInfo(resolved.consumer);
+    if (info === undefined) {
+      try {
+        info = await jsm.consumers.add(stream, {
+          durable_name: resolved.consumer,
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: ackWait,
+          // A consumer gets what is published after it was first created, like the other adapters.
+          deliver_policy: DeliverPolicy.New,
+          filter_subject: filter,
+          max_deliver: -1,
+        });
+      } catch (error) {
+        // Another subscriber may have created it a moment ago; compare with what it made.
+        info = await consumerInfo(resolved.consumer);
+        if (info === undefined) throw error;
+      }
+    }
+    if (info.config.filter_subject !== filter) {
+      const existing = info.config.filter_subject?.slice(prefix.length) ?? '(none)';
+      throw busError(
+        'BUS_CONSUMER_CONFLICT',
+        `Consumer '${resolved.consumer}' receives '${existing}', not '${resolved.subject}'; use another consumer name.`,
+        { consumer: resolved.consumer, subject: resolved.subject, existing_subject: existing },
+      );
+    }
+    if (info.config.ack_wait !== ackWait) {
+      // Ack wait is the consumer's on JetStream: the latest subscriber's value applies to all.
+      await jsm.consumers.update(stream, resolved.consumer, { ack_wait: ackWait });
+    }
+  };
+
+  const bus: EventBus = {
+    kind: 'nats',
+    async publish(outgoing) {
+      lifecycle.assertOpen();
+      const message = prepareMessage(outgoing);
+      const headers = natsHeaders();
+      for (const [name, value] of Object.entries(message.headers)) headers.set(name, value);
+      if (message.key !== undefined) headers.set(KEY_HEADER, message.key);
+      // A duplicate id is acknowledged with `duplicate: true`: already stored, which is success.
+      await js.publish(`${prefix}${message.subject}`, message.payload, { msgID: message.id, headers });
+    },
+    async subscribe(subscribeOptions, handler) {
+      lifecycle.assertOpen();
+      const resolved = resolveSubscribeOptions(subscribeOptions);
+      await ensureConsumer(resolved);
+      const consumer = await js.consumers.get(stream, resolved.consumer);
+      // A pull request outlives a stopped subscriber on the server; keeping it short bounds how long
+      // a redelivery can be routed to it.
+      const expires = Math.max(1_000, Math.min(MAX_PULL_EXPIRES_MS, resolved.ackWaitMs));
+      const subscription = startSubscription({
+        options: resolved,
+        handler,
+        clock,
+        onError,
+        publish: (message) => bus.publish(message),
+        source: {
+          async pull(max, signal, accept) {
+            const messages = await consumer.fetch({ max_messages: max, expires });
+            const stop = (): void => void messages.close();
+            if (signal.aborted) stop();
+            signal.addEventListener('abort', stop, { once: true });
+            try {
+              for await (const message of messages) {
+                // After stop a fetched message stays unsettled; the server redelivers it after ack wait.
+                if (signal.aborted) break;
+                accept(toInbound(message, prefix.length));
+              }
+            } finally {
+              signal.removeEventListener('abort', stop);
+            }
+          },
+        },
+      });
+      return lifecycle.track(subscription);
+    },
+    async lag(consumer) {
+      assertConsumerName(consumer);
+      lifecycle.assertOpen();
+      const info = await consumerInfo(consumer);
+      return info === undefined ? 0 : info.num_pending + info.num_ack_pending;
+    },
+    async ping() {
+      lifecycle.assertOpen();
+      return nc.rtt();
+    },
+    close: () =>
+      lifecycle.close(async () => {
+        if (!nc.isClosed()) await nc.drain();
+      }),
+  };
+  return bus;
+}
+
+/** Creates the namespace's stream, or checks that an existing one captures the prefix. */
+async function ensureStream(
+  jsm: JetStreamManager,
+  stream: string,
+  subjects: string,
+  options: NatsBusOptions,
+): Promise<void> {
+  try {
+    const info = await jsm.streams.info(stream);
+    if (!info.config.subjects?.includes(subjects)) {
+      throw busError(
+        'BUS_INVALID_OPTIONS',
+        `NATS stream '${stream}' exists but does not capture '${subjects}' (it captures ${JSON.stringify(info.config.subjects ?? [])}).`,
+        { option: 'stream' },
+      );
+    }
+  } catch (error) {
+    if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add({
+      name: stream,
+      subjects: [subjects],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      duplicate_window: nanos(options.dedupWindowMs ?? 120_000),
+      max_age: nanos(options.maxAgeMs ?? 0),
+    });
+  }
+}
