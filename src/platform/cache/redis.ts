@@ -99,7 +99,8 @@ function whenReady(redis: Redis, ms: number): Promise<void> {
  * Failure policy: `get` never throws for Redis trouble and never waits longer than
  * `commandTimeoutMs`: an L1 hit is served, anything else is a miss (returns undefined), logged once
  * per outage; while the connection is known to be down it misses at once. `set`/`delete` throw
- * {@link CacheUnavailableError} on failure or timeout. A failed invalidation publish is logged,
+ * {@link CacheUnavailableError} on failure or timeout (a timed-out write may still have been
+ * applied, so the invalidation is published anyway). A failed invalidation publish is logged,
  * not thrown: the write is in Redis and staleness elsewhere is bounded by `l1TtlMs`.
  * Rejects a value JSON cannot carry with a TypeError, like the in-process cache.
  */
@@ -196,6 +197,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
       await withTimeout(command(), timeoutMs, operation);
     } catch (error) {
       settled();
+      // A timed-out write may still land in Redis; telling the other replicas to drop the key is
+      // always safe (it costs them one read) and keeps them from serving what it replaced.
+      await announce(key);
       throw new CacheUnavailableError(operation, key, error);
     }
     const undisturbed = settled();

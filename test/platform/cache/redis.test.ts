@@ -191,6 +191,22 @@ describe.skipIf(!svc.ok)('createRedisCache', () => {
     expect(await b.get('k')).toBe('new');
   });
 
+  it('still invalidates other replicas when a write times out but lands in Redis', async () => {
+    const prefix = newPrefix();
+    const proxy = await startTcpProxy(svc.url);
+    proxies.push(proxy);
+    const a = await replica(prefix, { url: proxy.url });
+    const b = await replica(prefix);
+    await b.set('k', 'old');
+    expect(await b.get('k')).toBe('old');
+
+    proxy.hold(); // A's SET reaches Redis; its reply never comes back
+    await expect(a.set('k', 'new')).rejects.toBeInstanceOf(CacheUnavailableError);
+    expect(JSON.parse((await raw.get(`${prefix}k`)) ?? 'null')).toBe('new');
+    await drained(b);
+    expect(await b.get('k')).toBe('new');
+  });
+
   it('bounds staleness by the L1 TTL when an invalidation never arrives', async () => {
     const prefix = newPrefix();
     const b = await replica(prefix, { l1TtlMs: 200 });
