@@ -1,0 +1,71 @@
+import type { Queryable } from '../db/port.ts';
+import { newEventId } from './event-id.ts';
+import { DEFAULT_EVENT_VERSION, type NewSystemEvent, type SystemEvent } from './types.ts';
+
+// A bus subject: dot-separated tokens, no wildcards or spaces (see src/platform/bus/port.ts).
+const EVENT_TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+/** An event that cannot be stored as given; raised before anything is written. */
+export class InvalidEventError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidEventError';
+  }
+}
+
+function toTimestamp(value: string | Date | undefined): string {
+  if (value === undefined) return new Date().toISOString();
+  const date = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(date.getTime())) throw new InvalidEventError(`timestamp ${String(value)} is not a date`);
+  return date.toISOString();
+}
+
+/** Fills the defaults and checks the fields; throws `InvalidEventError`. */
+export function buildEvent<Payload extends object>(input: NewSystemEvent<Payload>): SystemEvent<Payload> {
+  if (!EVENT_TYPE.test(input.event_type)) {
+    throw new InvalidEventError(`event_type '${input.event_type}' must be dot-separated tokens of [A-Za-z0-9_-]`);
+  }
+  if (input.source_service === '') throw new InvalidEventError('source_service must not be empty');
+  if (typeof input.payload !== 'object' || input.payload === null || Array.isArray(input.payload)) {
+    throw new InvalidEventError('payload must be a JSON object');
+  }
+  const eventId = input.event_id ?? newEventId();
+  return {
+    event_id: eventId,
+    event_type: input.event_type,
+    source_service: input.source_service,
+    target_services: [...(input.target_services ?? [])],
+    payload: input.payload,
+    timestamp: toTimestamp(input.timestamp),
+    correlation_id: input.correlation_id ?? eventId,
+    version: input.version ?? DEFAULT_EVENT_VERSION,
+  };
+}
+
+/**
+ * Writes an event to the outbox through `tx`, so it commits or rolls back with the change it
+ * describes; the relay publishes it after the commit (call `relay.notify()` then for low latency).
+ * Returns the event with its defaults filled in: what consumers will receive once JSON has carried it. Throws `InvalidEventError` for a bad event and
+ * a unique-violation `DatabaseError` when `event_id` was already used.
+ */
+export async function appendEvent<Payload extends object>(tx: Queryable, input: NewSystemEvent<Payload>): Promise<SystemEvent<Payload>> {
+  const event = buildEvent(input);
+  await tx.query(
+    `INSERT INTO events (event_id, event_type, source_service, target_services, payload, "timestamp",
+                         correlation_id, version, ordering_key, traceparent)
+     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)`,
+    [
+      event.event_id,
+      event.event_type,
+      event.source_service,
+      event.target_services,
+      JSON.stringify(event.payload),
+      event.timestamp,
+      event.correlation_id,
+      event.version,
+      input.key ?? event.correlation_id,
+      input.traceparent ?? null,
+    ],
+  );
+  return event;
+}
