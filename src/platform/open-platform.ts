@@ -8,6 +8,7 @@ import { openDatabase } from './db/open.ts';
 import { runMigrations } from './db/migrate.ts';
 import type { Database } from './db/port.ts';
 import type { EventBus } from './bus/port.ts';
+import type { BusErrorListener } from './bus/dispatcher.ts';
 import type { Cache } from './cache/port.ts';
 import { createMemoryBus } from './bus/memory.ts';
 import { createNatsBus } from './bus/nats.ts';
@@ -55,16 +56,21 @@ export function busKindOf(config: Config): EventBus['kind'] {
   return config.bus.nats_url ? 'nats' : 'memory';
 }
 
+const busErrorLogger =
+  (logger: Logger): BusErrorListener =>
+  (error, context) =>
+    logger.warn({ err: error, ...context }, 'bus error');
+
 async function openBus(config: Config, logger: Logger): Promise<EventBus> {
   const kind = busKindOf(config);
   const { stream, subject_prefix: subjectPrefix } = config.bus;
   if (kind === 'nats') {
     if (!config.bus.nats_url) throw new Error('bus.kind is nats but no NATS_URL / bus.nats_url is set');
-    return createNatsBus({ url: config.bus.nats_url, stream, subjectPrefix, logger });
+    return createNatsBus({ url: config.bus.nats_url, stream, subjectPrefix, name: 'blocks', onError: busErrorLogger(logger) });
   }
   if (kind === 'redis') {
     if (!config.bus.redis_url) throw new Error('bus.kind is redis but no REDIS_URL / bus.redis_url is set');
-    return createRedisBus({ url: config.bus.redis_url, stream: `${subjectPrefix}:${stream}`, logger });
+    return createRedisBus({ url: config.bus.redis_url, streamKey: `${subjectPrefix}:${stream}`, onError: busErrorLogger(logger) });
   }
   return createMemoryBus();
 }
@@ -134,7 +140,6 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       { name: `database (${db.kind})`, required: true, check: () => db.ping() },
       { name: `bus (${bus.kind})`, required: true, check: () => bus.ping() },
     ];
-    if (cache.kind === 'redis') checks.push({ name: 'cache (redis)', required: false, check: () => cache.ping() });
 
     const platform: OpenedPlatform = { config, version, logger, metrics, clock, db, bus, cache, breakers, relay, checks, close: closeAll };
     return platform;
