@@ -20,6 +20,15 @@ function toTimestamp(value: string | Date | undefined): string {
   return date.toISOString();
 }
 
+// These travel as bus headers or keys, which brokers limit; a bad one would never publish.
+const MAX_HEADER_LENGTH = 256;
+function assertHeaderSafe(field: string, value: string | undefined): void {
+  if (value === undefined) return;
+  if (value.length === 0 || value.length > MAX_HEADER_LENGTH || /[\r\n\0]/.test(value)) {
+    throw new InvalidEventError(`${field} must be 1-${MAX_HEADER_LENGTH} characters without line breaks`);
+  }
+}
+
 /** Fills the defaults and checks the fields; throws `InvalidEventError`. */
 export function buildEvent<Payload extends object>(input: NewSystemEvent<Payload>): SystemEvent<Payload> {
   if (!EVENT_TYPE.test(input.event_type)) {
@@ -30,6 +39,9 @@ export function buildEvent<Payload extends object>(input: NewSystemEvent<Payload
     throw new InvalidEventError('payload must be a JSON object');
   }
   const eventId = input.event_id ?? newEventId();
+  assertHeaderSafe('correlation_id', input.correlation_id);
+  assertHeaderSafe('key', input.key);
+  assertHeaderSafe('traceparent', input.traceparent);
   return {
     event_id: eventId,
     event_type: input.event_type,

@@ -120,6 +120,9 @@ describe('appendEvent', () => {
         { event_type: 'orders.placed', source_service: '', payload: {} },
         { event_type: 'orders.placed', source_service: 'test', payload: [1, 2] },
         { event_type: 'orders.placed', source_service: 'test', payload: {}, timestamp: 'not a date' },
+        { event_type: 'orders.placed', source_service: 'test', payload: {}, correlation_id: 'x'.repeat(257) },
+        { event_type: 'orders.placed', source_service: 'test', payload: {}, key: 'line\nbreak' },
+        { event_type: 'orders.placed', source_service: 'test', payload: {}, traceparent: '' },
       ];
       for (const input of bad) await expect(appendEvent(db, input)).rejects.toBeInstanceOf(InvalidEventError);
       expect((await db.query('SELECT count(*) AS n FROM events')).rows).toEqual([{ n: 0 }]);

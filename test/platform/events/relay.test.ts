@@ -1,0 +1,275 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Database } from '../../../src/platform/db/port.ts';
+import type { Delivery, EventBus } from '../../../src/platform/bus/port.ts';
+import { createMemoryBus } from '../../../src/platform/bus/memory.ts';
+import { appendEvent } from '../../../src/platform/events/outbox.ts';
+import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '../../../src/platform/events/relay.ts';
+import type { SystemEvent } from '../../../src/platform/events/types.ts';
+import { probeService } from '../../support/services.ts';
+import { forEachDatabase } from './databases.ts';
+import { createRecordingBus, type RecordingBus } from './recording-bus.ts';
+
+const postgres = await probeService('postgres');
+
+const append = (db: Database, n: number, key: (i: number) => string = () => 'k') =>
+  (async () => {
+    const events: SystemEvent[] = [];
+    for (let i = 0; i < n; i += 1) {
+      events.push(
+        await appendEvent(db, {
+          event_type: 'orders.placed',
+          source_service: 'test.orders',
+          payload: { i },
+          correlation_id: `req-${i}`,
+          key: key(i),
+        }),
+      );
+    }
+    return events;
+  })();
+
+const ids = (messages: readonly { id?: string | undefined }[]): (string | undefined)[] => messages.map((m) => m.id);
+
+describe('outbox relay', () => {
+  const relays: OutboxRelay[] = [];
+  const buses: EventBus[] = [];
+  const newBus = (): RecordingBus => {
+    const bus = createRecordingBus(createMemoryBus());
+    buses.push(bus);
+    return bus;
+  };
+  const newRelay = (options: OutboxRelayOptions): OutboxRelay => {
+    const relay = createOutboxRelay(options);
+    relays.push(relay);
+    return relay;
+  };
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((relay) => relay.stop()));
+    await Promise.all(buses.splice(0).map((bus) => bus.close()));
+  });
+
+  forEachDatabase(postgres, (fixture) => {
+    it('publishes pending events in commit order as complete messages, and marks them published', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const received: Delivery[] = [];
+      await bus.subscribe({ consumer: 'relay-test', subject: 'orders.>' }, async (delivery) => {
+        received.push(delivery);
+      });
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const first = await appendEvent(db, {
+        event_type: 'orders.placed',
+        source_service: 'test.orders',
+        payload: { n: 1 },
+        correlation_id: 'req-1',
+        traceparent,
+      });
+      const second = await appendEvent(db, {
+        event_type: 'orders.shipped',
+        source_service: 'test.orders',
+        payload: { n: 2 },
+        correlation_id: 'req-1',
+        key: 'order-7',
+      });
+      const relay = newRelay({ db, bus });
+      expect(await relay.backlog()).toBe(2);
+
+      expect(await relay.flush()).toEqual({ published: 2, failed: 0 });
+      expect(bus.published).toEqual([
+        {
+          subject: 'orders.placed',
+          id: first.event_id,
+          key: 'req-1',
+          data: first,
+          headers: { 'x-correlation-id': 'req-1', traceparent },
+        },
+        { subject: 'orders.shipped', id: second.event_id, key: 'order-7', data: second, headers: { 'x-correlation-id': 'req-1' } },
+      ]);
+      await vi.waitFor(() => expect(received).toHaveLength(2));
+      expect(received.map((d) => d.data)).toEqual([first, second]);
+      expect(received[0]?.headers).toMatchObject({ traceparent, 'x-correlation-id': 'req-1' });
+
+      const { rows } = await db.query<{ published_at: Date | null; locked_by: string | null }>(
+        'SELECT published_at, locked_by FROM events ORDER BY sequence',
+      );
+      expect(rows.every((row) => row.published_at instanceof Date && row.locked_by === null)).toBe(true);
+      expect(await relay.backlog()).toBe(0);
+      expect(await relay.flush()).toEqual({ published: 0, failed: 0 });
+      expect(bus.attempts).toHaveLength(2);
+    });
+
+    it('works through a backlog larger than one batch, in order', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const events = await append(db, 25, (i) => `k${i % 3}`);
+      const relay = newRelay({ db, bus, batchSize: 4 });
+      expect(await relay.flush()).toEqual({ published: 25, failed: 0 });
+      expect(ids(bus.published)).toEqual(events.map((e) => e.event_id));
+    });
+
+    it('uses subjectFor when given', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      await append(db, 1);
+      await newRelay({ db, bus, subjectFor: (event) => `tenant.acme.${event.event_type}` }).flush();
+      expect(bus.published.map((m) => m.subject)).toEqual(['tenant.acme.orders.placed']);
+    });
+
+    it('leaves a row whose publish failed pending with the error, holds back its key, and sends it later', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      // a1 a2 on key a, b1 on key b; a1's publish fails once.
+      const [a1, a2, b1] = await append(db, 3, (i) => (i < 2 ? 'a' : 'b'));
+      let failures = 1;
+      bus.failing = (message) => message.id === a1?.event_id && failures-- > 0;
+      const relay = newRelay({ db, bus });
+
+      expect(await relay.flush()).toEqual({ published: 1, failed: 1 });
+      expect(ids(bus.published)).toEqual([b1?.event_id]);
+      const pending = await db.query<{ event_id: string; attempts: number; last_error: string | null; locked_by: string | null }>(
+        'SELECT event_id, attempts, last_error, locked_by FROM events WHERE published_at IS NULL ORDER BY sequence',
+      );
+      expect(pending.rows).toEqual([
+        { event_id: a1?.event_id, attempts: 1, last_error: expect.stringContaining('broker unavailable'), locked_by: null },
+        { event_id: a2?.event_id, attempts: 0, last_error: null, locked_by: null },
+      ]);
+      expect(await relay.backlog()).toBe(2);
+
+      expect(await relay.flush()).toEqual({ published: 2, failed: 0 });
+      expect(ids(bus.published)).toEqual([b1?.event_id, a1?.event_id, a2?.event_id]);
+      expect(await relay.backlog()).toBe(0);
+    });
+
+    it('stops a pass after a few failures in a row, when the bus looks down', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      await append(db, 10, (i) => `k${i}`);
+      bus.failing = () => true;
+      const relay = newRelay({ db, bus });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 3 });
+      expect(bus.attempts).toHaveLength(3);
+      const { rows } = await db.query<{ n: number }>('SELECT count(*) AS n FROM events WHERE locked_by IS NOT NULL');
+      expect(rows).toEqual([{ n: 0 }]);
+      bus.failing = () => false;
+      expect(await relay.flush()).toEqual({ published: 10, failed: 0 });
+    });
+
+    it('relays in the background when notified, without waiting for the poll', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const relay = newRelay({ db, bus, pollIntervalMs: 60_000 });
+      relay.start();
+      relay.start(); // a second start is harmless
+      await vi.waitFor(() => expect(bus.attempts.length).toBe(0));
+      const [event] = await append(db, 1);
+      relay.notify();
+      await vi.waitFor(() => expect(ids(bus.published)).toEqual([event?.event_id]), { timeout: 5_000 });
+    });
+
+    it('finds committed events by polling when nobody notifies', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const relay = newRelay({ db, bus, pollIntervalMs: 50 });
+      relay.start();
+      const events = await append(db, 3);
+      await vi.waitFor(() => expect(ids(bus.published)).toEqual(events.map((e) => e.event_id)), { timeout: 5_000 });
+    });
+
+    it('keeps retrying in the background while the bus is down and delivers everything once, in order, when it returns', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      let down = true;
+      bus.failing = () => down;
+      const relay = newRelay({ db, bus, pollIntervalMs: 20, maxBackoffMs: 80 });
+      relay.start();
+      const events = await append(db, 6, (i) => `k${i % 2}`);
+      relay.notify();
+      await vi.waitFor(() => expect(bus.attempts.length).toBeGreaterThanOrEqual(6), { timeout: 5_000 });
+      expect(bus.published).toEqual([]);
+      down = false;
+      await vi.waitFor(() => expect(bus.published).toHaveLength(6), { timeout: 5_000 });
+      expect(ids(bus.published)).toEqual(events.map((e) => e.event_id));
+      expect(await relay.backlog()).toBe(0);
+    });
+
+    it('stops its loop and leaves new events pending', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const relay = newRelay({ db, bus, pollIntervalMs: 10 });
+      relay.start();
+      await relay.stop();
+      await relay.stop();
+      await append(db, 2);
+      relay.notify();
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(bus.attempts).toEqual([]);
+      expect(await relay.backlog()).toBe(2);
+    });
+
+    it('does not publish rows another relay holds until its lease runs out', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const events = await append(db, 2);
+      // Another relay's claim, as a relay that died mid-pass leaves it.
+      await db.query(`UPDATE events SET locked_by = 'dead-relay:1', locked_until = now() + interval '400 milliseconds'`);
+      const relay = newRelay({ db, bus });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      expect(await relay.flush()).toEqual({ published: 2, failed: 0 });
+      expect(ids(bus.published)).toEqual(events.map((e) => e.event_id));
+    });
+
+    it('lets two relays share the outbox: every row published exactly once, each key in order', async () => {
+      const db = fixture.db();
+      const other = await fixture.anotherHandle();
+      const bus = newBus();
+      bus.delayMs = 1;
+      const keys = 5;
+      // Keys in runs of ten: a batch of another key's rows can go out while the first relay holds a run.
+      const keyOf = (i: number): string => `k${Math.floor(i / 10) % keys}`;
+      const events = await append(db, 120, keyOf);
+      const first = newRelay({ db, bus, batchSize: 7 });
+      const second = newRelay({ db: other, bus, batchSize: 7 });
+      const byRelay = [0, 0];
+      for (let round = 0; round < 50 && (await first.backlog()) > 0; round += 1) {
+        const results = await Promise.all([first.flush(), second.flush()]);
+        results.forEach((result, i) => (byRelay[i] = (byRelay[i] ?? 0) + result.published));
+      }
+      expect(await first.backlog()).toBe(0);
+      // Both took part: the test would prove nothing if one relay had done all the work.
+      expect(byRelay.every((n) => n > 0)).toBe(true);
+      const published = ids(bus.attempts);
+      expect(new Set(published).size).toBe(published.length);
+      expect([...published].sort()).toEqual(events.map((e) => e.event_id).sort());
+      for (let k = 0; k < keys; k += 1) {
+        const ofKey = bus.published.filter((m) => m.key === `k${k}`).map((m) => m.id);
+        expect(ofKey).toEqual(events.filter((_, i) => keyOf(i) === `k${k}`).map((e) => e.event_id));
+      }
+    });
+
+    it('lets two background relays drain concurrent producers exactly once', async () => {
+      const db = fixture.db();
+      const other = await fixture.anotherHandle();
+      const bus = newBus();
+      const relays2 = [newRelay({ db, bus, batchSize: 5, pollIntervalMs: 20 }), newRelay({ db: other, bus, batchSize: 5, pollIntervalMs: 20 })];
+      for (const relay of relays2) relay.start();
+      const perProducer = await Promise.all(
+        [db, other].map(async (handle, producer) => {
+          const made: SystemEvent[] = [];
+          for (let i = 0; i < 30; i += 1) {
+            made.push(...(await append(handle, 1, () => `producer-${producer}`)));
+            for (const relay of relays2) relay.notify();
+          }
+          return made;
+        }),
+      );
+      await vi.waitFor(() => expect(bus.published).toHaveLength(60), { timeout: 10_000 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(bus.attempts).toHaveLength(60);
+      for (const [producer, made] of perProducer.entries()) {
+        const ofKey = bus.published.filter((m) => m.key === `producer-${producer}`).map((m) => m.id);
+        expect(ofKey).toEqual(made.map((e) => e.event_id));
+      }
+    });
+  });
+});
