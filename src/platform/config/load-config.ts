@@ -26,7 +26,7 @@ function merge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
-    out[key] = isTree(value) && isTree(out[key]) ? merge(out[key] as Tree, value) : value;
+    out[key] = isTree(value) && isTree(out[key]) ? merge(out[key], value) : value;
   }
   return out;
 }
@@ -52,7 +52,7 @@ function setPath(tree: Tree, path: readonly string[], value: unknown): void {
   node[path[path.length - 1] as string] = value;
 }
 
-/** Well-known variables first, then `BLOCKS__a__b=value` for any key (value read as a YAML scalar). */
+/** Well-known variables first, then `BLOCKS__a__b=value` for any key (the value read as JSON when it parses, else as text). */
 function fromEnvironment(env: LoadConfigOptions['env']): Tree {
   const tree: Tree = {};
   const named: Array<[string, string[]]> = [
@@ -76,9 +76,17 @@ function fromEnvironment(env: LoadConfigOptions['env']): Tree {
   }
   for (const [variable, raw] of Object.entries(env)) {
     if (!variable.startsWith('BLOCKS__') || raw === undefined) continue;
-    setPath(tree, variable.slice('BLOCKS__'.length).toLowerCase().split('__'), parseYaml(raw));
+    setPath(tree, variable.slice('BLOCKS__'.length).toLowerCase().split('__'), parseVariable(raw));
   }
   return tree;
+}
+
+function parseVariable(raw: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return raw; // not JSON: a plain string such as `blocks:` or `30s`
+  }
 }
 
 /** Converts every value the schema marks as a duration from `30s` form to milliseconds, in place. */
@@ -131,7 +139,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
       });
     throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
-  return deepFreeze(tree) as Config;
+  return deepFreeze(tree);
 }
 
 function deepFreeze<T>(value: T): T {
