@@ -9,9 +9,14 @@ export function serialise(key: string, value: unknown): string {
   try {
     text = JSON.stringify(value);
   } catch (error) {
-    throw new TypeError(`cache value for "${key}" is not JSON-serialisable`, { cause: error });
+    throw new TypeError(`cache value for "${key}" is not JSON-serialisable`, {
+      cause: error,
+    });
   }
-  if (text === undefined) throw new TypeError(`cache value for "${key}" is not JSON-serialisable (got ${typeof value})`);
+  if (text === undefined)
+    throw new TypeError(
+      `cache value for "${key}" is not JSON-serialisable (got ${typeof value})`,
+    );
   return text;
 }
 
@@ -21,13 +26,20 @@ export const deserialise = <T>(text: string): T => JSON.parse(text) as T;
  * Resolves a time to live: the per-call value, else the cache default. 0 means "never expires".
  * Throws a RangeError for a negative or non-finite value.
  */
-export function resolveTtl(ttlMs: number | undefined, defaultTtlMs: number): number {
+export function resolveTtl(
+  ttlMs: number | undefined,
+  defaultTtlMs: number,
+): number {
   const ttl = ttlMs ?? defaultTtlMs;
-  if (!Number.isFinite(ttl) || ttl < 0) throw new RangeError(`cache ttlMs must be a non-negative number, got ${ttl}`);
+  if (!Number.isFinite(ttl) || ttl < 0)
+    throw new RangeError(
+      `cache ttlMs must be a non-negative number, got ${ttl}`,
+    );
   return Math.ceil(ttl);
 }
 
 export function requirePositiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
 }
