@@ -1,14 +1,14 @@
-import { afterAll, beforeAll, describe } from "vitest";
-import { Redis } from "ioredis";
-import { createMemoryBus } from "../../src/platform/bus/memory.ts";
-import type { EventBus } from "../../src/platform/bus/port.ts";
-import { createRedisCache } from "../../src/platform/cache/redis.ts";
-import { probeService, uniqueName } from "../support/services.ts";
-import { cacheSuite } from "./cache.suite.ts";
+import { afterAll, beforeAll, describe } from 'vitest';
+import { Redis } from 'ioredis';
+import { createMemoryBus } from '../../src/platform/bus/memory.ts';
+import type { EventBus } from '../../src/platform/bus/port.ts';
+import { createRedisCache } from '../../src/platform/cache/redis.ts';
+import { probeService, uniqueName } from '../support/services.ts';
+import { cacheSuite } from './cache.suite.ts';
 
-const svc = await probeService("redis");
+const svc = await probeService('redis');
 
-describe.skipIf(!svc.ok)("redis cache adapter", () => {
+describe.skipIf(!svc.ok)('redis cache adapter', () => {
   let bus: EventBus;
   const prefixes: string[] = [];
 
@@ -30,9 +30,9 @@ describe.skipIf(!svc.ok)("redis cache adapter", () => {
   });
 
   cacheSuite(
-    "redis",
+    'redis',
     ({ maxEntries, defaultTtlMs }) => {
-      const keyPrefix = `${uniqueName("cachesuite")}:`;
+      const keyPrefix = `${uniqueName('cachesuite')}:`;
       prefixes.push(keyPrefix);
       return createRedisCache({
         url: svc.url,
@@ -46,9 +46,9 @@ describe.skipIf(!svc.ok)("redis cache adapter", () => {
       skip: [
         {
           reason:
-            "maxEntries bounds only the L1; an entry evicted from L1 is still read from Redis. " +
-            "The L1 bound is tested in test/platform/cache/redis.test.ts",
-          cases: ["lru-bound"],
+            'maxEntries bounds only the L1; an entry evicted from L1 is still read from Redis. ' +
+            'The L1 bound is tested in test/platform/cache/redis.test.ts',
+          cases: ['lru-bound'],
         },
       ],
     },

@@ -1,10 +1,10 @@
-import { BlocksError } from "../errors.ts";
+import { BlocksError } from '../errors.ts';
 
 /** Codes the cache raises; each is listed in docs/errors.md. */
 export const CACHE_ERRORS = {
   CACHE_UNAVAILABLE: {
     status: 503,
-    title: "The shared cache (Redis) did not answer",
+    title: 'The shared cache (Redis) did not answer',
   },
 } as const;
 
@@ -14,20 +14,15 @@ export const CACHE_ERRORS = {
  * user); it is on `key` for logs.
  */
 export class CacheUnavailableError extends BlocksError {
-  readonly operation: "set" | "delete";
+  readonly operation: 'set' | 'delete';
   readonly key: string;
 
-  constructor(operation: "set" | "delete", key: string, cause: unknown) {
-    super(
-      "CACHE_UNAVAILABLE",
-      CACHE_ERRORS.CACHE_UNAVAILABLE.status,
-      `shared cache ${operation} failed`,
-      {
-        cause,
-        extensions: { operation },
-      },
-    );
-    this.name = "CacheUnavailableError";
+  constructor(operation: 'set' | 'delete', key: string, cause: unknown) {
+    super('CACHE_UNAVAILABLE', CACHE_ERRORS.CACHE_UNAVAILABLE.status, `shared cache ${operation} failed`, {
+      cause,
+      extensions: { operation },
+    });
+    this.name = 'CacheUnavailableError';
     this.operation = operation;
     this.key = key;
   }

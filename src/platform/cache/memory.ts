@@ -1,12 +1,7 @@
-import { LRUCache } from "lru-cache";
-import type { Clock } from "../clock.ts";
-import type { Cache } from "./port.ts";
-import {
-  deserialise,
-  requirePositiveInteger,
-  resolveTtl,
-  serialise,
-} from "./values.ts";
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../clock.ts';
+import type { Cache } from './port.ts';
+import { deserialise, requirePositiveInteger, resolveTtl, serialise } from './values.ts';
 
 export interface MemoryCacheOptions {
   /** Most entries kept; the least recently used is evicted beyond it. */
@@ -23,22 +18,20 @@ export interface MemoryCacheOptions {
  * by `get` never changes what is cached. `set` throws a TypeError for a value JSON cannot carry.
  */
 export function createMemoryCache(options: MemoryCacheOptions): Cache {
-  const max = requirePositiveInteger("maxEntries", options.maxEntries);
+  const max = requirePositiveInteger('maxEntries', options.maxEntries);
   const defaultTtlMs = resolveTtl(undefined, options.defaultTtlMs);
   const lru = new LRUCache<string, string>({
     max,
     // An injected clock is read on every check; the default one may be read once per millisecond.
-    ...(options.clock === undefined
-      ? {}
-      : { perf: options.clock, ttlResolution: 0 }),
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
   });
   let closed = false;
   const open = (): void => {
-    if (closed) throw new Error("cache is closed");
+    if (closed) throw new Error('cache is closed');
   };
 
   return {
-    kind: "memory",
+    kind: 'memory',
     async get<T>(key: string): Promise<T | undefined> {
       open();
       const text = lru.get(key);

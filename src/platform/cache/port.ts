@@ -9,7 +9,7 @@ export interface CacheSetOptions {
 }
 
 export interface Cache {
-  readonly kind: "memory" | "redis";
+  readonly kind: 'memory' | 'redis';
   get<T>(key: string): Promise<T | undefined>;
   set(key: string, value: unknown, options?: CacheSetOptions): Promise<void>;
   /** Removes the key here and, for the shared cache, from every replica's L1. */

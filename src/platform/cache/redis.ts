@@ -1,16 +1,11 @@
-import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
-import { LRUCache } from "lru-cache";
-import type { EventBus, Subscription } from "../bus/port.ts";
-import type { Clock } from "../clock.ts";
-import { CacheUnavailableError } from "./errors.ts";
-import type { Cache } from "./port.ts";
-import {
-  deserialise,
-  requirePositiveInteger,
-  resolveTtl,
-  serialise,
-} from "./values.ts";
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import type { EventBus, Subscription } from '../bus/port.ts';
+import type { Clock } from '../clock.ts';
+import { CacheUnavailableError } from './errors.ts';
+import type { Cache } from './port.ts';
+import { deserialise, requirePositiveInteger, resolveTtl, serialise } from './values.ts';
 
 /** The slice of a logger the cache writes to; a pino `Logger` fits. */
 export interface CacheLogger {
@@ -50,10 +45,7 @@ interface RedisCacheCommonOptions {
  * here may still be applied by ioredis after a reconnect.
  */
 export type RedisCacheOptions = RedisCacheCommonOptions &
-  (
-    | { readonly url: string; readonly redis?: never }
-    | { readonly redis: Redis; readonly url?: never }
-  );
+  ({ readonly url: string; readonly redis?: never } | { readonly redis: Redis; readonly url?: never });
 
 interface Invalidation {
   readonly origin: string;
@@ -62,43 +54,36 @@ interface Invalidation {
 }
 
 const isInvalidation = (data: unknown): data is Invalidation => {
-  if (typeof data !== "object" || data === null) return false;
+  if (typeof data !== 'object' || data === null) return false;
   const d = data as Record<string, unknown>;
   return (
-    typeof d.origin === "string" &&
-    typeof d.prefix === "string" &&
+    typeof d.origin === 'string' &&
+    typeof d.prefix === 'string' &&
     Array.isArray(d.keys) &&
-    d.keys.every((k) => typeof k === "string")
+    d.keys.every((k) => typeof k === 'string')
   );
 };
 
 /** Connection states in which a command would only wait in ioredis' offline queue. */
-const DOWN = new Set(["reconnecting", "close", "end"]);
+const DOWN = new Set(['reconnecting', 'close', 'end']);
 
-function withTimeout<T>(
-  promise: Promise<T>,
-  ms: number,
-  what: string,
-): Promise<T> {
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`redis ${what} timed out after ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => reject(new Error(`redis ${what} timed out after ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function whenReady(redis: Redis, ms: number): Promise<void> {
-  if (redis.status === "ready") return Promise.resolve();
+  if (redis.status === 'ready') return Promise.resolve();
   let onReady: (() => void) | undefined;
   const ready = new Promise<void>((resolve) => {
     onReady = resolve;
-    redis.once("ready", resolve);
+    redis.once('ready', resolve);
   });
-  return withTimeout(ready, ms, "connect").finally(() => {
-    if (onReady) redis.off("ready", onReady);
+  return withTimeout(ready, ms, 'connect').finally(() => {
+    if (onReady) redis.off('ready', onReady);
   });
 }
 
@@ -119,19 +104,14 @@ function whenReady(redis: Redis, ms: number): Promise<void> {
  * not thrown: the write is in Redis and staleness elsewhere is bounded by `l1TtlMs`.
  * Rejects a value JSON cannot carry with a TypeError, like the in-process cache.
  */
-export async function createRedisCache(
-  options: RedisCacheOptions,
-): Promise<Cache> {
+export async function createRedisCache(options: RedisCacheOptions): Promise<Cache> {
   const { keyPrefix, bus } = options;
-  const maxL1 = requirePositiveInteger("maxL1Entries", options.maxL1Entries);
-  const l1TtlMs = requirePositiveInteger("l1TtlMs", options.l1TtlMs ?? 5000);
+  const maxL1 = requirePositiveInteger('maxL1Entries', options.maxL1Entries);
+  const l1TtlMs = requirePositiveInteger('l1TtlMs', options.l1TtlMs ?? 5000);
   const defaultTtlMs = resolveTtl(undefined, options.defaultTtlMs);
-  const timeoutMs = requirePositiveInteger(
-    "commandTimeoutMs",
-    options.commandTimeoutMs ?? 1000,
-  );
+  const timeoutMs = requirePositiveInteger('commandTimeoutMs', options.commandTimeoutMs ?? 1000);
   const nodeId = options.nodeId ?? randomUUID();
-  const subject = options.invalidationSubject ?? "cache.invalidate";
+  const subject = options.invalidationSubject ?? 'cache.invalidate';
   const logger: CacheLogger = options.logger ?? {
     warn: (bindings, message) => console.warn(message, bindings),
   };
@@ -152,9 +132,7 @@ export async function createRedisCache(
 
   const l1 = new LRUCache<string, string>({
     max: maxL1,
-    ...(options.clock === undefined
-      ? {}
-      : { perf: options.clock, ttlResolution: 0 }),
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
   });
 
   // Reads and writes in flight per key, with a generation bumped by each invalidation of that key:
@@ -187,25 +165,24 @@ export async function createRedisCache(
     degraded = true;
     logger.warn(
       { err: error, keyPrefix },
-      "shared cache unreachable: reads miss (L1 still served) until Redis answers",
+      'shared cache unreachable: reads miss (L1 still served) until Redis answers',
     );
   };
   const redisAnswered = (): void => {
     degraded = false;
   };
   if (owned) {
-    redis.on("error", readFailed);
+    redis.on('error', readFailed);
     // Give the connection a moment so the first calls do not all miss; a Redis that is down
     // does not stop the process from starting (reads miss, writes fail, until it is back).
     await whenReady(redis, timeoutMs).catch(readFailed);
   }
 
-  const l1Ttl = (redisTtlMs: number): number =>
-    redisTtlMs <= 0 ? l1TtlMs : Math.min(redisTtlMs, l1TtlMs);
+  const l1Ttl = (redisTtlMs: number): number => (redisTtlMs <= 0 ? l1TtlMs : Math.min(redisTtlMs, l1TtlMs));
 
   let closed = false;
   const assertOpen = (): void => {
-    if (closed) throw new Error("cache is closed");
+    if (closed) throw new Error('cache is closed');
   };
 
   const announce = async (key: string): Promise<void> => {
@@ -225,7 +202,7 @@ export async function createRedisCache(
   };
 
   const write = async (
-    operation: "set" | "delete",
+    operation: 'set' | 'delete',
     key: string,
     command: () => Promise<unknown>,
     fill?: { text: string; ttl: number },
@@ -233,8 +210,7 @@ export async function createRedisCache(
     dropLocal(key);
     const settled = begin(key);
     try {
-      if (DOWN.has(redis.status))
-        throw new Error(`redis connection is ${redis.status}`);
+      if (DOWN.has(redis.status)) throw new Error(`redis connection is ${redis.status}`);
       await withTimeout(command(), timeoutMs, operation);
     } catch (error) {
       settled();
@@ -245,34 +221,27 @@ export async function createRedisCache(
     }
     const undisturbed = settled();
     redisAnswered();
-    if (fill !== undefined && undisturbed)
-      l1.set(key, fill.text, { ttl: l1Ttl(fill.ttl) });
+    if (fill !== undefined && undisturbed) l1.set(key, fill.text, { ttl: l1Ttl(fill.ttl) });
     await announce(key);
   };
 
   let subscription: Subscription;
   try {
-    subscription = await bus.subscribe(
-      { consumer: `cache-${nodeId}`, subject },
-      async ({ data }) => {
-        if (!isInvalidation(data)) {
-          logger.warn(
-            { subject, data },
-            "ignored a malformed cache invalidation",
-          );
-          return;
-        }
-        if (data.prefix !== keyPrefix || data.origin === nodeId) return;
-        for (const key of data.keys) dropLocal(key);
-      },
-    );
+    subscription = await bus.subscribe({ consumer: `cache-${nodeId}`, subject }, async ({ data }) => {
+      if (!isInvalidation(data)) {
+        logger.warn({ subject, data }, 'ignored a malformed cache invalidation');
+        return;
+      }
+      if (data.prefix !== keyPrefix || data.origin === nodeId) return;
+      for (const key of data.keys) dropLocal(key);
+    });
   } catch (error) {
     if (owned) redis.disconnect();
     throw error;
   }
 
   return {
-    kind: "redis",
+    kind: 'redis',
 
     async get<T>(key: string): Promise<T | undefined> {
       assertOpen();
@@ -293,11 +262,10 @@ export async function createRedisCache(
             .pttl(keyPrefix + key)
             .exec(),
           timeoutMs,
-          "get",
+          'get',
         );
         const [getReply, ttlReply] = replies ?? [];
-        if (getReply?.[0] || ttlReply?.[0])
-          throw getReply?.[0] ?? ttlReply?.[0];
+        if (getReply?.[0] || ttlReply?.[0]) throw getReply?.[0] ?? ttlReply?.[0];
         text = (getReply?.[1] as string | null | undefined) ?? null;
         pttl = Number(ttlReply?.[1] ?? -2);
       } catch (error) {
@@ -318,20 +286,15 @@ export async function createRedisCache(
       const text = serialise(key, value);
       const ttl = resolveTtl(setOptions?.ttlMs, defaultTtlMs);
       const fullKey = keyPrefix + key;
-      await write(
-        "set",
-        key,
-        () =>
-          ttl === 0
-            ? redis.set(fullKey, text)
-            : redis.set(fullKey, text, "PX", ttl),
-        { text, ttl },
-      );
+      await write('set', key, () => (ttl === 0 ? redis.set(fullKey, text) : redis.set(fullKey, text, 'PX', ttl)), {
+        text,
+        ttl,
+      });
     },
 
     async delete(key) {
       assertOpen();
-      await write("delete", key, () => redis.del(keyPrefix + key));
+      await write('delete', key, () => redis.del(keyPrefix + key));
     },
 
     async close() {
@@ -341,10 +304,8 @@ export async function createRedisCache(
       await subscription.stop();
       if (!owned) return;
       // A quiet quit when Redis answers; otherwise drop the socket rather than wait on it.
-      if (redis.status === "ready") {
-        await withTimeout(redis.quit(), timeoutMs, "quit").catch(() =>
-          redis.disconnect(),
-        );
+      if (redis.status === 'ready') {
+        await withTimeout(redis.quit(), timeoutMs, 'quit').catch(() => redis.disconnect());
       } else {
         redis.disconnect();
       }

@@ -14,9 +14,7 @@ export function serialise(key: string, value: unknown): string {
     });
   }
   if (text === undefined)
-    throw new TypeError(
-      `cache value for "${key}" is not JSON-serialisable (got ${typeof value})`,
-    );
+    throw new TypeError(`cache value for "${key}" is not JSON-serialisable (got ${typeof value})`);
   return text;
 }
 
@@ -26,15 +24,9 @@ export const deserialise = <T>(text: string): T => JSON.parse(text) as T;
  * Resolves a time to live: the per-call value, else the cache default. 0 means "never expires".
  * Throws a RangeError for a negative or non-finite value.
  */
-export function resolveTtl(
-  ttlMs: number | undefined,
-  defaultTtlMs: number,
-): number {
+export function resolveTtl(ttlMs: number | undefined, defaultTtlMs: number): number {
   const ttl = ttlMs ?? defaultTtlMs;
-  if (!Number.isFinite(ttl) || ttl < 0)
-    throw new RangeError(
-      `cache ttlMs must be a non-negative number, got ${ttl}`,
-    );
+  if (!Number.isFinite(ttl) || ttl < 0) throw new RangeError(`cache ttlMs must be a non-negative number, got ${ttl}`);
   return Math.ceil(ttl);
 }
 

@@ -5,11 +5,11 @@ import {
   circuitBreaker,
   handleAll,
   type CircuitBreakerPolicy,
-} from "cockatiel";
-import { createSystemClock, type Clock } from "../clock.ts";
-import { CircuitOpenError } from "./errors.ts";
+} from 'cockatiel';
+import { createSystemClock, type Clock } from '../clock.ts';
+import { CircuitOpenError } from './errors.ts';
 
-export type BreakerState = "closed" | "open" | "half-open";
+export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /** One breaker as the registry reports it (the shape `/health` and the dashboard show). */
 export interface BreakerSnapshot {
@@ -37,10 +37,7 @@ export interface Breaker {
    * a failure. Throws {@link CircuitOpenError} without calling `fn` while open, and while the
    * half-open trial call is still running (only one call probes a recovering dependency).
    */
-  execute<T>(
-    fn: (signal: AbortSignal) => PromiseLike<T> | T,
-    signal?: AbortSignal,
-  ): Promise<T>;
+  execute<T>(fn: (signal: AbortSignal) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T>;
   state(): BreakerState;
   snapshot(): BreakerSnapshot;
 }
@@ -58,11 +55,7 @@ export interface BreakerRegistryOptions {
 export interface BreakerRegistry {
   /** The breaker for `name`, created on first use; the same instance afterwards. */
   get(name: string): Breaker;
-  execute<T>(
-    name: string,
-    fn: (signal: AbortSignal) => PromiseLike<T> | T,
-    signal?: AbortSignal,
-  ): Promise<T>;
+  execute<T>(name: string, fn: (signal: AbortSignal) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T>;
   /** State of `name`; `closed` for a name never used. */
   state(name: string): BreakerState;
   /** Every breaker created so far, sorted by name. */
@@ -70,9 +63,9 @@ export interface BreakerRegistry {
 }
 
 const fromCockatiel = (state: CircuitState): BreakerState => {
-  if (state === CircuitState.Closed) return "closed";
-  if (state === CircuitState.HalfOpen) return "half-open";
-  return "open";
+  if (state === CircuitState.Closed) return 'closed';
+  if (state === CircuitState.HalfOpen) return 'half-open';
+  return 'open';
 };
 
 /**
@@ -86,20 +79,14 @@ const fromCockatiel = (state: CircuitState): BreakerState => {
  * `state()` reports `half-open` as soon as the recovery timeout has passed (the next call is the
  * trial); `onStateChange` reports `half-open` when that trial call starts.
  */
-export function createBreakerRegistry(
-  options: BreakerRegistryOptions = {},
-): BreakerRegistry {
+export function createBreakerRegistry(options: BreakerRegistryOptions = {}): BreakerRegistry {
   const failureThreshold = options.failureThreshold ?? 5;
   const recoveryTimeoutMs = options.recoveryTimeoutMs ?? 30_000;
   if (!Number.isSafeInteger(failureThreshold) || failureThreshold < 1) {
-    throw new RangeError(
-      `failureThreshold must be a positive integer, got ${failureThreshold}`,
-    );
+    throw new RangeError(`failureThreshold must be a positive integer, got ${failureThreshold}`);
   }
   if (!Number.isFinite(recoveryTimeoutMs) || recoveryTimeoutMs < 0) {
-    throw new RangeError(
-      `recoveryTimeoutMs must be a non-negative number, got ${recoveryTimeoutMs}`,
-    );
+    throw new RangeError(`recoveryTimeoutMs must be a non-negative number, got ${recoveryTimeoutMs}`);
   }
   const clock = options.clock ?? createSystemClock();
   const breakers = new Map<string, Breaker>();
@@ -111,21 +98,20 @@ export function createBreakerRegistry(
       breaker: counter,
     });
     let openedAt: number | undefined;
-    let reported: BreakerState = "closed";
+    let reported: BreakerState = 'closed';
 
-    const recovering = (): boolean =>
-      openedAt !== undefined && clock.now() - openedAt >= recoveryTimeoutMs;
+    const recovering = (): boolean => openedAt !== undefined && clock.now() - openedAt >= recoveryTimeoutMs;
 
     const state = (): BreakerState => {
       const inner = fromCockatiel(policy.state);
-      return inner === "open" && recovering() ? "half-open" : inner;
+      return inner === 'open' && recovering() ? 'half-open' : inner;
     };
 
     policy.onStateChange((next) => {
       const to = fromCockatiel(next);
       const at = clock.now();
-      if (to === "open") openedAt = at;
-      if (to === "closed") openedAt = undefined;
+      if (to === 'open') openedAt = at;
+      if (to === 'closed') openedAt = undefined;
       const from = reported;
       reported = to;
       if (from !== to) options.onStateChange?.({ name, from, to, at });
@@ -138,31 +124,25 @@ export function createBreakerRegistry(
         name,
         state: state(),
         failures: counter.state,
-        opened_at:
-          openedAt === undefined ? null : new Date(openedAt).toISOString(),
+        opened_at: openedAt === undefined ? null : new Date(openedAt).toISOString(),
       }),
       async execute(fn, signal) {
         const inner = policy.state;
         // A trial call is running: reject rather than queue behind it, so a failed trial does not
         // release a crowd of callers onto a dependency that is still down.
-        if (
-          inner === CircuitState.HalfOpen ||
-          inner === CircuitState.Isolated
-        ) {
+        if (inner === CircuitState.HalfOpen || inner === CircuitState.Isolated) {
           throw new CircuitOpenError(name);
         }
         if (inner === CircuitState.Open && !recovering()) {
           throw new CircuitOpenError(name, {
-            retryAfterMs:
-              (openedAt ?? clock.now()) + recoveryTimeoutMs - clock.now(),
+            retryAfterMs: (openedAt ?? clock.now()) + recoveryTimeoutMs - clock.now(),
           });
         }
         try {
           // Called in the same tick as the checks above, so no other call can slip in between.
           return await policy.execute(({ signal: s }) => fn(s), signal);
         } catch (error) {
-          if (error instanceof BrokenCircuitError)
-            throw new CircuitOpenError(name, { cause: error });
+          if (error instanceof BrokenCircuitError) throw new CircuitOpenError(name, { cause: error });
           throw error;
         }
       },
@@ -181,10 +161,8 @@ export function createBreakerRegistry(
   return {
     get,
     execute: (name, fn, signal) => get(name).execute(fn, signal),
-    state: (name) => breakers.get(name)?.state() ?? "closed",
+    state: (name) => breakers.get(name)?.state() ?? 'closed',
     states: () =>
-      [...breakers.values()]
-        .map((b) => b.snapshot())
-        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      [...breakers.values()].map((b) => b.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
 }

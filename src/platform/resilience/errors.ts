@@ -1,10 +1,10 @@
-import { BlocksError } from "../errors.ts";
+import { BlocksError } from '../errors.ts';
 
 /** Codes this module raises; each is listed in docs/errors.md. */
 export const RESILIENCE_ERRORS = {
   CIRCUIT_OPEN: {
     status: 503,
-    title: "A dependency is failing and its circuit breaker is open",
+    title: 'A dependency is failing and its circuit breaker is open',
   },
 } as const;
 
@@ -15,29 +15,20 @@ export const RESILIENCE_ERRORS = {
 export class CircuitOpenError extends BlocksError {
   readonly breaker: string;
 
-  constructor(
-    breaker: string,
-    options?: { cause?: unknown; retryAfterMs?: number },
-  ) {
-    super(
-      "CIRCUIT_OPEN",
-      RESILIENCE_ERRORS.CIRCUIT_OPEN.status,
-      `circuit breaker "${breaker}" is open`,
-      {
-        cause: options?.cause,
-        extensions:
-          options?.retryAfterMs === undefined
-            ? { breaker }
-            : {
-                breaker,
-                retry_after_ms: Math.max(0, Math.ceil(options.retryAfterMs)),
-              },
-      },
-    );
-    this.name = "CircuitOpenError";
+  constructor(breaker: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super('CIRCUIT_OPEN', RESILIENCE_ERRORS.CIRCUIT_OPEN.status, `circuit breaker "${breaker}" is open`, {
+      cause: options?.cause,
+      extensions:
+        options?.retryAfterMs === undefined
+          ? { breaker }
+          : {
+              breaker,
+              retry_after_ms: Math.max(0, Math.ceil(options.retryAfterMs)),
+            },
+    });
+    this.name = 'CircuitOpenError';
     this.breaker = breaker;
   }
 }
 
-export const isCircuitOpenError = (error: unknown): error is CircuitOpenError =>
-  error instanceof CircuitOpenError;
+export const isCircuitOpenError = (error: unknown): error is CircuitOpenError => error instanceof CircuitOpenError;

@@ -1,16 +1,12 @@
-import { afterAll, afterEach, beforeAll, expect, vi } from "vitest";
-import { Redis } from "ioredis";
-import { createMemoryBus } from "../../../src/platform/bus/memory.ts";
-import type { EventBus } from "../../../src/platform/bus/port.ts";
-import type { Cache } from "../../../src/platform/cache/port.ts";
-import {
-  createRedisCache,
-  type CacheLogger,
-  type RedisCacheOptions,
-} from "../../../src/platform/cache/redis.ts";
-import { uniqueName } from "../../support/services.ts";
-import type { BusFixture } from "../../conformance/bus.suite.ts";
-import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
+import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest';
+import { Redis } from 'ioredis';
+import { createMemoryBus } from '../../../src/platform/bus/memory.ts';
+import type { EventBus } from '../../../src/platform/bus/port.ts';
+import type { Cache } from '../../../src/platform/cache/port.ts';
+import { createRedisCache, type CacheLogger, type RedisCacheOptions } from '../../../src/platform/cache/redis.ts';
+import { uniqueName } from '../../support/services.ts';
+import type { BusFixture } from '../../conformance/bus.suite.ts';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 /** Where replicas get their bus: one in-process bus shared by all, or a broker with a connection per replica. */
 export interface BusWorld {
@@ -25,9 +21,7 @@ export const memoryBusWorld = async (): Promise<BusWorld> => {
 };
 
 /** Every replica after the first opens its own connection to the broker, as another process would. */
-export const brokerBusWorld = async (
-  open: () => Promise<BusFixture>,
-): Promise<BusWorld> => {
+export const brokerBusWorld = async (open: () => Promise<BusFixture>): Promise<BusWorld> => {
   const fixture = await open();
   let used = false;
   return {
@@ -36,8 +30,7 @@ export const brokerBusWorld = async (
         used = true;
         return fixture.bus;
       }
-      if (fixture.openPeer === undefined)
-        throw new Error("this bus fixture cannot open a peer");
+      if (fixture.openPeer === undefined) throw new Error('this bus fixture cannot open a peer');
       return fixture.openPeer();
     },
     cleanup: fixture.cleanup,
@@ -54,9 +47,7 @@ export const recordingLogger = (): CacheLogger & { messages: string[] } => {
 
 export const COMMAND_TIMEOUT_MS = 300;
 
-export type ReplicaOverrides = Partial<
-  Omit<RedisCacheOptions, "url" | "redis" | "bus">
-> & { url?: string };
+export type ReplicaOverrides = Partial<Omit<RedisCacheOptions, 'url' | 'redis' | 'bus'>> & { url?: string };
 
 export interface RedisCacheHarness {
   /** A direct client, for reading and writing Redis behind the caches' back. */
@@ -72,10 +63,7 @@ export interface RedisCacheHarness {
 }
 
 /** Registers the hooks of a file that tests the Redis cache, and hands back its helpers. */
-export function useRedisCacheHarness(
-  redisUrl: string,
-  makeWorld: () => Promise<BusWorld>,
-): RedisCacheHarness {
+export function useRedisCacheHarness(redisUrl: string, makeWorld: () => Promise<BusWorld>): RedisCacheHarness {
   let world: BusWorld;
   let raw: Redis;
   const prefixes: string[] = [];
@@ -106,16 +94,12 @@ export function useRedisCacheHarness(
   return {
     raw: () => raw,
     newPrefix: () => {
-      const prefix = `${uniqueName("cachetest")}:`;
+      const prefix = `${uniqueName('cachetest')}:`;
       prefixes.push(prefix);
       return prefix;
     },
     replica: async (keyPrefix, overrides = {}) => {
-      const {
-        url = redisUrl,
-        nodeId = uniqueName("node"),
-        ...rest
-      } = overrides;
+      const { url = redisUrl, nodeId = uniqueName('node'), ...rest } = overrides;
       const bus = await world.next();
       const cache = await createRedisCache({
         nodeId,
@@ -135,11 +119,11 @@ export function useRedisCacheHarness(
     },
     drained: async (cache) => {
       const entry = consumers.get(cache);
-      if (entry === undefined) throw new Error("not a replica of this test");
-      await vi.waitFor(
-        async () => expect(await entry.bus.lag(entry.consumer)).toBe(0),
-        { timeout: 10_000, interval: 10 },
-      );
+      if (entry === undefined) throw new Error('not a replica of this test');
+      await vi.waitFor(async () => expect(await entry.bus.lag(entry.consumer)).toBe(0), {
+        timeout: 10_000,
+        interval: 10,
+      });
     },
     proxy: async () => {
       const proxy = await startTcpProxy(redisUrl);

@@ -1,10 +1,4 @@
-import {
-  createServer,
-  connect,
-  type AddressInfo,
-  type Server,
-  type Socket,
-} from "node:net";
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
 /**
  * A TCP proxy in front of a real service, so a test can make that service stop answering or go
@@ -33,8 +27,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     const upstream = connect({ host: hostname, port: Number(targetPort) });
     sockets.add(client);
     sockets.add(upstream);
-    client.on("data", (chunk) => upstream.write(chunk));
-    upstream.on("data", (chunk) => {
+    client.on('data', (chunk) => upstream.write(chunk));
+    upstream.on('data', (chunk) => {
       if (holding) held.push({ chunk, flush: () => client.write(chunk) });
       else client.write(chunk);
     });
@@ -44,18 +38,18 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
       sockets.delete(client);
       sockets.delete(upstream);
     };
-    client.on("close", teardown);
-    upstream.on("close", teardown);
-    client.on("error", teardown);
-    upstream.on("error", teardown);
+    client.on('close', teardown);
+    upstream.on('close', teardown);
+    client.on('error', teardown);
+    upstream.on('error', teardown);
   };
 
   let server: Server | undefined;
   const listen = (port: number): Promise<number> =>
     new Promise((resolve, reject) => {
       const s = createServer(onConnection);
-      s.once("error", reject);
-      s.listen(port, "127.0.0.1", () => {
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
         server = s;
         resolve((s.address() as AddressInfo).port);
       });
@@ -76,7 +70,7 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     hold: () => {
       holding = true;
     },
-    heldText: () => Buffer.concat(held.map((h) => h.chunk)).toString("utf8"),
+    heldText: () => Buffer.concat(held.map((h) => h.chunk)).toString('utf8'),
     release: () => {
       holding = false;
       for (const { flush } of held.splice(0)) flush();
