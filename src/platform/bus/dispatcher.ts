@@ -44,8 +44,9 @@ export interface DeliverySource {
 
 /** Where a failure the bus handled itself happened. */
 export interface BusErrorContext {
-  readonly stage: 'handler' | 'ack' | 'keep-alive' | 'dead-letter' | 'pull';
-  readonly consumer: string;
+  readonly stage: 'handler' | 'ack' | 'keep-alive' | 'dead-letter' | 'pull' | 'connection';
+  /** Absent for connection errors, which are the bus' rather than one consumer's. */
+  readonly consumer?: string;
   readonly subject?: string;
   readonly id?: string;
   readonly attempt?: number;
@@ -135,7 +136,7 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
     await delivery.ack().catch((error: unknown) => report(error, 'ack', delivery, attempts));
   };
 
-  const process = async (delivery: InboundDelivery): Promise<void> => {
+  const handle = async (delivery: InboundDelivery): Promise<void> => {
     let attempt = delivery.deliveryCount;
     if (attempt > maxDeliver) {
       // Every earlier delivery ended without a settlement (subscriber died, ack wait ran out).
@@ -166,7 +167,7 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
   };
 
   const run = (delivery: InboundDelivery): void => {
-    void process(delivery)
+    void handle(delivery)
       .catch((error: unknown) => report(error, 'handler', delivery))
       .finally(() => {
         held.delete(delivery);

@@ -2,7 +2,7 @@ import { createSystemClock, type Clock } from '../clock.ts';
 import { busError } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
-import { prepareMessage, type PreparedMessage } from './message.ts';
+import { decodePayload, prepareMessage, type PreparedMessage } from './message.ts';
 import type { EventBus } from './port.ts';
 import { assertConsumerName } from './subject-pattern.ts';
 import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
@@ -103,7 +103,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     const owns = (): boolean => state.leased.get(entry) === current;
     return {
       subject: message.subject,
-      data: JSON.parse(message.payload) as unknown,
+      data: decodePayload(message.payload),
       id: message.id,
       key: message.key,
       headers: { ...message.headers },

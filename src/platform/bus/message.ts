@@ -66,3 +66,16 @@ export function prepareMessage(message: OutgoingMessage): PreparedMessage {
   }
   return { subject, id, key: message.key, headers, payload };
 }
+
+/**
+ * Parses a stored payload. Text that is not JSON (a message some other producer put on the
+ * broker) is delivered as the string itself rather than failing the pull, so the handler's
+ * retry and dead-letter policy decides what happens to it.
+ */
+export function decodePayload(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}

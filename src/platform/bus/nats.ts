@@ -16,7 +16,7 @@ import { createSystemClock, type Clock } from '../clock.ts';
 import { busError } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
-import { prepareMessage } from './message.ts';
+import { decodePayload, prepareMessage } from './message.ts';
 import type { EventBus } from './port.ts';
 import { assertConsumerName, assertSubject } from './subject-pattern.ts';
 import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
@@ -65,7 +65,7 @@ const toInbound = (message: JsMsg, prefixLength: number): InboundDelivery => {
   }
   return {
     subject: message.subject.slice(prefixLength),
-    data: JSON.parse(message.string()) as unknown,
+    data: decodePayload(message.string()),
     id: id === '' ? `${message.info.stream}:${message.seq}` : id,
     key,
     headers,

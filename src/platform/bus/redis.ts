@@ -5,7 +5,7 @@ import { createSystemClock, type Clock } from '../clock.ts';
 import { busError } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
-import { prepareMessage } from './message.ts';
+import { decodePayload, prepareMessage } from './message.ts';
 import type { EventBus } from './port.ts';
 import {
   extendScript,
@@ -45,6 +45,13 @@ export interface RedisBusOptions {
 const RECLAIM_EVERY_MAX_MS = 2_000;
 const LAG_SCAN_BATCH = 500;
 
+/** Headers as stored by `publish`; anything else (an entry written by another producer) yields none. */
+const parseHeaders = (text: string | undefined): Record<string, string> => {
+  const parsed = decodePayload(text ?? '{}');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return {};
+  return Object.fromEntries(Object.entries(parsed).filter((pair): pair is [string, string] => typeof pair[1] === 'string'));
+};
+
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** The other keys of a namespace, for tooling and test cleanup. */
@@ -73,6 +80,9 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
   const onError = options.onError ?? (() => undefined);
   const lifecycle = createBusLifecycle('redis');
   const redis = new Redis(options.url, { lazyConnect: true });
+  // ioredis reconnects by itself; without a listener its error events would be unhandled.
+  const reportConnectionError = (error: unknown): void => onError(error, { stage: 'connection' });
+  redis.on('error', reportConnectionError);
   try {
     await redis.connect();
   } catch (error) {
@@ -102,16 +112,17 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     const group = resolved.consumer;
     const reader = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
     const blocking = redis.duplicate({ lazyConnect: true });
+    blocking.on('error', reportConnectionError);
     await blocking.connect();
     const reclaimEveryMs = Math.max(100, Math.min(RECLAIM_EVERY_MAX_MS, Math.floor(resolved.ackWaitMs / 2)));
     let reclaimCursor = '0-0';
     let lastReclaim = -Infinity;
 
     const toInbound = (entry: StreamEntry, deliveryCount: number): InboundDelivery => {
-      const headers = JSON.parse(entry.fields.get('h') ?? '{}') as Record<string, string>;
+      const headers = parseHeaders(entry.fields.get('h'));
       return {
         subject: entry.fields.get('s') ?? '',
-        data: JSON.parse(entry.fields.get('d') ?? 'null') as unknown,
+        data: decodePayload(entry.fields.get('d') ?? 'null'),
         id: entry.fields.get('i') ?? entry.id,
         key: entry.fields.get('k'),
         headers,
@@ -142,7 +153,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
       const reply = await redis.call('XAUTOCLAIM', keys.stream, group, reader, resolved.ackWaitMs, reclaimCursor, 'COUNT', max);
       const { cursor, entries } = parseAutoClaim(reply);
       reclaimCursor = cursor;
-      // Scanned to the end with nothing found: look again on the next round instead of waiting for the next interval.
+      // Scanned part of the pending list without a find: go on scanning next round instead of waiting an interval.
       if (entries.length === 0 && cursor !== '0-0') lastReclaim = -Infinity;
       return entries;
     };
