@@ -31,6 +31,8 @@ const shown = (value: unknown): string => {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
+  // Objects are named above; what is left (numbers, booleans, bigints) prints as itself.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   return typeof value === 'string' ? `'${value}'` : String(value);
 };
 

@@ -1,7 +1,7 @@
 import type { ModelCatalog } from './catalog.ts';
 import { invalidRouterConfig, noEligibleModel, unknownTaskType } from './errors.ts';
 import type { Tokenizer } from './tokenizer.ts';
-import type { Complexity, QualityByComplexity, RouteDecision, RouteRequest } from './types.ts';
+import type { QualityByComplexity, RouteDecision, RouteRequest } from './types.ts';
 
 /** Quality difference within which the cheaper model wins, unless configured otherwise. */
 export const DEFAULT_QUALITY_MARGIN = 0.02;

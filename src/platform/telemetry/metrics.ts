@@ -52,7 +52,8 @@ export function createMetrics(defaultLabels: Record<string, string> = {}): Metri
     },
     counter(name, help, counterLabels) {
       const existing = registry.getSingleMetric(name);
-      if (existing) return existing as Counter<(typeof counterLabels)[number]>;
+      // A metric of another kind under this name falls through: the registry then refuses the duplicate.
+      if (existing instanceof Counter) return existing;
       return new Counter({ name, help, labelNames: counterLabels, registers: [registry] });
     },
   };

@@ -56,7 +56,7 @@ describe('loadModelCatalog', () => {
     const raw = [model()];
     const catalog = loadModelCatalog(raw);
     (raw[0] as { task_types: string[] }).task_types.push('reasoning');
-    (raw[0] as { quality: Record<string, { low: number }> }).quality.chat!.low = 0;
+    (raw[0] as { quality: { chat: { low: number } } }).quality.chat.low = 0;
     expect(catalog.getModel('alpha')?.task_types).toEqual(['chat', 'code']);
     expect(catalog.getModel('alpha')?.quality.chat?.low).toBe(0.9);
     expect(Object.isFrozen(catalog.getModel('alpha'))).toBe(true);

@@ -29,7 +29,7 @@ const build = async (overrides: Parameters<typeof bare>[0] = {}): Promise<HttpSe
         body: Type.Object({ size: Type.Enum(['s', 'm']), count: Type.Integer() }, { additionalProperties: false }),
       },
     },
-    async (request) => ({ id: (request.params as { id: string }).id }),
+    async (request) => ({ id: request.params.id }),
   );
   app.get('/boom', { config: { scope: 'x' } }, async () => {
     throw new Error('secret internal detail');
