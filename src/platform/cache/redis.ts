@@ -64,7 +64,7 @@ const isInvalidation = (data: unknown): data is Invalidation => {
   );
 };
 
-/** Connection states in which a command would only wait in ioredis' offline queue. */
+/** Connection states in which no command can be answered now: fail at once instead of queueing or waiting. */
 const DOWN = new Set(['reconnecting', 'close', 'end']);
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
