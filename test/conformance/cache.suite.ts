@@ -175,9 +175,7 @@ export function cacheSuite(name: string, makeCache: MakeCache, suiteOptions: Cac
       await Promise.all([cache.delete('race'), cache.set('race', 'b'), cache.set('race', 'c')]);
       expect(await cache.get('race')).toBe('c');
       // Reads racing writes see some written value, never a torn or foreign one.
-      const reads = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => Promise.all([cache.set('race', i), cache.get('race')])),
-      );
+      const reads = await Promise.all(Array.from({ length: 10 }, (_, i) => Promise.all([cache.set('race', i), cache.get('race')])));
       for (const [, read] of reads) expect(['c', ...Array.from({ length: 10 }, (_, i) => i)]).toContainEqual(read);
       expect(await cache.get('race')).toBe(9);
     });

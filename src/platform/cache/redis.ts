@@ -57,10 +57,7 @@ const isInvalidation = (data: unknown): data is Invalidation => {
   if (typeof data !== 'object' || data === null) return false;
   const d = data as Record<string, unknown>;
   return (
-    typeof d.origin === 'string' &&
-    typeof d.prefix === 'string' &&
-    Array.isArray(d.keys) &&
-    d.keys.every((k) => typeof k === 'string')
+    typeof d.origin === 'string' && typeof d.prefix === 'string' && Array.isArray(d.keys) && d.keys.every((k) => typeof k === 'string')
   );
 };
 
@@ -163,10 +160,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   const readFailed = (error: unknown): void => {
     if (degraded) return;
     degraded = true;
-    logger.warn(
-      { err: error, keyPrefix },
-      'shared cache unreachable: reads miss (L1 still served) until Redis answers',
-    );
+    logger.warn({ err: error, keyPrefix }, 'shared cache unreachable: reads miss (L1 still served) until Redis answers');
   };
   const redisAnswered = (): void => {
     degraded = false;
@@ -201,12 +195,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
     }
   };
 
-  const write = async (
-    operation: 'set' | 'delete',
-    key: string,
-    command: () => Promise<unknown>,
-    fill?: { text: string; ttl: number },
-  ) => {
+  const write = async (operation: 'set' | 'delete', key: string, command: () => Promise<unknown>, fill?: { text: string; ttl: number }) => {
     dropLocal(key);
     const settled = begin(key);
     try {

@@ -13,8 +13,7 @@ export function serialise(key: string, value: unknown): string {
       cause: error,
     });
   }
-  if (text === undefined)
-    throw new TypeError(`cache value for "${key}" is not JSON-serialisable (got ${typeof value})`);
+  if (text === undefined) throw new TypeError(`cache value for "${key}" is not JSON-serialisable (got ${typeof value})`);
   return text;
 }
 
@@ -31,7 +30,6 @@ export function resolveTtl(ttlMs: number | undefined, defaultTtlMs: number): num
 }
 
 export function requirePositiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   return value;
 }

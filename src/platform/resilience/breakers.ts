@@ -1,11 +1,4 @@
-import {
-  BrokenCircuitError,
-  CircuitState,
-  ConsecutiveBreaker,
-  circuitBreaker,
-  handleAll,
-  type CircuitBreakerPolicy,
-} from 'cockatiel';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { createSystemClock, type Clock } from '../clock.ts';
 import { CircuitOpenError } from './errors.ts';
 
@@ -162,7 +155,6 @@ export function createBreakerRegistry(options: BreakerRegistryOptions = {}): Bre
     get,
     execute: (name, fn, signal) => get(name).execute(fn, signal),
     state: (name) => breakers.get(name)?.state() ?? 'closed',
-    states: () =>
-      [...breakers.values()].map((b) => b.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    states: () => [...breakers.values()].map((b) => b.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
 }
