@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import replyFrom from '@fastify/reply-from';
 import type { ServiceModule } from '../platform/service-module.ts';
-import { BlocksError } from '../platform/errors.ts';
+import { upstreamUnavailable } from './errors.ts';
 
 /**
  * Where the gateway sends a service's traffic: mounted in the same process (no network hop, as
@@ -23,9 +23,7 @@ const proxyTo =
       reply.from(request.url, {
         rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-correlation-id': request.id, traceparent: request.trace.traceparent }),
         onError: (innerReply, { error }) => {
-          innerReply.send(
-            new BlocksError('UPSTREAM_UNAVAILABLE', 502, `The ${upstream.name} service did not answer: ${error.message}`, { cause: error }),
-          );
+          innerReply.send(upstreamUnavailable(upstream.name, error));
         },
       });
     app.all(upstream.prefix, forward, handler);

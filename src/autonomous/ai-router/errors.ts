@@ -2,11 +2,12 @@ import { BlocksError } from '../../platform/errors.ts';
 
 /**
  * Every error code the AI router raises, with its HTTP status and a short title for
- * docs/errors.md. Client-visible codes are 4xx; INVALID_ROUTER_CONFIG stops start-up.
+ * docs/errors.md. Clients see the 4xx codes and AI_ROUTER_TIMEOUT; INVALID_ROUTER_CONFIG stops start-up.
  */
 export const aiRouterErrors = {
   UNKNOWN_TASK_TYPE: { status: 422, title: 'Unknown task type' },
   NO_ELIGIBLE_MODEL: { status: 422, title: 'No eligible model' },
+  AI_ROUTER_TIMEOUT: { status: 503, title: 'No routing decision in time' },
   INVALID_ROUTER_CONFIG: { status: 500, title: 'Invalid AI router configuration' },
 } as const;
 
@@ -43,6 +44,12 @@ export const noEligibleModel = (args: {
       },
     },
   );
+
+/** No decision within `ai_router_timeout`; the request may be retried. */
+export const aiRouterTimeout = (timeoutMs: number): BlocksError =>
+  new BlocksError('AI_ROUTER_TIMEOUT', aiRouterErrors.AI_ROUTER_TIMEOUT.status, `No routing decision within ${timeoutMs} ms`, {
+    extensions: { timeout_ms: timeoutMs },
+  });
 
 /**
  * The model catalog or router settings are wrong. `path` names the bad entry and field,

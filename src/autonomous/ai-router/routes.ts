@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { AiRouterService } from './service.ts';
 import type { RouteRequest } from './types.ts';
-import { BlocksError } from '../../platform/errors.ts';
+import { aiRouterTimeout } from './errors.ts';
 
 const RouteBody = Type.Object(
   {
@@ -44,7 +44,7 @@ export const aiRouterRoutes: FastifyPluginAsync<AiRouterRoutesOptions> = async (
         summary: 'Choose the model for a task, with confidence, reason and estimated cost',
         tags: ['ai'],
         body: RouteBody,
-        response: { 200: RouteAnswer, 400: Problem, 422: Problem },
+        response: { 200: RouteAnswer, 400: Problem, 422: Problem, 503: Problem },
       },
     },
     async (request) => {
@@ -57,7 +57,7 @@ export const aiRouterRoutes: FastifyPluginAsync<AiRouterRoutesOptions> = async (
 async function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BlocksError('AI_ROUTER_TIMEOUT', 503, `No routing decision within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(aiRouterTimeout(ms)), ms);
   });
   try {
     return await Promise.race([work, deadline]);

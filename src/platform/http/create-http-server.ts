@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { swaggerPlugins } from './openapi.ts';
 import { correlationIdOf, traceOf, type TraceContext } from './trace-context.ts';
 import { buildProblem, problemFor, sendProblem } from './problem.ts';
+import { httpErrors } from './errors.ts';
 import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
 import type { Logger } from '../logger.ts';
@@ -103,9 +104,9 @@ export async function createHttpServer(options: HttpServerOptions) {
     if (allowed.length > 0) {
       reply.header('allow', allowed.join(', '));
       const detail = `${request.method} is not allowed here; use ${allowed.join(', ')}`;
-      return sendProblem(reply, buildProblem(405, 'METHOD_NOT_ALLOWED', detail, request));
+      return sendProblem(reply, buildProblem(httpErrors.METHOD_NOT_ALLOWED.status, 'METHOD_NOT_ALLOWED', detail, request));
     }
-    return sendProblem(reply, buildProblem(404, 'NOT_FOUND', `No route ${request.method} ${path}`, request));
+    return sendProblem(reply, buildProblem(httpErrors.NOT_FOUND.status, 'NOT_FOUND', `No route ${request.method} ${path}`, request));
   });
 
   await app.register(swaggerPlugins, { title: `Blocks ${options.name}`, version: options.version });

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isBlocksError } from '../errors.ts';
+import { FRAMEWORK_CODES, httpErrors } from './errors.ts';
 
 /** RFC 9457 problem document as Blocks writes it. */
 export interface Problem {
@@ -26,18 +27,6 @@ export interface ProblemFieldError {
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 export const problemType = (code: string): string => `urn:blocks:problem:${code.toLowerCase().replaceAll('_', '-')}`;
-
-/** Fastify's own client errors, renamed to stable Blocks codes. */
-const FRAMEWORK_CODES: Record<string, string> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'EMPTY_BODY',
-  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
-  FST_ERR_BAD_URL: 'BAD_URL',
-  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
-  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
-};
 
 interface AjvIssue {
   readonly keyword: string;
@@ -84,14 +73,16 @@ export function problemFor(error: unknown, request: FastifyRequest): Problem {
     const location = fastifyError.validationContext ?? 'body';
     const errors = fieldErrors(location, fastifyError.validation);
     const summary = errors.map((e) => `${e.pointer || '(document)'} ${e.message}`).join('; ');
-    return { ...buildProblem(400, 'VALIDATION_FAILED', `Invalid ${location}: ${summary}`, request), errors };
+    return { ...buildProblem(httpErrors.VALIDATION_FAILED.status, 'VALIDATION_FAILED', `Invalid ${location}: ${summary}`, request), errors };
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Fastify's status stands: for the renamed codes it is the catalogue's, and an unknown 4xx keeps its own.
     const code = FRAMEWORK_CODES[fastifyError.code ?? ''] ?? 'BAD_REQUEST';
     return buildProblem(status, code, fastifyError.message ?? 'Bad request', request);
   }
-  return buildProblem(500, 'INTERNAL', `An internal error occurred; quote correlation id ${request.id} when reporting it.`, request);
+  const detail = `An internal error occurred; quote correlation id ${request.id} when reporting it.`;
+  return buildProblem(httpErrors.INTERNAL.status, 'INTERNAL', detail, request);
 }
 
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {

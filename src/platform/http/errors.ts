@@ -1,0 +1,32 @@
+/**
+ * Codes the HTTP kernel itself answers with, whatever module the route belongs to: malformed
+ * requests, unknown routes and the catch-all for unexpected failures. Each is listed in
+ * docs/errors.md.
+ */
+export const httpErrors = {
+  BAD_REQUEST: { status: 400, title: 'Bad request' },
+  VALIDATION_FAILED: { status: 400, title: 'Request does not match the route schema' },
+  MALFORMED_JSON: { status: 400, title: 'Body is not valid JSON' },
+  EMPTY_BODY: { status: 400, title: 'JSON body is empty' },
+  INVALID_CONTENT_LENGTH: { status: 400, title: 'Body size does not match Content-Length' },
+  BAD_URL: { status: 400, title: 'URL is not valid' },
+  NOT_FOUND: { status: 404, title: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
+  BODY_TOO_LARGE: { status: 413, title: 'Body is larger than the limit' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
+  INTERNAL: { status: 500, title: 'Internal error' },
+} as const;
+
+export type HttpErrorCode = keyof typeof httpErrors;
+
+/** Fastify's own client errors, renamed to stable Blocks codes; any other 4xx it raises is BAD_REQUEST. */
+export const FRAMEWORK_CODES: Readonly<Record<string, HttpErrorCode>> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'EMPTY_BODY',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INVALID_CONTENT_LENGTH',
+  FST_ERR_BAD_URL: 'BAD_URL',
+  FST_ERR_ASYNC_CONSTRAINT: 'BAD_REQUEST',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+};
