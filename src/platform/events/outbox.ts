@@ -57,27 +57,42 @@ export function buildEvent<Payload extends object>(input: NewSystemEvent<Payload
 /**
  * Writes an event to the outbox through `tx`, so it commits or rolls back with the change it
  * describes; the relay publishes it after the commit (call `relay.notify()` then for low latency).
- * Returns the event with its defaults filled in: what consumers will receive once JSON has carried it. Throws `InvalidEventError` for a bad event and
- * a unique-violation `DatabaseError` when `event_id` was already used.
+ * Returns the event with its defaults filled in: what consumers will receive once JSON has carried it.
+ * Throws `InvalidEventError` for a bad event and a unique-violation `DatabaseError` when `event_id`
+ * was already used.
  */
 export async function appendEvent<Payload extends object>(tx: Queryable, input: NewSystemEvent<Payload>): Promise<SystemEvent<Payload>> {
-  const event = buildEvent(input);
+  return (await appendEvents(tx, [input]))[0] as SystemEvent<Payload>;
+}
+
+/**
+ * Writes several events in one statement (all or none), in the order given: the relay publishes
+ * them in that order. Same contract as {@link appendEvent}; every event is checked before anything
+ * is written.
+ */
+export async function appendEvents<Payload extends object>(
+  tx: Queryable,
+  inputs: readonly NewSystemEvent<Payload>[],
+): Promise<SystemEvent<Payload>[]> {
+  const events = inputs.map((input) => buildEvent(input));
+  if (events.length === 0) return events;
+  const rows = events.map((event, i) => ({
+    ...event,
+    ordering_key: inputs[i]?.key ?? event.correlation_id,
+    traceparent: inputs[i]?.traceparent ?? null,
+    n: i,
+  }));
+  // One JSON parameter instead of ten per row: PGlite and PostgreSQL both pay per statement far more than per row.
   await tx.query(
     `INSERT INTO events (event_id, event_type, source_service, target_services, payload, "timestamp",
                          correlation_id, version, ordering_key, traceparent)
-     VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)`,
-    [
-      event.event_id,
-      event.event_type,
-      event.source_service,
-      event.target_services,
-      JSON.stringify(event.payload),
-      event.timestamp,
-      event.correlation_id,
-      event.version,
-      input.key ?? event.correlation_id,
-      input.traceparent ?? null,
-    ],
+     SELECT event_id, event_type, source_service, target_services, payload, "timestamp",
+            correlation_id, version, ordering_key, traceparent
+     FROM jsonb_to_recordset($1::jsonb) AS r(event_id uuid, event_type text, source_service text,
+          target_services text[], payload jsonb, "timestamp" timestamptz, correlation_id text, version text,
+          ordering_key text, traceparent text, n integer)
+     ORDER BY n`,
+    [JSON.stringify(rows)],
   );
-  return event;
+  return events;
 }
