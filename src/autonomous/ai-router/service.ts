@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from '../../platform/db/port.ts';
 import type { RouteDecider } from './decide.ts';
 import type { RouteDecision, RouteRequest } from './types.ts';
-import { appendEvent } from '../../platform/events/outbox.ts';
+import { appendEvents } from '../../platform/events/index.ts';
+import type { NewSystemEvent } from '../../platform/events/index.ts';
+import { createGroupCommit } from '../../platform/group-commit.ts';
 
 /** Subject of the event every routing decision produces. */
 export const ROUTE_DECIDED = 'ai.route.decided';
@@ -38,6 +40,20 @@ export interface AiRouterServiceOptions {
 
 export function createAiRouterService(options: AiRouterServiceOptions): AiRouterService {
   const { decider, db, onEventAppended, retryAttempts } = options;
+  // Decisions made while a write is in flight are written together: one statement per batch
+  // instead of one per request. Each caller still waits for its own event to be committed.
+  const events = createGroupCommit<NewSystemEvent, unknown>({
+    maxBatch: 500,
+    write: async (batch) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await appendEvents(db, batch);
+        } catch (error) {
+          if (attempt >= retryAttempts || !isTransient(error)) throw error;
+        }
+      }
+    },
+  });
   return {
     async route(request, trace) {
       const decision = decider.decide(request);
@@ -56,15 +72,8 @@ export function createAiRouterService(options: AiRouterServiceOptions): AiRouter
           ...decision,
         },
       };
-      // One statement, so it needs no explicit transaction: the decision itself is the change.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await appendEvent(db, event);
-          break;
-        } catch (error) {
-          if (attempt >= retryAttempts || !isTransient(error)) throw error;
-        }
-      }
+      // The decision itself is the change, so the event needs no transaction around it.
+      await events.submit(event);
       onEventAppended();
       return { ...decision, decision_id: decisionId };
     },
