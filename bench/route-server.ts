@@ -15,8 +15,19 @@ const config = loadConfig({
   env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: dataDir },
 });
 // Production logging (one line per request) goes to /dev/null: its cost is measured, its output is not kept.
-const logger = createLogger({ level: config.log.level, service: 'bench', version: 'bench', destination: pino.destination({ dest: '/dev/null', sync: false }) });
-const blocks = await startBlocks({ config, roles: ['gateway', 'autonomous', 'collaborative'], version: 'bench', ephemeralPorts: true, logger });
+const logger = createLogger({
+  level: config.log.level,
+  service: 'bench',
+  version: 'bench',
+  destination: pino.destination({ dest: '/dev/null', sync: false }),
+});
+const blocks = await startBlocks({
+  config,
+  roles: ['gateway', 'autonomous', 'collaborative'],
+  version: 'bench',
+  ephemeralPorts: true,
+  logger,
+});
 
 const bare = Fastify();
 bare.post('/route', async () => ({ selected_model: 'm', confidence: 0.9, routing_reason: 'bare', estimated_cost: 0.0001 }));

@@ -9,7 +9,12 @@ export type GatewayErrorCode = keyof typeof gatewayErrors;
 
 /** The service behind `upstream` (e.g. `autonomous`) refused the connection, reset it or timed out. */
 export const upstreamUnavailable = (upstream: string, cause: Error): BlocksError =>
-  new BlocksError('UPSTREAM_UNAVAILABLE', gatewayErrors.UPSTREAM_UNAVAILABLE.status, `The ${upstream} service did not answer: ${cause.message}`, {
-    cause,
-    extensions: { upstream },
-  });
+  new BlocksError(
+    'UPSTREAM_UNAVAILABLE',
+    gatewayErrors.UPSTREAM_UNAVAILABLE.status,
+    `The ${upstream} service did not answer: ${cause.message}`,
+    {
+      cause,
+      extensions: { upstream },
+    },
+  );

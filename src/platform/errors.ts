@@ -10,12 +10,7 @@ export class BlocksError extends Error {
   /** Extra members of the problem document (e.g. which field was wrong). */
   readonly extensions: Readonly<Record<string, unknown>>;
 
-  constructor(
-    code: string,
-    status: number,
-    detail: string,
-    options?: { cause?: unknown; extensions?: Record<string, unknown> },
-  ) {
+  constructor(code: string, status: number, detail: string, options?: { cause?: unknown; extensions?: Record<string, unknown> }) {
     super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BlocksError';
     this.code = code;

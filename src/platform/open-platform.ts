@@ -37,7 +37,12 @@ export interface OpenedPlatform extends Platform {
 }
 
 function openDatabaseFor(config: Config, logger?: Logger): Promise<Database> {
-  return openDatabase({ url: config.database.url, dataDir: join(resolve(config.data_dir), 'pglite'), poolMax: config.database.pool_max, logger });
+  return openDatabase({
+    url: config.database.url,
+    dataDir: join(resolve(config.data_dir), 'pglite'),
+    poolMax: config.database.pool_max,
+    logger,
+  });
 }
 
 /** Applies pending migrations to the configured database (`blocks migrate`); returns their names. */
@@ -128,7 +133,9 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       await relay.stop();
     });
 
-    metrics.gauge('blocks_outbox_backlog', 'Events committed but not yet published to the bus', [], async (set) => set(await relay.backlog()));
+    metrics.gauge('blocks_outbox_backlog', 'Events committed but not yet published to the bus', [], async (set) =>
+      set(await relay.backlog()),
+    );
     metrics.gauge('blocks_db_pool_connections', 'Database connections by state', ['state'], (set) => {
       const stats = db.poolStats();
       set(stats.total, { state: 'total' });

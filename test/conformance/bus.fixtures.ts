@@ -44,10 +44,7 @@ export const natsTestOptions = (url: string): NatsBusOptions => {
 /** Options for a Redis bus in a namespace of its own. */
 export const redisTestOptions = (url: string): RedisBusOptions => ({ url, streamKey: `test:${uniqueName('bus')}` });
 
-const fixtureOf = async (
-  open: () => Promise<EventBus>,
-  deleteNamespace: () => Promise<void>,
-): Promise<BusFixture> => {
+const fixtureOf = async (open: () => Promise<EventBus>, deleteNamespace: () => Promise<void>): Promise<BusFixture> => {
   const buses: EventBus[] = [await open()];
   const [bus] = buses as [EventBus];
   return {
@@ -66,10 +63,16 @@ const fixtureOf = async (
 
 export const natsBusFixture = (url: string): Promise<BusFixture> => {
   const options = natsTestOptions(url);
-  return fixtureOf(() => createNatsBus(options), () => deleteNatsStream(url, options.stream));
+  return fixtureOf(
+    () => createNatsBus(options),
+    () => deleteNatsStream(url, options.stream),
+  );
 };
 
 export const redisBusFixture = (url: string): Promise<BusFixture> => {
   const options = redisTestOptions(url);
-  return fixtureOf(() => createRedisBus(options), () => deleteRedisNamespace(url, options.streamKey));
+  return fixtureOf(
+    () => createRedisBus(options),
+    () => deleteRedisNamespace(url, options.streamKey),
+  );
 };

@@ -80,8 +80,11 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       return { deliveries, handler: async (delivery) => void deliveries.push(delivery) };
     };
 
-    const subscribe = (opts: Partial<SubscribeOptions> & Pick<SubscribeOptions, 'consumer' | 'subject'>, handler: Handler, on = bus): Promise<Subscription> =>
-      on.subscribe({ ...FAST, ...opts }, handler);
+    const subscribe = (
+      opts: Partial<SubscribeOptions> & Pick<SubscribeOptions, 'consumer' | 'subject'>,
+      handler: Handler,
+      on = bus,
+    ): Promise<Subscription> => on.subscribe({ ...FAST, ...opts }, handler);
 
     beforeEach(async () => {
       fixture = await makeBus();
@@ -209,10 +212,12 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
 
     test('sharedConsumer', async () => {
       const handledBy = new Map<string, string[]>();
-      const worker = (who: string): Handler => async (delivery) => {
-        handledBy.set(delivery.id, [...(handledBy.get(delivery.id) ?? []), who]);
-        await sleep(15);
-      };
+      const worker =
+        (who: string): Handler =>
+        async (delivery) => {
+          handledBy.set(delivery.id, [...(handledBy.get(delivery.id) ?? []), who]);
+          await sleep(15);
+        };
       await subscribe({ consumer: 'workers', subject: 'jobs.run', concurrency: 2 }, worker('a'));
       await subscribe({ consumer: 'workers', subject: 'jobs.run', concurrency: 2 }, worker('b'));
       const ids = Array.from({ length: 30 }, (_, index) => `job-${index}`);
@@ -323,10 +328,14 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       const received = new Promise<Delivery>((resolve) => {
         report = resolve;
       });
-      const subscription = await subscribe(opts, async (delivery) => {
-        report(delivery);
-        await release.promise;
-      }, on);
+      const subscription = await subscribe(
+        opts,
+        async (delivery) => {
+          report(delivery);
+          await release.promise;
+        },
+        on,
+      );
       return { subscription, received, release };
     };
 
@@ -435,9 +444,12 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
         for (const key of keys) await bus.publish({ subject: `ledger.${key}`, data: n, key, id: `${key}-${n}` });
       }
       const expected = Array.from({ length: perKey }, (_, n) => n);
-      await vi.waitFor(() => {
-        for (const key of keys) expect(handled.get(key)).toHaveLength(perKey);
-      }, { timeout: 15_000, interval: 20 });
+      await vi.waitFor(
+        () => {
+          for (const key of keys) expect(handled.get(key)).toHaveLength(perKey);
+        },
+        { timeout: 15_000, interval: 20 },
+      );
       for (const key of keys) expect(handled.get(key), key).toEqual(expected);
       expect(overlaps).toEqual([]);
       expect(failedOnce.size).toBe(keys.length * expected.filter((n) => n % 7 === 3).length);

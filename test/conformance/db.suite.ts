@@ -135,9 +135,7 @@ export function dbSuite(name: string, makeDb: () => Promise<Database>): void {
         expect(isUniqueViolation(outside)).toBe(true);
         expect(outside).toMatchObject({ code: SQLSTATE.uniqueViolation, constraint: `${t}_pk`, table: t });
 
-        const inside = await db
-          .transaction((tx) => tx.query(`INSERT INTO ${t} VALUES (1, 'c')`))
-          .catch((e: unknown) => e);
+        const inside = await db.transaction((tx) => tx.query(`INSERT INTO ${t} VALUES (1, 'c')`)).catch((e: unknown) => e);
         expect(isUniqueViolation(inside)).toBe(true);
       });
 

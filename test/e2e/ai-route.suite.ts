@@ -34,53 +34,70 @@ export function aiRouteSuite(name: string, makeEnvironment: () => Promise<E2eEnv
       Number((await blocks.platform.db.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]?.n);
     const decisionsFor = async (model: string): Promise<number> =>
       Number(
-        (await blocks.platform.db.query<{ decisions: string }>('SELECT decisions FROM analytics_model_usage WHERE model = $1', [model])).rows[0]
-          ?.decisions ?? 0,
+        (await blocks.platform.db.query<{ decisions: string }>('SELECT decisions FROM analytics_model_usage WHERE model = $1', [model]))
+          .rows[0]?.decisions ?? 0,
       );
 
-    it.each(['gateway', 'autonomous'] as const)('routes a request sent to the %s and follows it through outbox, bus and consumer', async (role) => {
-      const correlationId = `e2e-${role}-${Date.now()}`;
-      const res = await fetch(`${blocks.urls[role]}/api/v1/autonomous/ai/route`, {
-        ...json({ task_type: 'code', complexity: 'medium', context: { prompt: 'Write a function that merges two sorted arrays in TypeScript.' } }),
-        headers: { 'content-type': 'application/json', 'x-correlation-id': correlationId },
-      });
-      expect(res.status).toBe(200);
-      expect(res.headers.get('x-correlation-id')).toBe(correlationId);
-      const answer = (await res.json()) as { selected_model: string; confidence: number; routing_reason: string; estimated_cost: number; decision_id: string };
-      expect(answer.selected_model).toMatch(/\S/);
-      expect(answer.confidence).toBeGreaterThan(0);
-      expect(answer.confidence).toBeLessThanOrEqual(1);
-      expect(answer.routing_reason).toContain(answer.selected_model);
-      expect(answer.estimated_cost).toBeGreaterThan(0);
-      const before = await decisionsFor(answer.selected_model);
+    it.each(['gateway', 'autonomous'] as const)(
+      'routes a request sent to the %s and follows it through outbox, bus and consumer',
+      async (role) => {
+        const correlationId = `e2e-${role}-${Date.now()}`;
+        const res = await fetch(`${blocks.urls[role]}/api/v1/autonomous/ai/route`, {
+          ...json({
+            task_type: 'code',
+            complexity: 'medium',
+            context: { prompt: 'Write a function that merges two sorted arrays in TypeScript.' },
+          }),
+          headers: { 'content-type': 'application/json', 'x-correlation-id': correlationId },
+        });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('x-correlation-id')).toBe(correlationId);
+        const answer = (await res.json()) as {
+          selected_model: string;
+          confidence: number;
+          routing_reason: string;
+          estimated_cost: number;
+          decision_id: string;
+        };
+        expect(answer.selected_model).toMatch(/\S/);
+        expect(answer.confidence).toBeGreaterThan(0);
+        expect(answer.confidence).toBeLessThanOrEqual(1);
+        expect(answer.routing_reason).toContain(answer.selected_model);
+        expect(answer.estimated_cost).toBeGreaterThan(0);
+        const before = await decisionsFor(answer.selected_model);
 
-      const stored = await eventually(
-        async () =>
-          (
-            await blocks.platform.db.query<{ event_type: string; correlation_id: string; published_at: unknown; payload: { decision_id: string } }>(
-              'SELECT event_type, correlation_id, published_at, payload FROM events WHERE correlation_id = $1',
-              [correlationId],
-            )
-          ).rows,
-        (rows) => rows.length === 1 && rows[0]?.published_at != null,
-      );
-      expect(stored).toHaveLength(1);
-      expect(stored[0]).toMatchObject({ event_type: 'ai.route.decided', correlation_id: correlationId });
-      expect(stored[0]?.payload.decision_id).toBe(answer.decision_id);
-      expect(stored[0]?.published_at).not.toBeNull();
+        const stored = await eventually(
+          async () =>
+            (
+              await blocks.platform.db.query<{
+                event_type: string;
+                correlation_id: string;
+                published_at: unknown;
+                payload: { decision_id: string };
+              }>('SELECT event_type, correlation_id, published_at, payload FROM events WHERE correlation_id = $1', [correlationId])
+            ).rows,
+          (rows) => rows.length === 1 && rows[0]?.published_at != null,
+        );
+        expect(stored).toHaveLength(1);
+        expect(stored[0]).toMatchObject({ event_type: 'ai.route.decided', correlation_id: correlationId });
+        expect(stored[0]?.payload.decision_id).toBe(answer.decision_id);
+        expect(stored[0]?.published_at).not.toBeNull();
 
-      const line = await eventually(
-        async () => logs.lines.find((l) => l.msg === 'routing decision counted' && l.correlation_id === correlationId),
-        (found) => found !== undefined,
-      );
-      expect(line).toMatchObject({ model: answer.selected_model, correlation_id: correlationId });
-      expect(await decisionsFor(answer.selected_model)).toBeGreaterThanOrEqual(Math.max(before, 1));
+        const line = await eventually(
+          async () => logs.lines.find((l) => l.msg === 'routing decision counted' && l.correlation_id === correlationId),
+          (found) => found !== undefined,
+        );
+        expect(line).toMatchObject({ model: answer.selected_model, correlation_id: correlationId });
+        expect(await decisionsFor(answer.selected_model)).toBeGreaterThanOrEqual(Math.max(before, 1));
 
-      const metrics = await (await fetch(`${blocks.urls.gateway}/metrics`)).text();
-      const counted = new RegExp(`blocks_ai_model_decisions\\{[^}]*model="${answer.selected_model.replaceAll('.', '\\.')}"[^}]*\\} (\\d+)`).exec(metrics);
-      expect(Number(counted?.[1])).toBe(await decisionsFor(answer.selected_model));
-      expect(metrics).toMatch(/blocks_outbox_backlog\{[^}]*\} \d+/);
-    });
+        const metrics = await (await fetch(`${blocks.urls.gateway}/metrics`)).text();
+        const counted = new RegExp(
+          `blocks_ai_model_decisions\\{[^}]*model="${answer.selected_model.replaceAll('.', '\\.')}"[^}]*\\} (\\d+)`,
+        ).exec(metrics);
+        expect(Number(counted?.[1])).toBe(await decisionsFor(answer.selected_model));
+        expect(metrics).toMatch(/blocks_outbox_backlog\{[^}]*\} \d+/);
+      },
+    );
 
     const bad: Array<[string, string, string, number]> = [
       ['malformed JSON', '{"task_type":"code",', 'application/json', 400],
@@ -88,15 +105,29 @@ export function aiRouteSuite(name: string, makeEnvironment: () => Promise<E2eEnv
       ['an unknown complexity', JSON.stringify({ task_type: 'code', complexity: 'extreme' }), 'application/json', 400],
       ['a missing field', JSON.stringify({ complexity: 'low' }), 'application/json', 400],
       ['an extra field', JSON.stringify({ task_type: 'code', complexity: 'low', admin: true }), 'application/json', 400],
-      ['context that is not an object', JSON.stringify({ task_type: 'code', complexity: 'low', context: 'prompt' }), 'application/json', 400],
-      ['an oversized body', JSON.stringify({ task_type: 'code', complexity: 'low', context: { prompt: 'x'.repeat(1_100_000) } }), 'application/json', 413],
+      [
+        'context that is not an object',
+        JSON.stringify({ task_type: 'code', complexity: 'low', context: 'prompt' }),
+        'application/json',
+        400,
+      ],
+      [
+        'an oversized body',
+        JSON.stringify({ task_type: 'code', complexity: 'low', context: { prompt: 'x'.repeat(1_100_000) } }),
+        'application/json',
+        413,
+      ],
       ['a form body', 'task_type=code', 'application/x-www-form-urlencoded', 415],
       ['an unknown task type', JSON.stringify({ task_type: 'astrology', complexity: 'low' }), 'application/json', 422],
     ];
     it.each(bad)('answers %s with a 4xx problem and writes nothing', async (_label, body, contentType, status) => {
       const before = await eventCount();
       for (const role of ['gateway', 'autonomous'] as const) {
-        const res = await fetch(`${blocks.urls[role]}/api/v1/autonomous/ai/route`, { method: 'POST', headers: { 'content-type': contentType }, body });
+        const res = await fetch(`${blocks.urls[role]}/api/v1/autonomous/ai/route`, {
+          method: 'POST',
+          headers: { 'content-type': contentType },
+          body,
+        });
         expect(res.status).toBe(status);
         expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
         const problem = (await res.json()) as { status: number; code: string; detail: string };
@@ -108,7 +139,10 @@ export function aiRouteSuite(name: string, makeEnvironment: () => Promise<E2eEnv
 
     it('serves health, readiness and the OpenAPI document on every port', async () => {
       for (const role of ['gateway', 'autonomous', 'collaborative'] as const) {
-        const health = (await (await fetch(`${blocks.urls[role]}/health`)).json()) as { status: string; dependencies: Record<string, { status: string }> };
+        const health = (await (await fetch(`${blocks.urls[role]}/health`)).json()) as {
+          status: string;
+          dependencies: Record<string, { status: string }>;
+        };
         expect(health.status).toBe('healthy');
         expect(Object.values(health.dependencies).every((d) => d.status === 'up')).toBe(true);
         expect((await fetch(`${blocks.urls[role]}/health/ready`)).status).toBe(200);

@@ -35,11 +35,7 @@ export function tempDir(prefix: string): { path: string; remove(): void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function startTestBlocks(options: {
-  config: Config;
-  roles?: readonly Role[];
-  logger?: Logger;
-}): Promise<RunningBlocks> {
+export async function startTestBlocks(options: { config: Config; roles?: readonly Role[]; logger?: Logger }): Promise<RunningBlocks> {
   return startBlocks({
     config: options.config,
     roles: options.roles ?? ['gateway', 'autonomous', 'collaborative'],

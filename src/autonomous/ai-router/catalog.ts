@@ -23,8 +23,7 @@ const MODEL_FIELDS = new Set([
 ]);
 const COMPLEXITIES = ['low', 'medium', 'high'] as const;
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const shown = (value: unknown): string => {
   if (value === undefined) return 'nothing';
@@ -135,7 +134,8 @@ function parseModel(entry: unknown, index: number): ModelSpec {
     if (levels === undefined) fail(`quality.${task}`, `missing for declared task type '${task}'`);
     if (!isRecord(levels)) fail(`quality.${task}`, `must be a mapping { low, medium, high } (got ${shown(levels)})`);
     for (const key of Object.keys(levels)) {
-      if (!(COMPLEXITIES as readonly string[]).includes(key)) fail(`quality.${task}.${key}`, 'unknown complexity (expected low, medium, high)');
+      if (!(COMPLEXITIES as readonly string[]).includes(key))
+        fail(`quality.${task}.${key}`, 'unknown complexity (expected low, medium, high)');
     }
     const level = (complexity: (typeof COMPLEXITIES)[number]): number => {
       const value = levels[complexity];

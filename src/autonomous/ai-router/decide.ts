@@ -87,16 +87,14 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
 
   const routes = new Map<string, TaskRoute>();
   for (const taskType of catalog.taskTypes) {
-    const candidates = catalog.modelsForTask(taskType).map(
-      (spec): Candidate => ({
-        id: spec.model,
-        contextWindow: spec.context_window,
-        inputPrice: spec.input_price_per_mtok,
-        outputPrice: spec.output_price_per_mtok,
-        // The catalog guarantees a quality entry for every declared task type.
-        quality: spec.quality[taskType] as QualityByComplexity,
-      }),
-    );
+    const candidates = catalog.modelsForTask(taskType).map((spec): Candidate => ({
+      id: spec.model,
+      contextWindow: spec.context_window,
+      inputPrice: spec.input_price_per_mtok,
+      outputPrice: spec.output_price_per_mtok,
+      // The catalog guarantees a quality entry for every declared task type.
+      quality: spec.quality[taskType] as QualityByComplexity,
+    }));
     routes.set(taskType, {
       candidates,
       outputTokens: outputTokens[taskType] ?? (outputTokens.default as number), // default: checked above
@@ -175,10 +173,7 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
   };
 }
 
-function validateExpectedOutput(
-  raw: Readonly<Record<string, number>>,
-  taskTypes: readonly string[],
-): Readonly<Record<string, number>> {
+function validateExpectedOutput(raw: Readonly<Record<string, number>>, taskTypes: readonly string[]): Readonly<Record<string, number>> {
   if (typeof raw !== 'object' || raw === null) {
     throw invalidRouterConfig('expected_output_tokens', 'must be a mapping from task type to tokens');
   }
@@ -228,5 +223,8 @@ function whyNot(preferred: string, catalog: ModelCatalog, taskType: string, toke
 const figures = (o: Scored): string => `${formatQuality(o.quality)} at ${formatUsd(o.cost)}`;
 const formatQuality = (quality: number): string => String(round(quality, 1e3));
 // toFixed keeps tiny costs out of exponent notation; trailing zeros only add noise.
-const formatUsd = (usd: number): string => `$${round(usd, 1e8).toFixed(8).replace(/\.?0+$/, '')}`;
+const formatUsd = (usd: number): string =>
+  `$${round(usd, 1e8)
+    .toFixed(8)
+    .replace(/\.?0+$/, '')}`;
 const round = (value: number, scale: number): number => Math.round(value * scale) / scale;

@@ -56,9 +56,4 @@ export const aiRouterTimeout = (timeoutMs: number): BlocksError =>
  * e.g. `models[2] (gpt-4o).quality.code.high`.
  */
 export const invalidRouterConfig = (path: string, problem: string): BlocksError =>
-  new BlocksError(
-    'INVALID_ROUTER_CONFIG',
-    aiRouterErrors.INVALID_ROUTER_CONFIG.status,
-    `${path}: ${problem}`,
-    { extensions: { path } },
-  );
+  new BlocksError('INVALID_ROUTER_CONFIG', aiRouterErrors.INVALID_ROUTER_CONFIG.status, `${path}: ${problem}`, { extensions: { path } });

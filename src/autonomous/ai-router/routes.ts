@@ -7,11 +7,19 @@ import { aiRouterTimeout } from './errors.ts';
 
 const RouteBody = Type.Object(
   {
-    task_type: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z][a-z0-9_.-]*$', description: 'What the model must do, e.g. code, chat, summarization' }),
+    task_type: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: '^[a-z][a-z0-9_.-]*$',
+      description: 'What the model must do, e.g. code, chat, summarization',
+    }),
     complexity: Type.Enum(['low', 'medium', 'high']),
     preferred_model: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     context: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: 'Request context; prompt, messages[].content and input are what get counted' }),
+      Type.Object(
+        {},
+        { additionalProperties: true, description: 'Request context; prompt, messages[].content and input are what get counted' },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -25,7 +33,10 @@ const RouteAnswer = Type.Object({
   decision_id: Type.String({ format: 'uuid' }),
 });
 
-const Problem = Type.Object({ type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() }, { additionalProperties: true });
+const Problem = Type.Object(
+  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() },
+  { additionalProperties: true },
+);
 
 export interface AiRouterRoutesOptions {
   readonly service: AiRouterService;
@@ -48,7 +59,10 @@ export const aiRouterRoutes: FastifyPluginAsync<AiRouterRoutesOptions> = async (
       },
     },
     async (request) => {
-      const decided = options.service.route(request.body as RouteRequest, { correlationId: request.id, traceparent: request.trace.traceparent });
+      const decided = options.service.route(request.body as RouteRequest, {
+        correlationId: request.id,
+        traceparent: request.trace.traceparent,
+      });
       return withDeadline(decided, options.timeoutMs);
     },
   );

@@ -18,7 +18,8 @@ export interface ModelUsageCounter {
 function decisionOf(data: unknown): CountedDecision {
   if (!isSystemEvent(data)) throw new Error('not a SystemEvent');
   const { selected_model: model, estimated_cost: cost } = data.payload as { selected_model?: unknown; estimated_cost?: unknown };
-  if (typeof model !== 'string' || typeof cost !== 'number') throw new Error(`event ${data.event_id} has no selected_model / estimated_cost`);
+  if (typeof model !== 'string' || typeof cost !== 'number')
+    throw new Error(`event ${data.event_id} has no selected_model / estimated_cost`);
   return { event_id: data.event_id, model, estimated_cost: cost, decided_at: data.timestamp };
 }
 
@@ -39,9 +40,14 @@ export function createModelUsageCounter(platform: Platform, subject: string): Mo
     },
   });
 
-  metrics.gauge('blocks_ai_model_decisions', 'Routing decisions per model, counted from ai.route.decided events', ['model'], async (set) => {
-    for (const usage of await listModelUsage(db)) set(usage.decisions, { model: usage.model });
-  });
+  metrics.gauge(
+    'blocks_ai_model_decisions',
+    'Routing decisions per model, counted from ai.route.decided events',
+    ['model'],
+    async (set) => {
+      for (const usage of await listModelUsage(db)) set(usage.decisions, { model: usage.model });
+    },
+  );
   metrics.gauge('blocks_ai_model_estimated_cost_usd', 'Estimated cost of routed requests per model, USD', ['model'], async (set) => {
     for (const usage of await listModelUsage(db)) set(usage.estimated_cost_usd, { model: usage.model });
   });
@@ -52,7 +58,12 @@ export function createModelUsageCounter(platform: Platform, subject: string): Mo
         const decision = decisionOf(delivery.data);
         const counted = await batches.submit(decision);
         logger.info(
-          { correlation_id: (delivery.data as { correlation_id: string }).correlation_id, event_id: decision.event_id, model: decision.model, duplicate: !counted },
+          {
+            correlation_id: (delivery.data as { correlation_id: string }).correlation_id,
+            event_id: decision.event_id,
+            model: decision.model,
+            duplicate: !counted,
+          },
           counted ? 'routing decision counted' : 'routing decision already counted',
         );
       });

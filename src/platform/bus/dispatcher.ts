@@ -76,9 +76,7 @@ export const retryDelay = (retryDelayMs: number, attempt: number): number => {
 };
 
 const describeFailure = (error: unknown): string =>
-  (error instanceof Error ? `${error.name}: ${error.message}` : String(error))
-    .replace(/[\r\n\0]+/g, ' ')
-    .slice(0, MAX_REASON_LENGTH);
+  (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).replace(/[\r\n\0]+/g, ' ').slice(0, MAX_REASON_LENGTH);
 
 /** Sleeps unless stopped first; false when the stop signal ended the wait. */
 const sleepUnlessStopped = async (clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> => {

@@ -13,9 +13,5 @@ export const busErrors = {
 export type BusErrorCode = keyof typeof busErrors;
 
 /** A bus error with the status and code from the catalogue above. */
-export const busError = (
-  code: BusErrorCode,
-  detail: string,
-  extensions?: Record<string, unknown>,
-  cause?: unknown,
-): BlocksError => new BlocksError(code, busErrors[code].status, detail, { cause, extensions: extensions ?? {} });
+export const busError = (code: BusErrorCode, detail: string, extensions?: Record<string, unknown>, cause?: unknown): BlocksError =>
+  new BlocksError(code, busErrors[code].status, detail, { cause, extensions: extensions ?? {} });

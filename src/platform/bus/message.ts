@@ -23,11 +23,7 @@ export interface PreparedMessage {
 
 const assertHeaderSafe = (what: string, value: string, subject: string): void => {
   if (value.length === 0 || value.length > MAX_ID_LENGTH || /[\r\n\0]/.test(value)) {
-    throw busError(
-      'BUS_INVALID_MESSAGE',
-      `Message ${what} must be 1-${MAX_ID_LENGTH} characters without line breaks.`,
-      { subject },
-    );
+    throw busError('BUS_INVALID_MESSAGE', `Message ${what} must be 1-${MAX_ID_LENGTH} characters without line breaks.`, { subject });
   }
 };
 

@@ -91,9 +91,14 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
   try {
     assertSubject(options.subjectPrefix);
   } catch (error) {
-    throw busError('BUS_INVALID_OPTIONS', `subjectPrefix '${options.subjectPrefix}' is not a valid subject.`, {
-      option: 'subjectPrefix',
-    }, error);
+    throw busError(
+      'BUS_INVALID_OPTIONS',
+      `subjectPrefix '${options.subjectPrefix}' is not a valid subject.`,
+      {
+        option: 'subjectPrefix',
+      },
+      error,
+    );
   }
   const { stream, subjectPrefix } = options;
   const prefix = `${subjectPrefix}.`;
@@ -224,12 +229,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
 }
 
 /** Creates the namespace's stream, or checks that an existing one captures the prefix. */
-async function ensureStream(
-  jsm: JetStreamManager,
-  stream: string,
-  subjects: string,
-  options: NatsBusOptions,
-): Promise<void> {
+async function ensureStream(jsm: JetStreamManager, stream: string, subjects: string, options: NatsBusOptions): Promise<void> {
   try {
     const info = await jsm.streams.info(stream);
     if (!info.config.subjects?.includes(subjects)) {

@@ -135,7 +135,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
         }
         if (e.keyword === 'enum') return `${path}: must be one of ${(e.params.allowedValues as string[]).join(', ')}`;
         const isDuration = (e.parentSchema as { description?: string } | undefined)?.description === DURATION_DESCRIPTION;
-        return `${path}: ${isDuration ? 'must be a duration such as 30s, 300ms or 5m' : e.message ?? 'is invalid'}`;
+        return `${path}: ${isDuration ? 'must be a duration such as 30s, 300ms or 5m' : (e.message ?? 'is invalid')}`;
       });
     throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }

@@ -19,25 +19,15 @@ const Service = Type.Object(
   { additionalProperties: false },
 );
 
-const Resources = Type.Object(
-  { cpu: Type.String(), memory: Type.String() },
-  { additionalProperties: false },
-);
-
+const Resources = Type.Object({ cpu: Type.String(), memory: Type.String() }, { additionalProperties: false });
 
 /** The whole configuration. YAML files and variables are merged, then checked against this. */
 export const ConfigSchema = Type.Object(
   {
     env: Type.String({ minLength: 1 }),
     data_dir: Type.String({ minLength: 1 }),
-    log: Type.Object(
-      { level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) },
-      { additionalProperties: false },
-    ),
-    services: Type.Object(
-      { gateway: Service, autonomous: Service, collaborative: Service },
-      { additionalProperties: false },
-    ),
+    log: Type.Object({ level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }, { additionalProperties: false }),
+    services: Type.Object({ gateway: Service, autonomous: Service, collaborative: Service }, { additionalProperties: false }),
     http: Type.Object(
       {
         body_limit_bytes: Type.Integer({ minimum: 1024 }),
@@ -48,10 +38,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    database: Type.Object(
-      { url: Type.Optional(Url), pool_max: Type.Integer({ minimum: 1 }) },
-      { additionalProperties: false },
-    ),
+    database: Type.Object({ url: Type.Optional(Url), pool_max: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
     bus: Type.Object(
       {
         kind: Type.Enum(['auto', 'memory', 'nats', 'redis']),
@@ -75,10 +62,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    outbox: Type.Object(
-      { poll_interval: Duration, batch_size: Type.Integer({ minimum: 1 }) },
-      { additionalProperties: false },
-    ),
+    outbox: Type.Object({ poll_interval: Duration, batch_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
     resilience: Type.Object(
       { failure_threshold: Type.Integer({ minimum: 1 }), recovery_timeout: Duration },
       { additionalProperties: false },
@@ -98,10 +82,7 @@ export const ConfigSchema = Type.Object(
       {
         replicas: Type.Integer({ minimum: 1 }),
         resources: Resources,
-        config: Type.Object(
-          { workflow_timeout: Duration, sync_batch_size: Type.Integer({ minimum: 1 }) },
-          { additionalProperties: false },
-        ),
+        config: Type.Object({ workflow_timeout: Duration, sync_batch_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
       },
       { additionalProperties: false },
     ),

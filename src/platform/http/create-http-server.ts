@@ -36,7 +36,6 @@ export interface HttpServerOptions {
   readonly accepting: () => boolean;
 }
 
-
 /**
  * Builds (does not start) a fastify app with what every Blocks process serves: correlation ids
  * and W3C trace context, problem+json for every error, RED metrics, health, /metrics and

@@ -43,7 +43,11 @@ function fieldErrors(location: string, issues: readonly AjvIssue[]): ProblemFiel
       case 'additionalProperties':
         return { location, pointer: `${issue.instancePath}/${String(issue.params.additionalProperty)}`, message: 'is not allowed' };
       case 'enum':
-        return { location, pointer: issue.instancePath, message: `must be one of: ${(issue.params.allowedValues as unknown[]).join(', ')}` };
+        return {
+          location,
+          pointer: issue.instancePath,
+          message: `must be one of: ${(issue.params.allowedValues as unknown[]).join(', ')}`,
+        };
       default:
         return { location, pointer: issue.instancePath, message: issue.message ?? 'is invalid' };
     }
@@ -73,7 +77,10 @@ export function problemFor(error: unknown, request: FastifyRequest): Problem {
     const location = fastifyError.validationContext ?? 'body';
     const errors = fieldErrors(location, fastifyError.validation);
     const summary = errors.map((e) => `${e.pointer || '(document)'} ${e.message}`).join('; ');
-    return { ...buildProblem(httpErrors.VALIDATION_FAILED.status, 'VALIDATION_FAILED', `Invalid ${location}: ${summary}`, request), errors };
+    return {
+      ...buildProblem(httpErrors.VALIDATION_FAILED.status, 'VALIDATION_FAILED', `Invalid ${location}: ${summary}`, request),
+      errors,
+    };
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {

@@ -10,7 +10,12 @@ export interface Metrics {
    * (a query for the outbox backlog, a broker call for consumer lag); a failing read leaves the
    * previous value rather than failing the scrape.
    */
-  gauge(name: string, help: string, labelNames: readonly string[], collect: (set: (value: number, labels?: Record<string, string>) => void) => Promise<void> | void): void;
+  gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    collect: (set: (value: number, labels?: Record<string, string>) => void) => Promise<void> | void,
+  ): void;
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
 }
 
@@ -26,8 +31,18 @@ export function createMetrics(defaultLabels: Record<string, string> = {}): Metri
   const labelNames = ['method', 'route', 'status_code'] as const;
   return {
     registry,
-    httpRequests: new Counter({ name: 'http_requests_total', help: 'HTTP requests answered, by route and status', labelNames, registers: [registry] }),
-    httpErrors: new Counter({ name: 'http_request_errors_total', help: 'HTTP requests answered with a 5xx, by route', labelNames, registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests answered, by route and status',
+      labelNames,
+      registers: [registry],
+    }),
+    httpErrors: new Counter({
+      name: 'http_request_errors_total',
+      help: 'HTTP requests answered with a 5xx, by route',
+      labelNames,
+      registers: [registry],
+    }),
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Time from request received to response sent',

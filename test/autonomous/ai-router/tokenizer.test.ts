@@ -52,7 +52,10 @@ describe('extractPromptText', () => {
   });
 
   it('counts non-string message content as its JSON and skips messages without content', () => {
-    const parts = [{ type: 'text', text: 'describe this' }, { type: 'image_url', image_url: { url: 'https://x/y.png' } }];
+    const parts = [
+      { type: 'text', text: 'describe this' },
+      { type: 'image_url', image_url: { url: 'https://x/y.png' } },
+    ];
     const context = {
       messages: [
         { role: 'user', content: parts },

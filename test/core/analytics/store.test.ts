@@ -38,7 +38,9 @@ forEachDatabase(postgres, (fixture) => {
 
   it('writes nothing when the batch fails', async () => {
     const db = fixture.db();
-    await expect(countDecisions(db, 'usage', [decision('e1', 'a', 0.5), { ...decision('e2', 'a', 0.5), decided_at: 'not a time' }])).rejects.toThrow();
+    await expect(
+      countDecisions(db, 'usage', [decision('e1', 'a', 0.5), { ...decision('e2', 'a', 0.5), decided_at: 'not a time' }]),
+    ).rejects.toThrow();
     expect(await listModelUsage(db)).toEqual([]);
     expect([...(await countDecisions(db, 'usage', [decision('e1', 'a', 0.5)]))]).toEqual(['e1']);
   });

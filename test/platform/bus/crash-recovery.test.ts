@@ -7,12 +7,7 @@ import { createNatsBus } from '../../../src/platform/bus/nats.ts';
 import type { Delivery, EventBus } from '../../../src/platform/bus/port.ts';
 import { createRedisBus } from '../../../src/platform/bus/redis.ts';
 import { probeService } from '../../support/services.ts';
-import {
-  deleteNatsStream,
-  deleteRedisNamespace,
-  natsTestOptions,
-  redisTestOptions,
-} from '../../conformance/bus.fixtures.ts';
+import { deleteNatsStream, deleteRedisNamespace, natsTestOptions, redisTestOptions } from '../../conformance/bus.fixtures.ts';
 
 /**
  * A subscriber process is SIGKILLed in the middle of a handler; the message must reach a

@@ -22,7 +22,11 @@ interface FakeDelivery extends InboundDelivery {
   extends: number;
 }
 
-const fakeDelivery = (id: string, extra: Partial<Pick<InboundDelivery, 'key' | 'deliveryCount'>> = {}, ack?: () => Promise<void>): FakeDelivery => {
+const fakeDelivery = (
+  id: string,
+  extra: Partial<Pick<InboundDelivery, 'key' | 'deliveryCount'>> = {},
+  ack?: () => Promise<void>,
+): FakeDelivery => {
   const delivery: FakeDelivery = {
     subject: 'orders.created',
     data: { id },
@@ -91,7 +95,12 @@ const start = (
 
 describe('retryDelay', () => {
   it('doubles per attempt and stays within ±20% jitter', () => {
-    for (const [attempt, base] of [[1, 100], [2, 200], [3, 400], [4, 800]] as const) {
+    for (const [attempt, base] of [
+      [1, 100],
+      [2, 200],
+      [3, 400],
+      [4, 800],
+    ] as const) {
       const delay = retryDelay(100, attempt);
       expect(delay).toBeGreaterThanOrEqual(base * 0.8);
       expect(delay).toBeLessThanOrEqual(base * 1.2);
@@ -112,13 +121,17 @@ describe('startSubscription', () => {
     let running = 0;
     let most = 0;
     const handled: string[] = [];
-    start(source, async (delivery) => {
-      running += 1;
-      most = Math.max(most, running);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      running -= 1;
-      handled.push(delivery.id);
-    }, { concurrency: 3 });
+    start(
+      source,
+      async (delivery) => {
+        running += 1;
+        most = Math.max(most, running);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running -= 1;
+        handled.push(delivery.id);
+      },
+      { concurrency: 3 },
+    );
     await vi.waitFor(() => expect(handled).toHaveLength(10), { timeout: 3_000 });
     expect(most).toBe(3);
     expect(Math.max(...maxima)).toBe(3);
@@ -150,21 +163,30 @@ describe('startSubscription', () => {
   it('counts attempts from the broker delivery count', async () => {
     const delivery = fakeDelivery('m1', { deliveryCount: 2 });
     const attempts: number[] = [];
-    start(scriptedSource([delivery]).source, async (d) => {
-      attempts.push(d.attempt);
-      if (d.attempt < 4) throw new Error('again');
-    }, { maxDeliver: 5 });
+    start(
+      scriptedSource([delivery]).source,
+      async (d) => {
+        attempts.push(d.attempt);
+        if (d.attempt < 4) throw new Error('again');
+      },
+      { maxDeliver: 5 },
+    );
     await vi.waitFor(() => expect(delivery.acks).toBe(1), { timeout: 2_000 });
     expect(attempts).toEqual([2, 3, 4]);
   });
 
   it('leaves a message unsettled and reports it when the dead letter cannot be published', async () => {
     const delivery = fakeDelivery('m1');
-    const { errors } = start(scriptedSource([delivery]).source, async () => {
-      throw new Error('poison');
-    }, { maxDeliver: 2 }, async () => {
-      throw new Error('dlq publish failed');
-    });
+    const { errors } = start(
+      scriptedSource([delivery]).source,
+      async () => {
+        throw new Error('poison');
+      },
+      { maxDeliver: 2 },
+      async () => {
+        throw new Error('dlq publish failed');
+      },
+    );
     await vi.waitFor(() => expect(errors.map(([, context]) => context.stage)).toContain('dead-letter'), { timeout: 2_000 });
     expect(errors.map(([, context]) => [context.stage, context.attempt])).toEqual([
       ['handler', 1],

@@ -45,7 +45,13 @@ describe('configuration', () => {
   it('names every bad key in one error', () => {
     let error: unknown;
     try {
-      load({ BLOCKS__bus__max_deliver: '0', BLOCKS__outbox__poll_interval: 'soon', BLOCKS__http__bogus: '1', LOG_LEVEL: 'loud', BLOCKS_GATEWAY_PORT: 'eighty' });
+      load({
+        BLOCKS__bus__max_deliver: '0',
+        BLOCKS__outbox__poll_interval: 'soon',
+        BLOCKS__http__bogus: '1',
+        LOG_LEVEL: 'loud',
+        BLOCKS_GATEWAY_PORT: 'eighty',
+      });
     } catch (caught) {
       error = caught;
     }

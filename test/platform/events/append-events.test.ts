@@ -21,9 +21,13 @@ describe('appendEvents', () => {
           traceparent: `00-${'1'.repeat(32)}-${String(i).padStart(16, '0')}-01`,
         })),
       );
-      const { rows } = await db.query<{ event_id: string; payload: { i: number }; ordering_key: string; traceparent: string; target_services: string[] }>(
-        'SELECT event_id, payload, ordering_key, traceparent, target_services FROM events ORDER BY sequence',
-      );
+      const { rows } = await db.query<{
+        event_id: string;
+        payload: { i: number };
+        ordering_key: string;
+        traceparent: string;
+        target_services: string[];
+      }>('SELECT event_id, payload, ordering_key, traceparent, target_services FROM events ORDER BY sequence');
       expect(rows.map((r) => r.event_id)).toEqual(events.map((e) => e.event_id));
       expect(rows.map((r) => r.payload.i)).toEqual([...Array(25).keys()]);
       expect(rows[1]).toMatchObject({ ordering_key: 'k1', target_services: ['a', 'b'] });

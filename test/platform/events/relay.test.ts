@@ -251,7 +251,10 @@ describe('outbox relay', () => {
       const db = fixture.db();
       const other = await fixture.anotherHandle();
       const bus = newBus();
-      const relays2 = [newRelay({ db, bus, batchSize: 5, pollIntervalMs: 20 }), newRelay({ db: other, bus, batchSize: 5, pollIntervalMs: 20 })];
+      const relays2 = [
+        newRelay({ db, bus, batchSize: 5, pollIntervalMs: 20 }),
+        newRelay({ db: other, bus, batchSize: 5, pollIntervalMs: 20 }),
+      ];
       for (const relay of relays2) relay.start();
       const perProducer = await Promise.all(
         [db, other].map(async (handle, producer) => {

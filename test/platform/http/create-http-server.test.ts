@@ -105,7 +105,12 @@ describe('HTTP server factory', () => {
   it('maps BlocksError to its status, code and extensions', async () => {
     const res = await app.inject({ method: 'GET', url: '/coded' });
     expect(res.statusCode).toBe(402);
-    expect(res.json()).toMatchObject({ code: 'BUDGET_EXCEEDED', detail: 'Budget of tenant t1 is spent', tenant: 't1', title: 'Payment Required' });
+    expect(res.json()).toMatchObject({
+      code: 'BUDGET_EXCEEDED',
+      detail: 'Budget of tenant t1 is spent',
+      tenant: 't1',
+      title: 'Payment Required',
+    });
   });
 
   it('answers an unknown path with 404 and a wrong method on a known path with 405 and Allow', async () => {
@@ -138,7 +143,9 @@ describe('HTTP server factory', () => {
   it('serves the OpenAPI document with every route', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/things/{id}', '/health', '/health/ready', '/health/live', '/metrics']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/things/{id}', '/health', '/health/ready', '/health/live', '/metrics']),
+    );
   });
 
   it('counts requests per route on /metrics', async () => {
@@ -163,7 +170,13 @@ describe('health', () => {
     const app = await build({
       checks: [
         { name: 'db', required: true, check: async () => 1.5 },
-        { name: 'cache', required: false, check: async () => { throw new Error('connection refused'); } },
+        {
+          name: 'cache',
+          required: false,
+          check: async () => {
+            throw new Error('connection refused');
+          },
+        },
       ],
     });
     const health = (await app.inject({ method: 'GET', url: '/health' })).json();
