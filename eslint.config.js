@@ -107,8 +107,6 @@ const inProgress = [
   },
   // `child.stdout!` where spawn's typings already say the pipe exists.
   { files: ['test/platform/events/restart.test.ts'], rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off' } },
-  // Follows from autocannon's missing types: its callback's return type is `any`, not void.
-  { files: ['bench/support/load.ts'], rules: { '@typescript-eslint/no-confusing-void-expression': 'off' } },
 ];
 
 export default defineConfig(
@@ -182,18 +180,6 @@ export default defineConfig(
   {
     files: ['src/cli.ts', 'bench/**/*.ts'],
     rules: { 'no-console': 'off' },
-  },
-  {
-    files: ['bench/**/*.ts'],
-    rules: {
-      // Benchmarks read untyped JSON and autocannon, which ships no types (@types/autocannon is not installed).
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-call': 'off',
-      '@typescript-eslint/no-unsafe-return': 'off',
-      '@typescript-eslint/restrict-plus-operands': 'off',
-    },
   },
   ...inProgress,
   {

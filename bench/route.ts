@@ -10,9 +10,14 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connectionSets = (process.env.BENCH_CONNECTIONS ?? '10,100').split(',').map(Number);
 
 const server = spawn(process.execPath, [new URL('./route-server.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
-const urls = await new Promise<{ gateway: string; autonomous: string; bare: string }>((resolve, reject) => {
+interface BenchUrls {
+  gateway: string;
+  autonomous: string;
+  bare: string;
+}
+const urls = await new Promise<BenchUrls>((resolve, reject) => {
   server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
-  createInterface({ input: server.stdout }).once('line', (line) => resolve(JSON.parse(line)));
+  createInterface({ input: server.stdout }).once('line', (line) => resolve(JSON.parse(line) as BenchUrls));
 });
 
 const body = JSON.stringify({

@@ -41,7 +41,10 @@ export function runLoad(target: LoadTarget, options: { seconds: number; connecti
         duration: options.seconds,
       },
       (error, result) => {
-        if (error) return reject(error);
+        if (error) {
+          reject(error);
+          return;
+        }
         const sorted = Float64Array.from(latencies).sort();
         resolve({
           label: target.label,
