@@ -8,7 +8,7 @@ const deferred = () => {
 };
 
 describe('group commit', () => {
-  it('writes a lone item at once and groups the items that arrive meanwhile', async () => {
+  it('groups the items of one event-loop turn, and those that arrive while a batch is written', async () => {
     const batches: number[][] = [];
     const gate = deferred();
     const commit = createGroupCommit<number, string>({
@@ -19,13 +19,15 @@ describe('group commit', () => {
         return items.map((i) => `ok ${i}`);
       },
     });
-    const first = commit.submit(1);
-    const rest = [2, 3, 4].map((i) => commit.submit(i));
-    expect(batches).toEqual([[1]]);
+    const first = [1, 2].map((i) => commit.submit(i));
+    expect(batches).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([[1, 2]]);
+    const rest = [3, 4, 5].map((i) => commit.submit(i));
     gate.release();
-    expect(await first).toBe('ok 1');
-    expect(await Promise.all(rest)).toEqual(['ok 2', 'ok 3', 'ok 4']);
-    expect(batches).toEqual([[1], [2, 3, 4]]);
+    expect(await Promise.all(first)).toEqual(['ok 1', 'ok 2']);
+    expect(await Promise.all(rest)).toEqual(['ok 3', 'ok 4', 'ok 5']);
+    expect(batches).toEqual([[1, 2], [3, 4, 5]]);
   });
 
   it('never writes more than maxBatch items at once', async () => {
@@ -48,6 +50,7 @@ describe('group commit', () => {
       },
     });
     const first = commit.submit(0);
+    await new Promise((resolve) => setImmediate(resolve));
     const failing = [commit.submit(1), commit.submit(2)];
     gate.release();
     await first;

@@ -186,6 +186,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const runLoop = async (): Promise<void> => {
     let failingPasses = 0;
     while (running) {
+      // One turn of the event loop first, so the commits of requests read in this turn join the pass.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       notified = false;
       let outcome: PassOutcome;
       try {
