@@ -27,7 +27,10 @@ describe('group commit', () => {
     gate.release();
     expect(await Promise.all(first)).toEqual(['ok 1', 'ok 2']);
     expect(await Promise.all(rest)).toEqual(['ok 3', 'ok 4', 'ok 5']);
-    expect(batches).toEqual([[1, 2], [3, 4, 5]]);
+    expect(batches).toEqual([
+      [1, 2],
+      [3, 4, 5],
+    ]);
   });
 
   it('never writes more than maxBatch items at once', async () => {
