@@ -1,0 +1,103 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { request } from 'node:http';
+import { spawnBlocks, type BlocksProcess } from '../support/blocks-process.ts';
+import { eventually, tempDir } from '../support/blocks.ts';
+import { createPgliteDatabase } from '../../src/platform/db/pglite.ts';
+import { join } from 'node:path';
+
+const body = (n: number) => JSON.stringify({ task_type: 'classification', complexity: 'low', context: { input: `ticket ${n}` } });
+const route = (url: string, n: number) =>
+  fetch(`${url}/api/v1/autonomous/ai/route`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-correlation-id': `life-${n}` },
+    body: body(n),
+  });
+
+const decisionsOnMetrics = async (url: string): Promise<number> => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return [...text.matchAll(/^blocks_ai_model_decisions\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+};
+
+describe('blocks start on the embedded defaults', () => {
+  const running: BlocksProcess[] = [];
+  const dirs: Array<{ remove(): void }> = [];
+  afterEach(async () => {
+    for (const p of running.splice(0)) {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+      await p.exited;
+    }
+    for (const d of dirs.splice(0)) d.remove();
+  });
+
+  it('keeps its data across a stop and a start', async () => {
+    const dir = tempDir('blocks-restart');
+    dirs.push(dir);
+    const first = await spawnBlocks([], { BLOCKS_DATA_DIR: dir.path });
+    running.push(first);
+    for (let i = 0; i < 3; i++) expect((await route(first.urls.gateway as string, i)).status).toBe(200);
+    expect(
+      await eventually(
+        () => decisionsOnMetrics(first.urls.gateway as string),
+        (n) => n === 3,
+      ),
+    ).toBe(3);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = await spawnBlocks([], { BLOCKS_DATA_DIR: dir.path });
+    running.push(second);
+    expect(await decisionsOnMetrics(second.urls.gateway as string)).toBe(3);
+    expect((await route(second.urls.autonomous as string, 3)).status).toBe(200);
+    expect(
+      await eventually(
+        () => decisionsOnMetrics(second.urls.gateway as string),
+        (n) => n === 4,
+      ),
+    ).toBe(4);
+  });
+
+  it('finishes a request in flight on SIGTERM, flushes the outbox and exits 0', async () => {
+    const dir = tempDir('blocks-sigterm');
+    dirs.push(dir);
+    const blocks = await spawnBlocks([], { BLOCKS_DATA_DIR: dir.path });
+    running.push(blocks);
+    const url = new URL(`${blocks.urls.gateway as string}/api/v1/autonomous/ai/route`);
+    const payload = body(7);
+    const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'x-correlation-id': 'in-flight' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      // Half the body now, the rest after SIGTERM: the request is in flight while shutdown starts.
+      req.write(payload.slice(0, 10));
+      setTimeout(() => {
+        blocks.child.kill('SIGTERM');
+        setTimeout(() => req.end(payload.slice(10)), 300);
+      }, 200);
+    });
+    const { status, text } = await answer;
+    expect(status).toBe(200);
+    expect(JSON.parse(text)).toHaveProperty('selected_model');
+    expect(await blocks.exited).toBe(0);
+
+    const db = await createPgliteDatabase({ dataDir: join(dir.path, 'pglite') });
+    try {
+      const { rows } = await db.query<{ published_at: unknown }>("SELECT published_at FROM events WHERE correlation_id = 'in-flight'");
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.published_at).not.toBeNull();
+    } finally {
+      await db.close();
+    }
+  });
+});
