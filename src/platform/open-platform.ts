@@ -96,6 +96,21 @@ function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache
   return createMemoryCache({ maxEntries: cache.l1_max_entries, defaultTtlMs: cache.default_ttl });
 }
 
+/** The bus, noting each durable consumer subscribed through it so /metrics can report its lag. */
+function recordingConsumers(bus: EventBus, consumers: Set<string>): EventBus {
+  return {
+    kind: bus.kind,
+    publish: (message) => bus.publish(message),
+    subscribe: (options, handler) => {
+      consumers.add(options.consumer);
+      return bus.subscribe(options, handler);
+    },
+    lag: (consumer) => bus.lag(consumer),
+    ping: () => bus.ping(),
+    close: () => bus.close(),
+  };
+}
+
 /**
  * Opens every adapter the configuration names, runs migrations, and registers the platform's
  * gauges and health checks. If any step fails, what was opened is closed again.
@@ -113,7 +128,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     const db = await openDatabaseFor(config, logger);
     closers.push(() => db.close());
     await runMigrations(db, MIGRATIONS_DIR, { logger });
-    const bus = await openBus(config, logger);
+    const consumers = new Set<string>();
+    const bus = recordingConsumers(await openBus(config, logger), consumers);
     closers.push(() => bus.close());
     const cache = await openCache(config, bus, logger);
     closers.push(() => cache.close());
@@ -135,6 +151,14 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
 
     metrics.gauge('blocks_outbox_backlog', 'Events committed but not yet published to the bus', [], async (set) =>
       set(await relay.backlog()),
+    );
+    metrics.gauge(
+      'blocks_bus_consumer_lag',
+      'Messages not yet acked, per durable consumer this process runs',
+      ['consumer'],
+      async (set) => {
+        for (const consumer of consumers) set(await bus.lag(consumer), { consumer });
+      },
     );
     metrics.gauge('blocks_db_pool_connections', 'Database connections by state', ['state'], (set) => {
       const stats = db.poolStats();

@@ -96,6 +96,8 @@ export function aiRouteSuite(name: string, makeEnvironment: () => Promise<E2eEnv
         ).exec(metrics);
         expect(Number(counted?.[1])).toBe(await decisionsFor(answer.selected_model));
         expect(metrics).toMatch(/blocks_outbox_backlog\{[^}]*\} \d+/);
+        expect(metrics).toMatch(/blocks_bus_consumer_lag\{[^}]*consumer="analytics-model-usage"[^}]*\} \d+/);
+        expect(metrics).toMatch(/blocks_db_pool_connections\{[^}]*state="total"[^}]*\} [1-9]/);
       },
     );
 
