@@ -6,7 +6,7 @@ import { createPostgresDatabase } from './postgres.ts';
 export interface OpenDatabaseOptions {
   /** A PostgreSQL URL (`DATABASE_URL`). When absent the embedded PGlite database is used. */
   readonly url?: string | undefined;
-  /** PGlite's data directory, or `'memory://'`. Ignored when `url` is set. */
+  /** PGlite's data directory; `'memory://'` or absent keeps the data in memory. Ignored when `url` is set. */
   readonly dataDir?: string | undefined;
   /** PostgreSQL pool size. */
   readonly poolMax?: number | undefined;

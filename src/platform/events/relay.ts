@@ -56,7 +56,10 @@ export interface OutboxRelay {
   start(): void;
   /** Stops the background loop after the pass in progress; pending rows stay for the next start. */
   stop(): Promise<void>;
-  /** Relays everything pending now (waiting for a pass already running), e.g. before shutdown. Never throws for a failed publish. */
+  /**
+   * Relays everything pending now (after any pass already running), e.g. before shutdown or in tests.
+   * A failed publish is counted, not thrown; rejects only when the database fails.
+   */
   flush(): Promise<RelayResult>;
   /** Wakes the background loop now: call after committing a transaction that appended events. */
   notify(): void;
