@@ -4,7 +4,8 @@ import type { Delivery, EventBus, Handler, SubscribeOptions, Subscription } from
 
 /**
  * The event bus conformance suite: every adapter runs these cases. Timings are short on purpose
- * (ack wait 1 s, retry delay 10 ms) so the suite stays fast against real brokers.
+ * (ack wait 1 s unless the adapter needs more, retry delay 10 ms) so the suite stays fast against
+ * real brokers.
  */
 
 /** A fresh bus in a namespace (stream, key prefix) no other test uses. */
@@ -43,12 +44,10 @@ export type BusCase = keyof typeof busCases;
 export interface BusSuiteOptions {
   /** Cases the adapter cannot meet, each with the reason (printed when the suite runs). */
   readonly notApplicable?: Partial<Record<BusCase, string>>;
+  /** Ack wait the cases use; default 1 000. An adapter that needs longer says why where it sets it. */
+  readonly ackWaitMs?: number;
 }
 
-const ACK_WAIT_MS = 1_000;
-const FAST = { ackWaitMs: ACK_WAIT_MS, retryDelayMs: 10 } as const;
-/** Longest a redelivery after ack wait may take, with room for a stale pull request and a slow machine. */
-const REDELIVERY_TIMEOUT = { timeout: ACK_WAIT_MS * 6, interval: 20 } as const;
 const QUICK = { timeout: 5_000, interval: 10 } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -59,6 +58,13 @@ interface Gate {
 }
 
 export function busSuite(name: string, makeBus: () => Promise<BusFixture>, options: BusSuiteOptions = {}): void {
+  const ACK_WAIT_MS = options.ackWaitMs ?? 1_000;
+  const FAST = { ackWaitMs: ACK_WAIT_MS, retryDelayMs: 10 } as const;
+  /** Longest a redelivery after ack wait may take on a slow machine. */
+  const REDELIVERY_TIMEOUT = { timeout: ACK_WAIT_MS * 5, interval: 20 } as const;
+  /** Room for the redelivery cases: a few ack waits each. */
+  const SLOW_CASE_MS = 10_000 + ACK_WAIT_MS * 8;
+
   describe(`event bus conformance: ${name}`, () => {
     let fixture: BusFixture;
     let bus: EventBus;
@@ -348,10 +354,12 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       await a.subscription.stop();
       // The stopped subscriber's handler now finishes; that must not settle the delivery.
       a.release.open();
-      await vi.waitFor(() => expect(b.deliveries).toHaveLength(1), REDELIVERY_TIMEOUT);
-      expect(b.deliveries[0]).toMatchObject({ id: 'task-1', data: 'x', attempt: 2 });
+      await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
+      await sleep(200);
+      expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-1', attempt: 2 }]);
+      expect(b.deliveries[0]?.data).toBe('x');
       await vi.waitFor(async () => expect(await bus.lag('handoff')).toBe(0), QUICK);
-    }, 20_000);
+    }, SLOW_CASE_MS);
 
     test('closeMidHandler', async () => {
       const openPeer = fixture.openPeer;
@@ -364,10 +372,11 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       await subscribe({ consumer: 'handoff', subject: 'task.run' }, b.handler);
       await peer.close();
       a.release.open();
-      await vi.waitFor(() => expect(b.deliveries).toHaveLength(1), REDELIVERY_TIMEOUT);
-      expect(b.deliveries[0]).toMatchObject({ id: 'task-2', data: 'x', attempt: 2 });
+      await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
+      await sleep(200);
+      expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-2', attempt: 2 }]);
       await expect(peer.publish({ subject: 'task.run', data: 'y' })).rejects.toMatchObject({ code: 'BUS_CLOSED' });
-    }, 20_000);
+    }, SLOW_CASE_MS);
 
     test('dyingSubscribers', async () => {
       const dead = recorder();
@@ -378,7 +387,7 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       expect((await first.received).attempt).toBe(1);
       await first.subscription.stop();
       const second = await hangingSubscriber(opts);
-      expect((await second.received).attempt).toBe(2);
+      expect(await second.received).toMatchObject({ id: 'fatal-1', attempt: 2 });
       await second.subscription.stop();
       const third = recorder();
       await subscribe(opts, third.handler);
@@ -390,7 +399,7 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       expect(dead.deliveries[0]?.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/not settled/);
       expect(third.deliveries).toEqual([]);
       await vi.waitFor(async () => expect(await bus.lag('fragile')).toBe(0), QUICK);
-    }, 25_000);
+    }, SLOW_CASE_MS);
 
     test('longHandler', async () => {
       const attempts: number[] = [];
@@ -409,7 +418,7 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       await sleep(ACK_WAIT_MS + 300);
       expect(attempts).toEqual([1]);
       expect(other.deliveries).toEqual([]);
-    }, 20_000);
+    }, SLOW_CASE_MS);
 
     test('keyOrder', async () => {
       const keys = ['k0', 'k1', 'k2'];
@@ -455,7 +464,7 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       expect(failedOnce.size).toBe(keys.length * expected.filter((n) => n % 7 === 3).length);
       expect(maxInFlight).toBeGreaterThan(1);
       expect(maxInFlight).toBeLessThanOrEqual(keys.length);
-    }, 20_000);
+    }, SLOW_CASE_MS);
 
     test('lag', async () => {
       expect(await bus.lag('never-subscribed')).toBe(0);

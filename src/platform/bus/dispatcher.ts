@@ -222,7 +222,9 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
   };
 
   const keepAliveLoop = async (): Promise<void> => {
-    const every = Math.max(50, Math.floor(ackWaitMs / 3));
+    // Four renewals per ack wait: a late one still lands in time, and a stopped subscriber's
+    // deliveries come due no sooner than 3/4 of the ack wait after it stopped.
+    const every = Math.max(25, Math.floor(ackWaitMs / 4));
     while (await sleepUnlessStopped(clock, every, stopSignal)) {
       for (const delivery of held) {
         delivery.extend().catch((error: unknown) => report(error, 'keep-alive', delivery));

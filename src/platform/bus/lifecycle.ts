@@ -5,8 +5,11 @@ import type { Subscription } from './port.ts';
 export interface BusLifecycle {
   /** Throws `BUS_CLOSED` once `close` has begun. */
   assertOpen(): void;
-  /** Remembers a live subscription so `close` can stop it; its `stop` forgets it again. */
-  track(subscription: Subscription): Subscription;
+  /**
+   * Remembers a live subscription so `close` can stop it; its `stop` forgets it again. A
+   * subscription that finished starting after `close` began is stopped and `BUS_CLOSED` thrown.
+   */
+  track(subscription: Subscription): Promise<Subscription>;
   /** Stops every live subscription, then runs `release` once; later calls wait for the first. */
   close(release: () => Promise<void>): Promise<void>;
 }
@@ -18,7 +21,11 @@ export function createBusLifecycle(kind: string): BusLifecycle {
     assertOpen() {
       if (closing !== undefined) throw busError('BUS_CLOSED', `The ${kind} event bus is closed.`);
     },
-    track(subscription) {
+    async track(subscription) {
+      if (closing !== undefined) {
+        await subscription.stop();
+        throw busError('BUS_CLOSED', `The ${kind} event bus closed while the subscription started.`);
+      }
       const tracked: Subscription = {
         consumer: subscription.consumer,
         stop: async () => {

@@ -181,9 +181,12 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
       const resolved = resolveSubscribeOptions(subscribeOptions);
       await ensureConsumer(resolved);
       const consumer = await js.consumers.get(stream, resolved.consumer);
-      // A pull request outlives a stopped subscriber on the server; keeping it short bounds how long
-      // a redelivery can be routed to it.
-      const expires = Math.max(1_000, Math.min(MAX_PULL_EXPIRES_MS, resolved.ackWaitMs));
+      // A pull request outlives a stopped subscriber on the server (JetStream has no cancel), and a
+      // delivery routed to it goes astray: NATS 2.9 then delays it and miscounts its deliveries.
+      // Requests expiring within half the ack wait are gone before the stopped subscriber's
+      // deliveries come due (3/4 of the ack wait after its last renewal). The client's floor is 1 s,
+      // so keep ackWaitMs at 2 s or more on NATS.
+      const expires = Math.max(1_000, Math.min(MAX_PULL_EXPIRES_MS, Math.floor(resolved.ackWaitMs / 2)));
       const subscription = startSubscription({
         options: resolved,
         handler,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { createSystemClock, type Clock } from '../clock.ts';
@@ -191,7 +192,12 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
           }
         },
         async close() {
-          blocking.disconnect();
+          // Wait for the socket to be gone, so a closed bus leaves no timer or handle behind.
+          if (blocking.status !== 'end') {
+            const ended = once(blocking, 'end');
+            blocking.disconnect();
+            await ended;
+          }
           if (redis.status === 'ready') await forgetReaderScript(redis, [keys.stream], [group, reader]);
         },
       },

@@ -32,7 +32,7 @@ const checkInteger = (name: string, value: number, min: number, max: number): nu
 /**
  * Applies defaults and validates: consumer name (`BUS_INVALID_CONSUMER`), subject pattern
  * (`BUS_INVALID_SUBJECT`), numeric options (`BUS_INVALID_OPTIONS`). ackWaitMs is at least
- * 100 ms because the dispatcher renews in-flight deliveries every third of it.
+ * 100 ms because the dispatcher renews in-flight deliveries every quarter of it.
  */
 export function resolveSubscribeOptions(options: SubscribeOptions): ResolvedSubscribeOptions {
   assertConsumerName(options.consumer);

@@ -16,7 +16,6 @@ import { deleteNatsStream, deleteRedisNamespace, natsTestOptions, redisTestOptio
  * process that is killed, so nothing can survive it (it is the embedded default, not durable).
  */
 
-const ACK_WAIT_MS = 1_000;
 const script = fileURLToPath(new URL('./fixtures/crash-subscriber.ts', import.meta.url));
 
 const [nats, redis] = await Promise.all([probeService('nats'), probeService('redis')]);
@@ -31,6 +30,8 @@ const adapters = [
   {
     kind: 'nats',
     ok: nats.ok,
+    // A killed subscriber's last pull request (1 s at least) must expire before its delivery comes due.
+    ackWaitMs: 2_000,
     namespace: (): Namespace => {
       const options = natsTestOptions(nats.url);
       return { options, open: () => createNatsBus(options), remove: () => deleteNatsStream(nats.url, options.stream) };
@@ -39,6 +40,7 @@ const adapters = [
   {
     kind: 'redis',
     ok: redis.ok,
+    ackWaitMs: 1_000,
     namespace: (): Namespace => {
       const options = redisTestOptions(redis.url);
       return { options, open: () => createRedisBus(options), remove: () => deleteRedisNamespace(redis.url, options.streamKey) };
@@ -84,6 +86,7 @@ afterEach(async () => {
 for (const adapter of adapters) {
   describe.skipIf(!adapter.ok)(`${adapter.kind} event bus across processes`, () => {
     it('redelivers the message a SIGKILLed subscriber process was handling to a subscriber in another process', async () => {
+      const ACK_WAIT_MS = adapter.ackWaitMs;
       const namespace = adapter.namespace();
       const bus = await namespace.open();
       cleanups.push(async () => {
