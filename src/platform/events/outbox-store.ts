@@ -64,6 +64,22 @@ export async function claimPending(db: Database, token: string, limit: number, l
 }
 
 /**
+ * The oldest pending rows, without reserving them: for a relay that is alone on its database
+ * (PGlite, which one process owns), where a lease would only cost an UPDATE per row.
+ */
+export async function selectPending(db: Database, limit: number): Promise<ClaimedEvent[]> {
+  const { rows } = await db.query<ClaimedRow>(
+    `SELECT event_id, event_type, source_service, target_services, payload, "timestamp", correlation_id, version,
+            sequence, ordering_key, traceparent
+     FROM events WHERE published_at IS NULL
+     ORDER BY sequence
+     LIMIT $1`,
+    [limit],
+  );
+  return rows.map(toClaimed);
+}
+
+/**
  * Keys among `claimed` that have an earlier pending row this claim does not hold (another relay has
  * it, or it committed late): publishing ours first would break the key's order, so they wait.
  */
@@ -89,11 +105,11 @@ export async function markPublished(db: Database, eventIds: readonly string[]): 
   );
 }
 
-/** Records a failed publish and gives the row back, so the next pass retries it. */
-export async function recordFailure(db: Database, token: string, eventId: string, error: string): Promise<void> {
+/** Records a failed publish and gives the row back, so the next pass retries it. `token` is null for an unleased row. */
+export async function recordFailure(db: Database, token: string | null, eventId: string, error: string): Promise<void> {
   await db.query(
     `UPDATE events SET attempts = attempts + 1, last_error = $3, locked_by = NULL, locked_until = NULL
-     WHERE event_id = $1 AND locked_by = $2`,
+     WHERE event_id = $1 AND locked_by IS NOT DISTINCT FROM $2`,
     [eventId, token, error],
   );
 }

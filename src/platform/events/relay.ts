@@ -4,6 +4,7 @@ import type { EventBus, OutgoingMessage } from '../bus/port.ts';
 import type { Logger } from '../logger.ts';
 import {
   claimPending,
+  selectPending,
   countPending,
   keysWaitingForEarlierEvents,
   markPublished,
@@ -28,6 +29,11 @@ export interface OutboxRelayOptions {
   readonly leaseMs?: number | undefined;
   /** Longest wait between passes while the bus keeps failing. Default 30 000. */
   readonly maxBackoffMs?: number | undefined;
+  /**
+   * No other relay works on this database, so rows need no lease: pending rows are read, not
+   * reserved. Default: true on PGlite (one process owns its data), false on PostgreSQL.
+   */
+  readonly exclusive?: boolean | undefined;
   /** Bus subject for an event. Default: its `event_type`. */
   readonly subjectFor?: ((event: SystemEvent) => string) | undefined;
 }
@@ -88,6 +94,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const leaseMs = options.leaseMs ?? 30_000;
   const maxBackoffMs = options.maxBackoffMs ?? 30_000;
   const subjectFor = options.subjectFor ?? ((event: SystemEvent) => event.event_type);
+  const alone = options.exclusive ?? db.kind === 'pglite';
   const relayId = randomUUID();
   let passes = 0;
 
@@ -105,11 +112,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   /** Claims one batch, publishes what may go out now, and records the outcome of every row. */
   const runPass = async (): Promise<PassOutcome> => {
     const token = `${relayId}:${(passes += 1)}`;
-    const claimed = await claimPending(db, token, batchSize, leaseMs);
+    const claimed = alone ? await selectPending(db, batchSize) : await claimPending(db, token, batchSize, leaseMs);
     if (claimed.length === 0) return { claimed: 0, published: 0, failed: 0, busDown: false };
     // Stop well before the lease runs out, so another relay never takes rows this one is still publishing.
     const deadline = Date.now() + leaseMs / 2;
-    const held = await keysWaitingForEarlierEvents(db, token, claimed);
+    const held = alone ? new Set<string>() : await keysWaitingForEarlierEvents(db, token, claimed);
     const published: string[] = [];
     const deferred: string[] = [];
     let failed = 0;
@@ -129,11 +136,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         consecutiveFailures += 1;
         held.add(row.key);
         logger?.warn({ err: error, event_id: row.event.event_id, event_type: row.event.event_type }, 'outbox publish failed; will retry');
-        await recordFailure(db, token, row.event.event_id, describeError(error));
+        await recordFailure(db, alone ? null : token, row.event.event_id, describeError(error));
       }
     }
     await markPublished(db, published);
-    await release(db, token, deferred);
+    // Deferred rows of a relay alone on its database were never reserved: they simply stay pending.
+    if (!alone) await release(db, token, deferred);
     return {
       claimed: claimed.length,
       published: published.length,

@@ -14,12 +14,20 @@ const postgres = await probeService('postgres');
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The effect under test: one row per call, so a second effect is visible as a second row. */
-const applyEffect = (tx: Queryable, eventId: string): Promise<unknown> => tx.query('INSERT INTO inbox_effects (event_id) VALUES ($1)', [eventId]);
+const applyEffect = (tx: Queryable, eventId: string): Promise<unknown> =>
+  tx.query('INSERT INTO inbox_effects (event_id) VALUES ($1)', [eventId]);
 
 const effects = async (db: Database): Promise<string[]> =>
   (await db.query<{ event_id: string }>('SELECT event_id FROM inbox_effects ORDER BY id')).rows.map((row) => row.event_id);
 
-const delivery = (id: string, attempt = 1): Delivery => ({ subject: 'orders.placed', data: { id }, id, key: undefined, headers: {}, attempt });
+const delivery = (id: string, attempt = 1): Delivery => ({
+  subject: 'orders.placed',
+  data: { id },
+  id,
+  key: undefined,
+  headers: {},
+  attempt,
+});
 
 describe('inbox', () => {
   const buses: EventBus[] = [];
