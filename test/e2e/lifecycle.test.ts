@@ -4,6 +4,9 @@ import { spawnBlocks, type BlocksProcess } from '../support/blocks-process.ts';
 import { eventually, tempDir } from '../support/blocks.ts';
 import { createPgliteDatabase } from '../../src/platform/db/pglite.ts';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 
 const body = (n: number) => JSON.stringify({ task_type: 'classification', complexity: 'low', context: { input: `ticket ${n}` } });
 const route = (url: string, n: number) =>
@@ -27,6 +30,22 @@ describe('blocks start on the embedded defaults', () => {
       await p.exited;
     }
     for (const d of dirs.splice(0)) d.remove();
+  });
+
+  it('applies migrations with `blocks migrate`, once', async () => {
+    const dir = tempDir('blocks-migrate');
+    dirs.push(dir);
+    const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+    const run = () =>
+      promisify(execFile)(process.execPath, [cli, 'migrate'], {
+        env: { PATH: process.env.PATH, BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dir.path },
+      });
+    expect((await run()).stderr).toMatch(/^applied .*events.*model_usage/);
+    expect((await run()).stderr).toMatch(/database is up to date/);
+  });
+
+  it('refuses to start with a configuration error naming the key', async () => {
+    await expect(spawnBlocks([], { BLOCKS__outbox__batch_size: '0' })).rejects.toThrow(/outbox\.batch_size: must be >= 1/);
   });
 
   it('keeps its data across a stop and a start', async () => {

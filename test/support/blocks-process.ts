@@ -32,6 +32,7 @@ export async function spawnBlocks(roles: readonly string[], env: Record<string, 
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const expected = roles.length > 0 ? roles : ['gateway', 'autonomous', 'collaborative'];
   const logs: Array<Record<string, unknown>> = [];
   const stderr: string[] = [];
   const urls: Record<string, string> = {};
@@ -48,7 +49,7 @@ export async function spawnBlocks(roles: readonly string[], env: Record<string, 
       stderr.push(line);
       const match = /^\s+(gateway|autonomous|collaborative)\s+(http:\/\/\S+)/.exec(line);
       if (match) urls[match[1] as string] = match[2] as string;
-      if (roles.every((role) => urls[role])) resolve();
+      if (expected.every((role) => urls[role])) resolve();
     });
     void exited.then((code) => reject(new Error(`blocks ${roles.join(' ')} exited with ${code}:\n${stderr.join('\n')}`)));
   });
