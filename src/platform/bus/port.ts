@@ -40,15 +40,23 @@ export interface Delivery {
 export type Handler = (delivery: Delivery) => Promise<void>;
 
 export interface SubscribeOptions {
-  /** Durable consumer name, `[A-Za-z0-9_-]+`. Subscribers sharing a name share the work; messages published while none runs are kept for it. */
+  /**
+   * Durable consumer name, `[A-Za-z0-9_-]+` (at most 64). Subscribers sharing a name share the work;
+   * messages published while none runs are kept for it. A consumer receives what is published after
+   * it was first subscribed, not what came before (the same on every adapter).
+   */
   readonly consumer: string;
-  /** Subject pattern this consumer receives. */
+  /** Subject pattern this consumer receives; fixed when the consumer is first created (another one throws `BUS_CONSUMER_CONFLICT`). */
   readonly subject: string;
   /** Attempts before a message is dead-lettered. Default 5. */
   readonly maxDeliver?: number;
-  /** How long a delivery may stay unsettled before the bus hands it to another subscriber. Default 30 000. */
+  /**
+   * How long a delivery may stay unsettled before the bus hands it to another subscriber; a running
+   * handler's deliveries are renewed meanwhile. Default 30 000. On NATS it is the durable consumer's
+   * setting (the latest subscriber's value wins) and should be 2 000 or more (see nats.ts).
+   */
   readonly ackWaitMs?: number;
-  /** Deliveries in flight at once in this subscriber (same-key messages never overlap). Default 16. */
+  /** Deliveries this subscriber holds at once, running or waiting behind an earlier one with the same key. Default 16. */
   readonly concurrency?: number;
   /** Wait before the first retry of a failed delivery; doubled for each later retry up to 30 s (or this value, if larger). Default 1 000. */
   readonly retryDelayMs?: number;
