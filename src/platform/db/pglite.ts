@@ -4,6 +4,7 @@ import type { Database, PoolStats, QueryResult, Transaction } from './port.ts';
 import { toDatabaseError } from './errors.ts';
 import { createTransactionGuard } from './tx-guard.ts';
 import { OID, keepText } from './values.ts';
+import { lockDataDir, type DataDirLock } from './pglite-lock.ts';
 
 export interface PgliteDatabaseOptions {
   /** Directory holding the data (created when missing); `'memory://'` or absent keeps it in memory. */
@@ -30,19 +31,30 @@ const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
  * The embedded database: PostgreSQL compiled to WASM, in this process, one connection. Every query and
  * transaction runs one at a time (PGlite's own lock), so a transaction never interleaves with another
  * caller's statements and concurrent readers see only committed data. Only one process may open a data
- * directory at a time.
+ * directory at a time: opening one that a live process holds throws `data directory <dir> is in use by
+ * process <pid>` (`./pglite-lock.ts`); a lock left by a crashed process is taken over.
  */
 export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}): Promise<Database> {
   const { dataDir } = options;
-  if (!isInMemory(dataDir) && dataDir !== undefined) await mkdir(dataDir, { recursive: true });
-  const lite = await PGlite.create(isInMemory(dataDir) ? undefined : dataDir, {
-    // PGlite derives the array parsers (date[], interval[]) from these element parsers.
-    parsers: { [OID.date]: keepText, [OID.interval]: keepText },
-    // On Node the data directory is NODEFS: every write reaches the file during the query and
-    // PGlite's syncToFs is a no-op, so "relaxed" only skips awaiting that no-op behind a mutex,
-    // which costs about half of a small statement's time. Durability is the same either way.
-    relaxedDurability: true,
-  });
+  let lock: DataDirLock | undefined;
+  if (!isInMemory(dataDir) && dataDir !== undefined) {
+    await mkdir(dataDir, { recursive: true });
+    lock = await lockDataDir(dataDir);
+  }
+  let lite: PGlite;
+  try {
+    lite = await PGlite.create(isInMemory(dataDir) ? undefined : dataDir, {
+      // PGlite derives the array parsers (date[], interval[]) from these element parsers.
+      parsers: { [OID.date]: keepText, [OID.interval]: keepText },
+      // On Node the data directory is NODEFS: every write reaches the file during the query and
+      // PGlite's syncToFs is a no-op, so "relaxed" only skips awaiting that no-op behind a mutex,
+      // which costs about half of a small statement's time. Durability is the same either way.
+      relaxedDurability: true,
+    });
+  } catch (error) {
+    await lock?.release();
+    throw error;
+  }
 
   const guard = createTransactionGuard();
   let inFlight = 0;
@@ -91,7 +103,13 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
       return { total: 1, idle: inFlight === 0 ? 1 : 0, waiting: Math.max(0, inFlight - 1) };
     },
     close() {
-      closed ??= lite.close();
+      closed ??= (async () => {
+        try {
+          await lite.close();
+        } finally {
+          await lock?.release();
+        }
+      })();
       return closed;
     },
   };
