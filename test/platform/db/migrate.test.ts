@@ -52,9 +52,9 @@ describe('readMigrations', () => {
   it('refuses a misnamed migration and a repeated version', async () => {
     await expect(readMigrations(await migrationsDir({ '1_short.sql': 'SELECT 1' }))).rejects.toBeInstanceOf(MigrationError);
     await expect(readMigrations(await migrationsDir({ '0001_Upper.sql': 'SELECT 1' }))).rejects.toBeInstanceOf(MigrationError);
-    await expect(
-      readMigrations(await migrationsDir({ '0001_a.sql': 'SELECT 1', '0001_b.sql': 'SELECT 2' })),
-    ).rejects.toThrow(/share version 1/);
+    await expect(readMigrations(await migrationsDir({ '0001_a.sql': 'SELECT 1', '0001_b.sql': 'SELECT 2' }))).rejects.toThrow(
+      /share version 1/,
+    );
   });
 });
 
