@@ -17,6 +17,7 @@ import { createMemoryCache } from './cache/memory.ts';
 import { createRedisCache } from './cache/redis.ts';
 import { createBreakerRegistry } from './resilience/breakers.ts';
 import { createOutboxRelay } from './events/relay.ts';
+import { createRetentionJob } from './events/retention.ts';
 import type { DependencyCheck } from './http/health.ts';
 import type { Platform } from './platform.ts';
 
@@ -148,6 +149,14 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       await relay.flush();
       await relay.stop();
     });
+    const retention = createRetentionJob({
+      db,
+      policy: { eventsMs: config.retention.events, inboxMs: config.retention.inbox },
+      intervalMs: config.retention.interval,
+      logger,
+    });
+    retention.start();
+    closers.push(async () => retention.stop());
 
     metrics.gauge('blocks_outbox_backlog', 'Events committed but not yet published to the bus', [], async (set) =>
       set(await relay.backlog()),

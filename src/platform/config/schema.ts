@@ -4,7 +4,7 @@ import { Type, type Static } from 'typebox';
  * A duration in milliseconds. YAML may write `30s`, `300ms`, `5m`; the loader converts every
  * node carrying this description before validation.
  */
-export const DURATION_DESCRIPTION = 'duration: milliseconds, or 30s / 300ms / 5m / 1h';
+export const DURATION_DESCRIPTION = 'duration: milliseconds, or 30s / 300ms / 5m / 1h / 7d';
 const Duration = Type.Integer({ minimum: 0, description: DURATION_DESCRIPTION });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Url = Type.String({ minLength: 1 });
@@ -63,6 +63,17 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     outbox: Type.Object({ poll_interval: Duration, batch_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+    retention: Type.Object(
+      {
+        /** Published events are deleted after this; 0 keeps them forever. */
+        events: Duration,
+        /** Inbox rows (what each consumer processed) are deleted after this; 0 keeps them forever. */
+        inbox: Duration,
+        /** How often expired rows are looked for; 0 turns pruning off. */
+        interval: Duration,
+      },
+      { additionalProperties: false },
+    ),
     resilience: Type.Object(
       { failure_threshold: Type.Integer({ minimum: 1 }), recovery_timeout: Duration },
       { additionalProperties: false },
