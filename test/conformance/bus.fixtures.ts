@@ -1,4 +1,4 @@
-import { jetstreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import { createNatsBus, type NatsBusOptions } from '../../src/platform/bus/nats.ts';
@@ -35,6 +35,36 @@ export async function deleteRedisNamespace(url: string, streamKey: string): Prom
   }
 }
 
+/** Whether the NATS server holds `consumer` on `stream`, asked over a connection of its own. */
+export async function natsConsumerExists(url: string, stream: string, consumer: string): Promise<boolean> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.info(stream, consumer);
+    return true;
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound) return false;
+    throw error;
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Whether Redis holds anything of `consumer`: its group on the stream, its pattern or its ephemeral deadline. */
+export async function redisConsumerExists(url: string, streamKey: string, consumer: string): Promise<boolean> {
+  const redis = new Redis(url);
+  try {
+    const keys = redisBusKeys(streamKey);
+    const groups = (await redis.exists(keys.stream)) === 1 ? ((await redis.call('XINFO', 'GROUPS', keys.stream)) as unknown[][]) : [];
+    const hasGroup = groups.some((row) => row[row.indexOf('name') + 1] === consumer);
+    const registered = (await redis.hexists(keys.consumers, consumer)) === 1;
+    const deadline = await redis.zscore(keys.ephemeral, consumer);
+    return hasGroup || registered || deadline !== null;
+  } finally {
+    await redis.quit();
+  }
+}
+
 /** Options for a NATS bus in a namespace of its own. */
 export const natsTestOptions = (url: string): NatsBusOptions => {
   const stream = uniqueName('bus');
@@ -44,11 +74,16 @@ export const natsTestOptions = (url: string): NatsBusOptions => {
 /** Options for a Redis bus in a namespace of its own. */
 export const redisTestOptions = (url: string): RedisBusOptions => ({ url, streamKey: `test:${uniqueName('bus')}` });
 
-const fixtureOf = async (open: () => Promise<EventBus>, deleteNamespace: () => Promise<void>): Promise<BusFixture> => {
+const fixtureOf = async (
+  open: () => Promise<EventBus>,
+  deleteNamespace: () => Promise<void>,
+  consumerExists: (consumer: string) => Promise<boolean>,
+): Promise<BusFixture> => {
   const buses: EventBus[] = [await open()];
   const [bus] = buses as [EventBus];
   return {
     bus,
+    consumerExists,
     openPeer: async () => {
       const peer = await open();
       buses.push(peer);
@@ -66,6 +101,7 @@ export const natsBusFixture = (url: string): Promise<BusFixture> => {
   return fixtureOf(
     () => createNatsBus(options),
     () => deleteNatsStream(url, options.stream),
+    (consumer) => natsConsumerExists(url, options.stream, consumer),
   );
 };
 
@@ -74,5 +110,6 @@ export const redisBusFixture = (url: string): Promise<BusFixture> => {
   return fixtureOf(
     () => createRedisBus(options),
     () => deleteRedisNamespace(url, options.streamKey),
+    (consumer) => redisConsumerExists(url, options.streamKey, consumer),
   );
 };

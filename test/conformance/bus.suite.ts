@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEAD_LETTER_HEADERS } from '../../src/platform/bus/port.ts';
 import type { Delivery, EventBus, Handler, SubscribeOptions, Subscription } from '../../src/platform/bus/port.ts';
+import { busEphemeralSuite } from './bus.ephemeral-suite.ts';
 
 /**
  * The event bus conformance suite: every adapter runs these cases. Timings are short on purpose
@@ -15,6 +16,12 @@ export interface BusFixture {
   readonly openPeer?: () => Promise<EventBus>;
   /** Closes the bus and its peers and deletes what the namespace left on the broker. */
   readonly cleanup: () => Promise<void>;
+  /**
+   * Asks the broker itself whether it still holds anything of `consumer`. Absent for the
+   * in-process bus, which has no broker apart from itself: there the suite's lag checks (a removed
+   * consumer collects nothing) are the whole check.
+   */
+  readonly consumerExists?: (consumer: string) => Promise<boolean>;
 }
 
 export const busCases = {
@@ -345,126 +352,146 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       return { subscription, received, release };
     };
 
-    test('stopMidHandler', async () => {
-      const a = await hangingSubscriber({ consumer: 'handoff', subject: 'task.run' });
-      await bus.publish({ subject: 'task.run', data: 'x', id: 'task-1' });
-      expect(await a.received).toMatchObject({ id: 'task-1', attempt: 1 });
-      const b = recorder();
-      await subscribe({ consumer: 'handoff', subject: 'task.run' }, b.handler);
-      await a.subscription.stop();
-      // The stopped subscriber's handler now finishes; that must not settle the delivery.
-      a.release.open();
-      await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
-      await sleep(200);
-      expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-1', attempt: 2 }]);
-      expect(b.deliveries[0]?.data).toBe('x');
-      await vi.waitFor(async () => expect(await bus.lag('handoff')).toBe(0), QUICK);
-    }, SLOW_CASE_MS);
+    test(
+      'stopMidHandler',
+      async () => {
+        const a = await hangingSubscriber({ consumer: 'handoff', subject: 'task.run' });
+        await bus.publish({ subject: 'task.run', data: 'x', id: 'task-1' });
+        expect(await a.received).toMatchObject({ id: 'task-1', attempt: 1 });
+        const b = recorder();
+        await subscribe({ consumer: 'handoff', subject: 'task.run' }, b.handler);
+        await a.subscription.stop();
+        // The stopped subscriber's handler now finishes; that must not settle the delivery.
+        a.release.open();
+        await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
+        await sleep(200);
+        expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-1', attempt: 2 }]);
+        expect(b.deliveries[0]?.data).toBe('x');
+        await vi.waitFor(async () => expect(await bus.lag('handoff')).toBe(0), QUICK);
+      },
+      SLOW_CASE_MS,
+    );
 
-    test('closeMidHandler', async () => {
-      const openPeer = fixture.openPeer;
-      if (openPeer === undefined) throw new Error('closeMidHandler needs openPeer; declare it not applicable instead');
-      const peer = await openPeer();
-      const a = await hangingSubscriber({ consumer: 'handoff', subject: 'task.run' }, peer);
-      await bus.publish({ subject: 'task.run', data: 'x', id: 'task-2' });
-      expect(await a.received).toMatchObject({ id: 'task-2', attempt: 1 });
-      const b = recorder();
-      await subscribe({ consumer: 'handoff', subject: 'task.run' }, b.handler);
-      await peer.close();
-      a.release.open();
-      await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
-      await sleep(200);
-      expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-2', attempt: 2 }]);
-      await expect(peer.publish({ subject: 'task.run', data: 'y' })).rejects.toMatchObject({ code: 'BUS_CLOSED' });
-    }, SLOW_CASE_MS);
+    test(
+      'closeMidHandler',
+      async () => {
+        const openPeer = fixture.openPeer;
+        if (openPeer === undefined) throw new Error('closeMidHandler needs openPeer; declare it not applicable instead');
+        const peer = await openPeer();
+        const a = await hangingSubscriber({ consumer: 'handoff', subject: 'task.run' }, peer);
+        await bus.publish({ subject: 'task.run', data: 'x', id: 'task-2' });
+        expect(await a.received).toMatchObject({ id: 'task-2', attempt: 1 });
+        const b = recorder();
+        await subscribe({ consumer: 'handoff', subject: 'task.run' }, b.handler);
+        await peer.close();
+        a.release.open();
+        await vi.waitFor(() => expect(b.deliveries.length).toBeGreaterThan(0), REDELIVERY_TIMEOUT);
+        await sleep(200);
+        expect(b.deliveries.map(({ id, attempt }) => ({ id, attempt }))).toEqual([{ id: 'task-2', attempt: 2 }]);
+        await expect(peer.publish({ subject: 'task.run', data: 'y' })).rejects.toMatchObject({ code: 'BUS_CLOSED' });
+      },
+      SLOW_CASE_MS,
+    );
 
-    test('dyingSubscribers', async () => {
-      const dead = recorder();
-      await subscribe({ consumer: 'dlq-reader', subject: 'dlq.fragile.>' }, dead.handler);
-      const opts = { consumer: 'fragile', subject: 'task.run', maxDeliver: 2 } as const;
-      const first = await hangingSubscriber(opts);
-      await bus.publish({ subject: 'task.run', data: 'crashes-its-worker', id: 'fatal-1' });
-      expect((await first.received).attempt).toBe(1);
-      await first.subscription.stop();
-      const second = await hangingSubscriber(opts);
-      expect(await second.received).toMatchObject({ id: 'fatal-1', attempt: 2 });
-      await second.subscription.stop();
-      const third = recorder();
-      await subscribe(opts, third.handler);
-      await vi.waitFor(() => expect(dead.deliveries).toHaveLength(1), REDELIVERY_TIMEOUT);
-      expect(dead.deliveries[0]?.headers).toMatchObject({
-        [DEAD_LETTER_HEADERS.attempts]: '2',
-        [DEAD_LETTER_HEADERS.consumer]: 'fragile',
-      });
-      expect(dead.deliveries[0]?.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/not settled/);
-      expect(third.deliveries).toEqual([]);
-      await vi.waitFor(async () => expect(await bus.lag('fragile')).toBe(0), QUICK);
-    }, SLOW_CASE_MS);
+    test(
+      'dyingSubscribers',
+      async () => {
+        const dead = recorder();
+        await subscribe({ consumer: 'dlq-reader', subject: 'dlq.fragile.>' }, dead.handler);
+        const opts = { consumer: 'fragile', subject: 'task.run', maxDeliver: 2 } as const;
+        const first = await hangingSubscriber(opts);
+        await bus.publish({ subject: 'task.run', data: 'crashes-its-worker', id: 'fatal-1' });
+        expect((await first.received).attempt).toBe(1);
+        await first.subscription.stop();
+        const second = await hangingSubscriber(opts);
+        expect(await second.received).toMatchObject({ id: 'fatal-1', attempt: 2 });
+        await second.subscription.stop();
+        const third = recorder();
+        await subscribe(opts, third.handler);
+        await vi.waitFor(() => expect(dead.deliveries).toHaveLength(1), REDELIVERY_TIMEOUT);
+        expect(dead.deliveries[0]?.headers).toMatchObject({
+          [DEAD_LETTER_HEADERS.attempts]: '2',
+          [DEAD_LETTER_HEADERS.consumer]: 'fragile',
+        });
+        expect(dead.deliveries[0]?.headers[DEAD_LETTER_HEADERS.reason]).toMatch(/not settled/);
+        expect(third.deliveries).toEqual([]);
+        await vi.waitFor(async () => expect(await bus.lag('fragile')).toBe(0), QUICK);
+      },
+      SLOW_CASE_MS,
+    );
 
-    test('longHandler', async () => {
-      const attempts: number[] = [];
-      let done = false;
-      await subscribe({ consumer: 'slow', subject: 'report.build' }, async (delivery) => {
-        attempts.push(delivery.attempt);
-        await sleep(ACK_WAIT_MS * 2.5);
-        done = true;
-      });
-      await bus.publish({ subject: 'report.build', data: 'big' });
-      await vi.waitFor(() => expect(attempts).toEqual([1]), QUICK);
-      const other = recorder();
-      await subscribe({ consumer: 'slow', subject: 'report.build' }, other.handler);
-      await vi.waitFor(() => expect(done).toBe(true), { timeout: ACK_WAIT_MS * 5, interval: 20 });
-      await vi.waitFor(async () => expect(await bus.lag('slow')).toBe(0), QUICK);
-      await sleep(ACK_WAIT_MS + 300);
-      expect(attempts).toEqual([1]);
-      expect(other.deliveries).toEqual([]);
-    }, SLOW_CASE_MS);
+    test(
+      'longHandler',
+      async () => {
+        const attempts: number[] = [];
+        let done = false;
+        await subscribe({ consumer: 'slow', subject: 'report.build' }, async (delivery) => {
+          attempts.push(delivery.attempt);
+          await sleep(ACK_WAIT_MS * 2.5);
+          done = true;
+        });
+        await bus.publish({ subject: 'report.build', data: 'big' });
+        await vi.waitFor(() => expect(attempts).toEqual([1]), QUICK);
+        const other = recorder();
+        await subscribe({ consumer: 'slow', subject: 'report.build' }, other.handler);
+        await vi.waitFor(() => expect(done).toBe(true), { timeout: ACK_WAIT_MS * 5, interval: 20 });
+        await vi.waitFor(async () => expect(await bus.lag('slow')).toBe(0), QUICK);
+        await sleep(ACK_WAIT_MS + 300);
+        expect(attempts).toEqual([1]);
+        expect(other.deliveries).toEqual([]);
+      },
+      SLOW_CASE_MS,
+    );
 
-    test('keyOrder', async () => {
-      const keys = ['k0', 'k1', 'k2'];
-      const perKey = 30;
-      const handled = new Map<string, number[]>(keys.map((key) => [key, []]));
-      const running = new Set<string>();
-      const overlaps: string[] = [];
-      let inFlight = 0;
-      let maxInFlight = 0;
-      const failedOnce = new Set<string>();
-      await subscribe({ consumer: 'ordered', subject: 'ledger.*', concurrency: 4, retryDelayMs: 5 }, async (delivery) => {
-        const key = delivery.key ?? 'none';
-        if (running.has(key)) overlaps.push(`${key}:${String(delivery.data)}`);
-        running.add(key);
-        inFlight += 1;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        try {
-          await sleep(Math.floor(Math.random() * 5));
-          const n = delivery.data as number;
-          // A failure must hold back the key's later messages until the retry succeeds.
-          if (n % 7 === 3 && !failedOnce.has(delivery.id)) {
-            failedOnce.add(delivery.id);
-            throw new Error('first attempt fails');
+    test(
+      'keyOrder',
+      async () => {
+        const keys = ['k0', 'k1', 'k2'];
+        const perKey = 30;
+        const handled = new Map<string, number[]>(keys.map((key) => [key, []]));
+        const running = new Set<string>();
+        const overlaps: string[] = [];
+        let inFlight = 0;
+        let maxInFlight = 0;
+        const failedOnce = new Set<string>();
+        await subscribe({ consumer: 'ordered', subject: 'ledger.*', concurrency: 4, retryDelayMs: 5 }, async (delivery) => {
+          const key = delivery.key ?? 'none';
+          if (running.has(key)) overlaps.push(`${key}:${String(delivery.data)}`);
+          running.add(key);
+          inFlight += 1;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          try {
+            await sleep(Math.floor(Math.random() * 5));
+            const n = delivery.data as number;
+            // A failure must hold back the key's later messages until the retry succeeds.
+            if (n % 7 === 3 && !failedOnce.has(delivery.id)) {
+              failedOnce.add(delivery.id);
+              throw new Error('first attempt fails');
+            }
+            handled.get(key)?.push(n);
+          } finally {
+            running.delete(key);
+            inFlight -= 1;
           }
-          handled.get(key)?.push(n);
-        } finally {
-          running.delete(key);
-          inFlight -= 1;
+        });
+        for (let n = 0; n < perKey; n += 1) {
+          for (const key of keys) await bus.publish({ subject: `ledger.${key}`, data: n, key, id: `${key}-${n}` });
         }
-      });
-      for (let n = 0; n < perKey; n += 1) {
-        for (const key of keys) await bus.publish({ subject: `ledger.${key}`, data: n, key, id: `${key}-${n}` });
-      }
-      const expected = Array.from({ length: perKey }, (_, n) => n);
-      await vi.waitFor(
-        () => {
-          for (const key of keys) expect(handled.get(key)).toHaveLength(perKey);
-        },
-        { timeout: 15_000, interval: 20 },
-      );
-      for (const key of keys) expect(handled.get(key), key).toEqual(expected);
-      expect(overlaps).toEqual([]);
-      expect(failedOnce.size).toBe(keys.length * expected.filter((n) => n % 7 === 3).length);
-      expect(maxInFlight).toBeGreaterThan(1);
-      expect(maxInFlight).toBeLessThanOrEqual(keys.length);
-    }, SLOW_CASE_MS);
+        const expected = Array.from({ length: perKey }, (_, n) => n);
+        await vi.waitFor(
+          () => {
+            for (const key of keys) expect(handled.get(key)).toHaveLength(perKey);
+          },
+          { timeout: 15_000, interval: 20 },
+        );
+        for (const key of keys) expect(handled.get(key), key).toEqual(expected);
+        expect(overlaps).toEqual([]);
+        expect(failedOnce.size).toBe(keys.length * expected.filter((n) => n % 7 === 3).length);
+        expect(maxInFlight).toBeGreaterThan(1);
+        expect(maxInFlight).toBeLessThanOrEqual(keys.length);
+      },
+      SLOW_CASE_MS,
+    );
 
     test('lag', async () => {
       expect(await bus.lag('never-subscribed')).toBe(0);
@@ -504,4 +531,6 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       await expect(bus.ping()).rejects.toMatchObject({ code: 'BUS_CLOSED' });
     });
   });
+
+  busEphemeralSuite(name, makeBus, ACK_WAIT_MS);
 }

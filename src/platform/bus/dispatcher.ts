@@ -38,13 +38,23 @@ export interface DeliverySource {
    * reported and the pull is retried with backoff.
    */
   pull(max: number, signal: AbortSignal, accept: (delivery: InboundDelivery) => void): Promise<void>;
-  /** Releases the source's resources after the subscription stopped. */
+  /**
+   * Called on every renewal tick (a quarter of the ack wait) while the subscription runs, busy or
+   * not, e.g. to tell the broker an ephemeral consumer is still in use. Rejections are reported.
+   */
+  keepAlive?(): Promise<void>;
+  /** Releases the source's resources after the subscription stopped (and removes an ephemeral consumer). */
   close?(): Promise<void>;
 }
 
 /** Where a failure the bus handled itself happened. */
 export interface BusErrorContext {
-  readonly stage: 'handler' | 'ack' | 'keep-alive' | 'dead-letter' | 'pull' | 'connection';
+  /**
+   * `stop`: removing an ephemeral consumer failed (the broker removes it after its inactivity
+   * bound instead); `maintenance`: a broker housekeeping pass (expiring ephemeral consumers,
+   * trimming) failed and runs again next interval.
+   */
+  readonly stage: 'handler' | 'ack' | 'keep-alive' | 'dead-letter' | 'pull' | 'connection' | 'stop' | 'maintenance';
   /** Absent for connection errors, which are the bus' rather than one consumer's. */
   readonly consumer?: string;
   readonly subject?: string;
@@ -229,6 +239,7 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
       for (const delivery of held) {
         delivery.extend().catch((error: unknown) => report(error, 'keep-alive', delivery));
       }
+      source.keepAlive?.().catch((error: unknown) => report(error, 'keep-alive'));
     }
   };
 

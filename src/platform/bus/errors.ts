@@ -15,3 +15,12 @@ export type BusErrorCode = keyof typeof busErrors;
 /** A bus error with the status and code from the catalogue above. */
 export const busError = (code: BusErrorCode, detail: string, extensions?: Record<string, unknown>, cause?: unknown): BlocksError =>
   new BlocksError(code, busErrors[code].status, detail, { cause, extensions: extensions ?? {} });
+
+/** `BUS_CONSUMER_CONFLICT` for subscribing a durable consumer as ephemeral or the reverse. */
+export const ephemeralConflict = (consumer: string, existingIsEphemeral: boolean): BlocksError =>
+  busError(
+    'BUS_CONSUMER_CONFLICT',
+    `Consumer '${consumer}' exists as ${existingIsEphemeral ? 'an ephemeral' : 'a durable'} consumer; ` +
+      `subscribe it as ${existingIsEphemeral ? 'ephemeral' : 'durable'} or use another consumer name.`,
+    { consumer, existing_ephemeral: existingIsEphemeral },
+  );

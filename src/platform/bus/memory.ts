@@ -1,5 +1,5 @@
 import { createSystemClock, type Clock } from '../clock.ts';
-import { busError } from './errors.ts';
+import { busError, ephemeralConflict } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
 import { decodePayload, prepareMessage, type PreparedMessage } from './message.ts';
@@ -9,8 +9,9 @@ import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscr
 
 /**
  * The in-process event bus: the embedded default, with the same delivery semantics as the
- * brokers (durable named consumers, shared work, ack wait, retry, dead letters) for as long as
- * the process lives. Messages do not survive the process.
+ * brokers (durable named consumers, shared work, ack wait, retry, dead letters, ephemeral
+ * consumers dropped when their subscriber stops) for as long as the process lives. Messages do
+ * not survive the process.
  */
 export interface MemoryBusOptions {
   readonly clock?: Clock;
@@ -37,6 +38,7 @@ interface Lease {
 
 interface ConsumerState {
   readonly subject: string;
+  readonly ephemeral: boolean;
   readonly matches: (subject: string) => boolean;
   /** Not handed out, in publish order (redeliveries go back to their place). */
   readonly ready: Entry[];
@@ -143,10 +145,12 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
           { consumer: resolved.consumer, subject: resolved.subject, existing_subject: existing.subject },
         );
       }
+      if (existing.ephemeral !== resolved.ephemeral) throw ephemeralConflict(resolved.consumer, existing.ephemeral);
       return existing;
     }
     const created: ConsumerState = {
       subject: resolved.subject,
+      ephemeral: resolved.ephemeral,
       matches: resolved.matches,
       ready: [],
       leased: new Map(),
@@ -154,6 +158,16 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     };
     consumers.set(resolved.consumer, created);
     return created;
+  };
+
+  /** Drops an ephemeral consumer with its pending messages; subscribers still waiting on it wake up and recreate it. */
+  const removeConsumer = (name: string, state: ConsumerState): void => {
+    if (consumers.get(name) !== state) return;
+    consumers.delete(name);
+    for (const current of state.leased.values()) current.timer.abort();
+    state.leased.clear();
+    state.ready.length = 0;
+    notify(state);
   };
 
   const bus: EventBus = {
@@ -172,7 +186,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     async subscribe(subscribeOptions, handler) {
       lifecycle.assertOpen();
       const resolved = resolveSubscribeOptions(subscribeOptions);
-      const state = consumerFor(resolved);
+      let state = consumerFor(resolved);
       const subscription = startSubscription({
         options: resolved,
         handler,
@@ -182,6 +196,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
         source: {
           async pull(max, signal, accept) {
             while (!signal.aborted) {
+              // An ephemeral consumer removed under us (its other subscriber stopped) starts afresh.
+              if (consumers.get(resolved.consumer) !== state) state = consumerFor(resolved);
               const batch = state.ready.splice(0, max);
               if (batch.length > 0) {
                 for (const entry of batch) accept(lease(state, entry, resolved.ackWaitMs));
@@ -189,6 +205,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
               }
               await waitForMessages(state, signal);
             }
+          },
+          async close() {
+            if (resolved.ephemeral) removeConsumer(resolved.consumer, state);
           },
         },
       });

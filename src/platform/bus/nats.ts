@@ -7,25 +7,29 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
+  type Consumer,
   type ConsumerInfo,
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, nanos } from '@nats-io/transport-node';
 import { createSystemClock, type Clock } from '../clock.ts';
-import { busError } from './errors.ts';
+import { busError, ephemeralConflict } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
 import { decodePayload, prepareMessage } from './message.ts';
 import type { EventBus } from './port.ts';
 import { assertConsumerName, assertSubject } from './subject-pattern.ts';
-import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
+import { ephemeralTimeout, resolveEphemeralTimeout, resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
 
 /**
  * The NATS JetStream adapter. One stream per bus namespace captures `<subjectPrefix>.>`; each
  * consumer name is a durable pull consumer with explicit ack whose filter is the pattern under
  * the prefix. Retries and dead letters are the shared dispatcher's (the consumer's own
- * `max_deliver` is unlimited), so behaviour matches the other adapters.
+ * `max_deliver` is unlimited), so behaviour matches the other adapters. An ephemeral consumer is
+ * the same kind of consumer with `inactive_threshold` set (NATS 2.9 honours it on durable pull
+ * consumers: pull requests and in-progress acks count as activity), deleted when its subscriber
+ * stops; the threshold marks it as ephemeral to later subscribers.
  */
 export interface NatsBusOptions {
   /** Server URL(s), e.g. `nats://127.0.0.1:4222`. */
@@ -38,6 +42,11 @@ export interface NatsBusOptions {
   readonly dedupWindowMs?: number;
   /** Messages older than this are dropped from a stream we create; 0 keeps them. Default 0. */
   readonly maxAgeMs?: number;
+  /**
+   * How long the server keeps an ephemeral consumer whose subscriber shows no sign of life (its
+   * process died) before deleting it; at least twice the consumer's ack wait. Default 30 000.
+   */
+  readonly ephemeralTimeoutMs?: number;
   /** Connection name shown in server monitoring. */
   readonly name?: string;
   readonly clock?: Clock;
@@ -101,6 +110,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
     );
   }
   const { stream, subjectPrefix } = options;
+  const ephemeralTimeoutMs = resolveEphemeralTimeout(options.ephemeralTimeoutMs);
   const prefix = `${subjectPrefix}.`;
   const clock = options.clock ?? createSystemClock();
   const onError = options.onError ?? (() => undefined);
@@ -133,6 +143,8 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
   const ensureConsumer = async (resolved: ResolvedSubscribeOptions): Promise<void> => {
     const filter = `${prefix}${resolved.subject}`;
     const ackWait = nanos(resolved.ackWaitMs);
+    // 0 (none) for a durable consumer: the server keeps it however long it goes unused.
+    const inactiveThreshold = resolved.ephemeral ? nanos(ephemeralTimeout(resolved, ephemeralTimeoutMs)) : 0;
     let info = await consumerInfo(resolved.consumer);
     if (info === undefined) {
       try {
@@ -144,6 +156,7 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
           deliver_policy: DeliverPolicy.New,
           filter_subject: filter,
           max_deliver: -1,
+          ...(resolved.ephemeral ? { inactive_threshold: inactiveThreshold } : {}),
         });
       } catch (error) {
         // Another subscriber may have created it a moment ago; compare with what it made.
@@ -159,9 +172,23 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
         { consumer: resolved.consumer, subject: resolved.subject, existing_subject: existing },
       );
     }
-    if (info.config.ack_wait !== ackWait) {
+    const existingEphemeral = (info.config.inactive_threshold ?? 0) > 0;
+    if (existingEphemeral !== resolved.ephemeral) throw ephemeralConflict(resolved.consumer, existingEphemeral);
+    if (info.config.ack_wait !== ackWait || (resolved.ephemeral && info.config.inactive_threshold !== inactiveThreshold)) {
       // Ack wait is the consumer's on JetStream: the latest subscriber's value applies to all.
-      await jsm.consumers.update(stream, resolved.consumer, { ack_wait: ackWait });
+      await jsm.consumers.update(stream, resolved.consumer, {
+        ack_wait: ackWait,
+        ...(resolved.ephemeral ? { inactive_threshold: inactiveThreshold } : {}),
+      });
+    }
+  };
+
+  /** Deletes a consumer; one already gone (the server expired it, a sibling deleted it) is fine. */
+  const deleteConsumer = async (consumer: string): Promise<void> => {
+    try {
+      await jsm.consumers.delete(stream, consumer);
+    } catch (error) {
+      if (!isApiError(error, JetStreamApiCodes.ConsumerNotFound)) throw error;
     }
   };
 
@@ -180,7 +207,23 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
       lifecycle.assertOpen();
       const resolved = resolveSubscribeOptions(subscribeOptions);
       await ensureConsumer(resolved);
-      const consumer = await js.consumers.get(stream, resolved.consumer);
+      let consumer = await js.consumers.get(stream, resolved.consumer);
+      /** After a failed pull: an ephemeral consumer that is gone is made again, so the subscriber goes on. */
+      const recreateIfRemoved = async (): Promise<boolean> => {
+        if (!resolved.ephemeral || (await consumerInfo(resolved.consumer)) !== undefined) return false;
+        await ensureConsumer(resolved);
+        consumer = await js.consumers.get(stream, resolved.consumer);
+        onError(
+          new Error(
+            `ephemeral consumer '${resolved.consumer}' was removed while in use; recreated it, messages published meanwhile are missed`,
+          ),
+          {
+            stage: 'pull',
+            consumer: resolved.consumer,
+          },
+        );
+        return true;
+      };
       // A pull request outlives a stopped subscriber on the server (JetStream has no cancel), and a
       // delivery routed to it goes astray: NATS 2.9 then delays it and miscounts its deliveries.
       // Requests expiring within half the ack wait are gone before the stopped subscriber's
@@ -195,19 +238,17 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
         publish: (message) => bus.publish(message),
         source: {
           async pull(max, signal, accept) {
-            const messages = await consumer.fetch({ max_messages: max, expires });
-            const stop = (): void => void messages.close();
-            if (signal.aborted) stop();
-            signal.addEventListener('abort', stop, { once: true });
             try {
-              for await (const message of messages) {
-                // After stop a fetched message stays unsettled; the server redelivers it after ack wait.
-                if (signal.aborted) break;
-                accept(toInbound(message, prefix.length));
-              }
-            } finally {
-              signal.removeEventListener('abort', stop);
+              await fetchInto(consumer, { max_messages: max, expires }, signal, (message) => accept(toInbound(message, prefix.length)));
+            } catch (error) {
+              if (signal.aborted || !(await recreateIfRemoved())) throw error;
             }
+          },
+          async close() {
+            if (!resolved.ephemeral || nc.isClosed()) return;
+            await deleteConsumer(resolved.consumer).catch((error: unknown) =>
+              onError(error, { stage: 'stop', consumer: resolved.consumer }),
+            );
           },
         },
       });
@@ -229,6 +270,28 @@ export async function createNatsBus(options: NatsBusOptions): Promise<EventBus> 
       }),
   };
   return bus;
+}
+
+/** One pull request: hands each message to `accept` until it is done or `signal` aborts. */
+async function fetchInto(
+  consumer: Consumer,
+  fetch: { max_messages: number; expires: number },
+  signal: AbortSignal,
+  accept: (message: JsMsg) => void,
+): Promise<void> {
+  const messages = await consumer.fetch(fetch);
+  const stop = (): void => void messages.close();
+  if (signal.aborted) stop();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    for await (const message of messages) {
+      // After stop a fetched message stays unsettled; the server redelivers it after ack wait.
+      if (signal.aborted) break;
+      accept(message);
+    }
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
 }
 
 /** Creates the namespace's stream, or checks that an existing one captures the prefix. */

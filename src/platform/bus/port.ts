@@ -60,6 +60,18 @@ export interface SubscribeOptions {
   readonly concurrency?: number;
   /** Wait before the first retry of a failed delivery; doubled for each later retry up to 30 s (or this value, if larger). Default 1 000. */
   readonly retryDelayMs?: number;
+  /**
+   * A consumer that exists only while its subscriber runs: it receives messages published after it
+   * subscribed, its messages are not kept when it stops, and the broker removes it when it stops
+   * or, if its process dies, after a bounded inactivity time (the adapter's `ephemeralTimeoutMs`,
+   * at least twice the ack wait). Meant for per-process state such as cache invalidation: give
+   * each subscriber a name of its own. If the consumer is removed while its subscriber still runs
+   * (another subscriber of that name stopped, or the broker dropped it after an outage longer than
+   * the inactivity bound) the subscriber recreates it and misses what was published meanwhile.
+   * A name is either ephemeral or durable: subscribing the other way while the consumer exists
+   * throws `BUS_CONSUMER_CONFLICT`. Default false.
+   */
+  readonly ephemeral?: boolean;
 }
 
 export interface Subscription {
@@ -73,7 +85,7 @@ export interface EventBus {
   /** Resolves once the broker has stored the message; from then on it is not lost. */
   publish(message: OutgoingMessage): Promise<void>;
   subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
-  /** Messages published to the consumer's subjects and not yet acked by it (0 for an unknown consumer). */
+  /** Messages published to the consumer's subjects and not yet acked by it (0 for an unknown or removed consumer). */
   lag(consumer: string): Promise<number>;
   /** Round trip to the broker in milliseconds; throws when it is unreachable. */
   ping(): Promise<number>;

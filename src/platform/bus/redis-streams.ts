@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 /** A Lua script run by hash, loaded on first use (or after a server restart flushed it). */
 export type RedisScript = (redis: Redis, keys: readonly string[], args: readonly (string | number)[]) => Promise<unknown>;
 
-const defineScript = (lua: string): RedisScript => {
+export const defineScript = (lua: string): RedisScript => {
   const sha = createHash('sha1').update(lua).digest('hex');
   return async (redis, keys, args) => {
     try {

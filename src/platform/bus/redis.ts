@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { createSystemClock, type Clock } from '../clock.ts';
-import { busError } from './errors.ts';
+import { busError, ephemeralConflict } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
 import { decodePayload, prepareMessage } from './message.ts';
@@ -20,15 +20,25 @@ import {
   type StreamEntry,
 } from './redis-streams.ts';
 import { assertConsumerName, compileSubjectPattern } from './subject-pattern.ts';
-import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
+import {
+  dropEphemeralGroup,
+  registerEphemeralGroup,
+  startMaintenance,
+  sweepEphemeralGroups,
+  touchEphemeralGroup,
+} from './redis-retention.ts';
+import { ephemeralTimeout, resolveEphemeralTimeout, resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscribe-options.ts';
 
 /**
  * The Redis Streams adapter. The namespace is one stream (`streamKey`); the subject is a field,
  * so a consumer group (one per consumer name) reads every entry and the subscriber acks the
  * ones its pattern does not match. Each subscriber is a reader in its group with its own
  * blocking connection; entries a dead reader left pending are reclaimed with XAUTOCLAIM once
- * idle for ack wait. Keys used: `<streamKey>`, `<streamKey>:consumers` (consumer → pattern),
- * `<streamKey>:id:<message id>` (dedup markers that expire).
+ * idle for ack wait. An ephemeral consumer's group is destroyed when its subscriber stops, or by
+ * any process's housekeeping once its subscriber stopped renewing its deadline (it died).
+ * Housekeeping also trims the entries every group has acked (see redis-retention.ts). Keys used:
+ * `<streamKey>`, `<streamKey>:consumers` (consumer → pattern), `<streamKey>:ephemeral`
+ * (ephemeral group → deadline), `<streamKey>:id:<message id>` (dedup markers that expire).
  */
 export interface RedisBusOptions {
   /** e.g. `redis://127.0.0.1:6379`. */
@@ -39,6 +49,20 @@ export interface RedisBusOptions {
   readonly dedupWindowMs?: number;
   /** How long `ping` waits before reporting Redis unreachable. Default 2 000. */
   readonly pingTimeoutMs?: number;
+  /**
+   * How long an ephemeral consumer's group outlives the last sign of life from its subscriber
+   * (its process died) before housekeeping destroys it; at least twice the consumer's ack wait.
+   * Default 30 000.
+   */
+  readonly ephemeralTimeoutMs?: number;
+  /** Pause between housekeeping passes (expired ephemeral groups, trimming); 0 runs none. Default 10 000. */
+  readonly maintenanceIntervalMs?: number;
+  /**
+   * Trimming also deletes entries older than this, even ones a group has not acked (a consumer
+   * that never comes back otherwise keeps every entry from its position on). 0 keeps them, as
+   * long as some group needs them. Default 0.
+   */
+  readonly maxAgeMs?: number;
   readonly clock?: Clock;
   readonly onError?: BusErrorListener;
 }
@@ -55,10 +79,18 @@ const parseHeaders = (text: string | undefined): Record<string, string> => {
 
 const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+const checkNonNegative = (name: string, value: number): number => {
+  if (!Number.isInteger(value) || value < 0) {
+    throw busError('BUS_INVALID_OPTIONS', `${name} must be a non-negative integer, got ${String(value)}.`, { option: name });
+  }
+  return value;
+};
+
 /** The other keys of a namespace, for tooling and test cleanup. */
 export const redisBusKeys = (streamKey: string) => ({
   stream: streamKey,
   consumers: `${streamKey}:consumers`,
+  ephemeral: `${streamKey}:ephemeral`,
   dedup: (id: string) => `${streamKey}:id:${id}`,
   /** SCAN pattern matching every key of the namespace. */
   all: `${streamKey}*`,
@@ -77,6 +109,9 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
   const keys = redisBusKeys(options.streamKey);
   const dedupWindowMs = options.dedupWindowMs ?? 120_000;
   const pingTimeoutMs = options.pingTimeoutMs ?? 2_000;
+  const ephemeralTimeoutMs = resolveEphemeralTimeout(options.ephemeralTimeoutMs);
+  const maintenanceIntervalMs = checkNonNegative('maintenanceIntervalMs', options.maintenanceIntervalMs ?? 10_000);
+  const maxAgeMs = checkNonNegative('maxAgeMs', options.maxAgeMs ?? 0);
   const clock = options.clock ?? createSystemClock();
   const onError = options.onError ?? (() => undefined);
   const lifecycle = createBusLifecycle('redis');
@@ -91,7 +126,27 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     throw error;
   }
 
+  const conflict = (resolved: ResolvedSubscribeOptions, existing: string | null): Error =>
+    busError(
+      'BUS_CONSUMER_CONFLICT',
+      `Consumer '${resolved.consumer}' receives '${String(existing)}', not '${resolved.subject}'; use another consumer name.`,
+      { consumer: resolved.consumer, subject: resolved.subject, existing_subject: existing },
+    );
+
+  const ensureEphemeralGroup = async (resolved: ResolvedSubscribeOptions): Promise<void> => {
+    const outcome = await registerEphemeralGroup(
+      redis,
+      keys,
+      resolved.consumer,
+      resolved.subject,
+      ephemeralTimeout(resolved, ephemeralTimeoutMs),
+    );
+    if (outcome?.conflict === 'subject') throw conflict(resolved, outcome.existing);
+    if (outcome?.conflict === 'durable') throw ephemeralConflict(resolved.consumer, false);
+  };
+
   const ensureGroup = async (resolved: ResolvedSubscribeOptions): Promise<void> => {
+    if (resolved.ephemeral) return ensureEphemeralGroup(resolved);
     try {
       // `$`: a consumer gets what is published after it was first created, like the other adapters.
       await redis.xgroup('CREATE', keys.stream, resolved.consumer, '$', 'MKSTREAM');
@@ -100,13 +155,8 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     }
     await redis.hsetnx(keys.consumers, resolved.consumer, resolved.subject);
     const existing = await redis.hget(keys.consumers, resolved.consumer);
-    if (existing !== resolved.subject) {
-      throw busError(
-        'BUS_CONSUMER_CONFLICT',
-        `Consumer '${resolved.consumer}' receives '${String(existing)}', not '${resolved.subject}'; use another consumer name.`,
-        { consumer: resolved.consumer, subject: resolved.subject, existing_subject: existing },
-      );
-    }
+    if (existing !== resolved.subject) throw conflict(resolved, existing);
+    if ((await redis.zscore(keys.ephemeral, resolved.consumer)) !== null) throw ephemeralConflict(resolved.consumer, true);
   };
 
   const openSubscription = async (resolved: ResolvedSubscribeOptions, handler: Parameters<EventBus['subscribe']>[1]) => {
@@ -159,6 +209,53 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
       return entries;
     };
 
+    /** One round: entries reclaimed from dead readers, or else new ones (blocking a while for them). */
+    const pullInto = async (max: number, signal: AbortSignal, accept: (d: InboundDelivery) => void): Promise<void> => {
+      const reclaimed = await reclaim(max);
+      if (reclaimed.length > 0) {
+        const first = reclaimed[0]?.id ?? '-';
+        const last = reclaimed[reclaimed.length - 1]?.id ?? '+';
+        const counts = parseDeliveryCounts(await redis.xpending(keys.stream, group, first, last, reclaimed.length + 1_000, reader));
+        await dispatch(reclaimed, (id) => counts.get(id) ?? 2, accept);
+        return;
+      }
+      if (signal.aborted) return;
+      // Disconnecting is the only way to end a blocked XREADGROUP early; entries it had read stay pending for reclaim.
+      const abort = (): void => blocking.disconnect();
+      signal.addEventListener('abort', abort, { once: true });
+      try {
+        const reply = await blocking.call(
+          'XREADGROUP',
+          'GROUP',
+          group,
+          reader,
+          'COUNT',
+          max,
+          'BLOCK',
+          reclaimEveryMs,
+          'STREAMS',
+          keys.stream,
+          '>',
+        );
+        if (signal.aborted) return;
+        await dispatch(parseReadGroup(reply), () => 1, accept);
+      } finally {
+        signal.removeEventListener('abort', abort);
+      }
+    };
+
+    let closing = false;
+    const recreateEphemeral = async (): Promise<void> => {
+      // A renewal still under way when the subscriber stopped must not bring back the group close() destroys.
+      if (closing) return;
+      await ensureEphemeralGroup(resolved);
+      reclaimCursor = '0-0';
+      onError(new Error(`ephemeral consumer '${group}' was removed while in use; recreated it, messages published meanwhile are missed`), {
+        stage: 'pull',
+        consumer: group,
+      });
+    };
+
     const subscription = startSubscription({
       options: resolved,
       handler,
@@ -167,38 +264,35 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
       publish: (message) => bus.publish(message),
       source: {
         async pull(max, signal, accept) {
-          const reclaimed = await reclaim(max);
-          if (reclaimed.length > 0) {
-            const first = reclaimed[0]?.id ?? '-';
-            const last = reclaimed[reclaimed.length - 1]?.id ?? '+';
-            const counts = parseDeliveryCounts(
-              await redis.xpending(keys.stream, group, first, last, reclaimed.length + 1_000, reader),
-            );
-            await dispatch(reclaimed, (id) => counts.get(id) ?? 2, accept);
-            return;
-          }
-          if (signal.aborted) return;
-          // Disconnecting is the only way to end a blocked XREADGROUP early; entries it had read stay pending for reclaim.
-          const abort = (): void => blocking.disconnect();
-          signal.addEventListener('abort', abort, { once: true });
           try {
-            const reply = await blocking.call(
-              'XREADGROUP', 'GROUP', group, reader, 'COUNT', max, 'BLOCK', reclaimEveryMs, 'STREAMS', keys.stream, '>',
-            );
-            if (signal.aborted) return;
-            await dispatch(parseReadGroup(reply), () => 1, accept);
-          } finally {
-            signal.removeEventListener('abort', abort);
+            await pullInto(max, signal, accept);
+          } catch (error) {
+            // The group was destroyed under a running subscriber: a sibling of an ephemeral consumer stopped,
+            // or housekeeping took it for dead. Ephemeral: make it again; durable: a real fault, report it.
+            if (signal.aborted || !resolved.ephemeral || !errorMessage(error).startsWith('NOGROUP')) throw error;
+            await recreateEphemeral();
+          }
+        },
+        async keepAlive() {
+          if (!resolved.ephemeral) return;
+          if (!(await touchEphemeralGroup(redis, keys, group, ephemeralTimeout(resolved, ephemeralTimeoutMs)))) {
+            await recreateEphemeral();
           }
         },
         async close() {
+          closing = true;
           // Wait for the socket to be gone, so a closed bus leaves no timer or handle behind.
           if (blocking.status !== 'end') {
             const ended = once(blocking, 'end');
             blocking.disconnect();
             await ended;
           }
-          if (redis.status === 'ready') await forgetReaderScript(redis, [keys.stream], [group, reader]);
+          if (redis.status !== 'ready') return;
+          if (!resolved.ephemeral) {
+            await forgetReaderScript(redis, [keys.stream], [group, reader]);
+            return;
+          }
+          await dropEphemeralGroup(redis, keys, group).catch((error: unknown) => onError(error, { stage: 'stop', consumer: group }));
         },
       },
     });
@@ -219,6 +313,8 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     }
   };
 
+  const maintenance = startMaintenance({ redis, keys, intervalMs: maintenanceIntervalMs, maxAgeMs, clock, onError });
+
   const bus: EventBus = {
     kind: 'redis',
     async publish(outgoing) {
@@ -232,6 +328,9 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     async subscribe(subscribeOptions, handler) {
       lifecycle.assertOpen();
       const resolved = resolveSubscribeOptions(subscribeOptions);
+      // Each subscribe also clears out ephemeral groups whose processes died since the last housekeeping
+      // pass (registering an ephemeral one does so itself).
+      if (!resolved.ephemeral) await sweepEphemeralGroups(redis, keys);
       await ensureGroup(resolved);
       return openSubscription(resolved, handler);
     },
@@ -264,6 +363,7 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
     },
     close: () =>
       lifecycle.close(async () => {
+        await maintenance.stop();
         await redis.quit();
       }),
   };

@@ -11,6 +11,7 @@ export interface ResolvedSubscribeOptions {
   readonly ackWaitMs: number;
   readonly concurrency: number;
   readonly retryDelayMs: number;
+  readonly ephemeral: boolean;
 }
 
 export const SUBSCRIBE_DEFAULTS = {
@@ -25,6 +26,14 @@ const checkInteger = (name: string, value: number, min: number, max: number): nu
     throw busError('BUS_INVALID_OPTIONS', `${name} must be an integer from ${min} to ${max}, got ${String(value)}.`, {
       option: name,
     });
+  }
+  return value;
+};
+
+// Options may come from parsed configuration, where a string 'false' would read as true.
+const checkBoolean = (name: string, value: unknown): boolean => {
+  if (typeof value !== 'boolean') {
+    throw busError('BUS_INVALID_OPTIONS', `${name} must be true or false, got ${JSON.stringify(value)}.`, { option: name });
   }
   return value;
 };
@@ -45,5 +54,21 @@ export function resolveSubscribeOptions(options: SubscribeOptions): ResolvedSubs
     ackWaitMs: checkInteger('ackWaitMs', options.ackWaitMs ?? SUBSCRIBE_DEFAULTS.ackWaitMs, 100, 86_400_000),
     concurrency: checkInteger('concurrency', options.concurrency ?? SUBSCRIBE_DEFAULTS.concurrency, 1, 1_000),
     retryDelayMs: checkInteger('retryDelayMs', options.retryDelayMs ?? SUBSCRIBE_DEFAULTS.retryDelayMs, 0, 3_600_000),
+    ephemeral: checkBoolean('ephemeral', options.ephemeral ?? false),
   };
 }
+
+/** Default of the adapters' `ephemeralTimeoutMs`. */
+export const DEFAULT_EPHEMERAL_TIMEOUT_MS = 30_000;
+
+/**
+ * How long an ephemeral consumer may go unseen before the broker removes it: the adapter's
+ * setting, but never under two ack waits, so a live subscriber (which signs of life every
+ * quarter of its ack wait) is not taken for a dead one.
+ */
+export const ephemeralTimeout = (options: ResolvedSubscribeOptions, ephemeralTimeoutMs: number): number =>
+  Math.max(ephemeralTimeoutMs, options.ackWaitMs * 2);
+
+/** Checks an adapter's `ephemeralTimeoutMs` (`BUS_INVALID_OPTIONS`) and applies its default. */
+export const resolveEphemeralTimeout = (value: number | undefined): number =>
+  checkInteger('ephemeralTimeoutMs', value ?? DEFAULT_EPHEMERAL_TIMEOUT_MS, 100, 86_400_000);
