@@ -216,7 +216,9 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
 
   let subscription: Subscription;
   try {
-    subscription = await bus.subscribe({ consumer: `cache-${nodeId}`, subject }, async ({ data }) => {
+    // Ephemeral: a replica's invalidations matter only while it runs, so a stopped or crashed replica
+    // leaves no consumer behind on the broker collecting them.
+    subscription = await bus.subscribe({ consumer: `cache-${nodeId}`, subject, ephemeral: true }, async ({ data }) => {
       if (!isInvalidation(data)) {
         logger.warn({ subject, data }, 'ignored a malformed cache invalidation');
         return;

@@ -7,13 +7,22 @@ import { createNatsBus } from '../../../src/platform/bus/nats.ts';
 import type { Delivery, EventBus } from '../../../src/platform/bus/port.ts';
 import { createRedisBus } from '../../../src/platform/bus/redis.ts';
 import { probeService } from '../../support/services.ts';
-import { deleteNatsStream, deleteRedisNamespace, natsTestOptions, redisTestOptions } from '../../conformance/bus.fixtures.ts';
+import {
+  deleteNatsStream,
+  deleteRedisNamespace,
+  natsConsumerExists,
+  natsTestOptions,
+  redisConsumerExists,
+  redisTestOptions,
+} from '../../conformance/bus.fixtures.ts';
 
 /**
  * A subscriber process is SIGKILLed in the middle of a handler; the message must reach a
  * subscriber in another process once its ack wait runs out, and not before (the dying
- * process renewed it while alive). The in-process bus is not here: its messages live in the
- * process that is killed, so nothing can survive it (it is the embedded default, not durable).
+ * process renewed it while alive). An ephemeral consumer held by a killed process must be
+ * removed by the broker after its inactivity bound, and not while the process lives. The
+ * in-process bus is not here: its messages and consumers live in the process that is killed,
+ * so nothing of them can survive it (it is the embedded default, not durable).
  */
 
 const script = fileURLToPath(new URL('./fixtures/crash-subscriber.ts', import.meta.url));
@@ -24,7 +33,14 @@ interface Namespace {
   readonly options: object;
   readonly open: () => Promise<EventBus>;
   readonly remove: () => Promise<void>;
+  readonly consumerExists: (consumer: string) => Promise<boolean>;
 }
+
+/**
+ * For the ephemeral case: a short inactivity bound (the adapters raise it to two ack waits), and
+ * on Redis housekeeping often enough that the parent's bus notices the dead group soon after.
+ */
+const EPHEMERAL_TIMEOUT_MS = 1_000;
 
 const adapters = [
   {
@@ -32,18 +48,31 @@ const adapters = [
     ok: nats.ok,
     // A killed subscriber's last pull request (1 s at least) must expire before its delivery comes due.
     ackWaitMs: 2_000,
+    /** What the server uses: the bound, raised to two ack waits. */
+    ephemeralBoundMs: 4_000,
     namespace: (): Namespace => {
-      const options = natsTestOptions(nats.url);
-      return { options, open: () => createNatsBus(options), remove: () => deleteNatsStream(nats.url, options.stream) };
+      const options = { ...natsTestOptions(nats.url), ephemeralTimeoutMs: EPHEMERAL_TIMEOUT_MS };
+      return {
+        options,
+        open: () => createNatsBus(options),
+        remove: () => deleteNatsStream(nats.url, options.stream),
+        consumerExists: (consumer) => natsConsumerExists(nats.url, options.stream, consumer),
+      };
     },
   },
   {
     kind: 'redis',
     ok: redis.ok,
     ackWaitMs: 1_000,
+    ephemeralBoundMs: 2_000,
     namespace: (): Namespace => {
-      const options = redisTestOptions(redis.url);
-      return { options, open: () => createRedisBus(options), remove: () => deleteRedisNamespace(redis.url, options.streamKey) };
+      const options = { ...redisTestOptions(redis.url), ephemeralTimeoutMs: EPHEMERAL_TIMEOUT_MS, maintenanceIntervalMs: 200 };
+      return {
+        options,
+        open: () => createRedisBus(options),
+        remove: () => deleteRedisNamespace(redis.url, options.streamKey),
+        consumerExists: (consumer) => redisConsumerExists(redis.url, options.streamKey, consumer),
+      };
     },
   },
 ] as const;
@@ -129,5 +158,54 @@ for (const adapter of adapters) {
       expect(received[0]).toMatchObject({ id: 'job-1', subject: 'jobs.render', data: { page: 3 }, attempt: 2 });
       await vi.waitFor(async () => expect(await bus.lag(consumer)).toBe(0), { timeout: 5_000, interval: 20 });
     }, 30_000);
+
+    it('removes the ephemeral consumer of a SIGKILLed subscriber process after its inactivity bound, and not while it lives', async () => {
+      const BOUND_MS = adapter.ephemeralBoundMs;
+      const namespace = adapter.namespace();
+      const bus = await namespace.open();
+      cleanups.push(async () => {
+        await bus.close();
+        await namespace.remove();
+      });
+      const consumer = 'cache-node-1';
+      const { child, next } = startChild({
+        kind: adapter.kind,
+        options: namespace.options,
+        consumer,
+        subject: 'cache.invalidate',
+        ackWaitMs: adapter.ackWaitMs,
+        ephemeral: true,
+        // Busy with a handler that never ends, the child has no reason to ask the broker for more:
+        // only its keep-alive shows it is alive.
+        concurrency: 1,
+      });
+      const exited = once(child, 'exit');
+      cleanups.push(async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGKILL');
+          await exited;
+        }
+      });
+      await next('subscribed');
+      await bus.publish({ subject: 'cache.invalidate', data: { keys: ['a'] }, id: 'inv-1' });
+      expect(await next('received')).toMatchObject({ id: 'inv-1', attempt: 1 });
+      await bus.publish({ subject: 'cache.invalidate', data: { keys: ['b'] }, id: 'inv-2' });
+
+      // Alive past its bound: still there (on Redis the parent's housekeeping runs all the while).
+      await new Promise((resolve) => setTimeout(resolve, BOUND_MS * 1.5));
+      expect(await namespace.consumerExists(consumer)).toBe(true);
+      expect(await bus.lag(consumer)).toBe(2);
+
+      child.kill('SIGKILL');
+      const [, signal] = await exited;
+      expect(signal).toBe('SIGKILL');
+
+      await vi.waitFor(async () => expect(await namespace.consumerExists(consumer)).toBe(false), {
+        timeout: BOUND_MS * 4,
+        interval: 100,
+      });
+      await bus.publish({ subject: 'cache.invalidate', data: { keys: ['c'] }, id: 'inv-3' });
+      expect(await bus.lag(consumer)).toBe(0);
+    }, 40_000);
   });
 }

@@ -231,6 +231,36 @@ describe('startSubscription', () => {
     expect(second.extends).toBe(settled);
   });
 
+  it('signs of life through the source every renewal tick, reports failures, and stops with the subscription', async () => {
+    let beats = 0;
+    let failNext = true;
+    let closedAfter: number | undefined;
+    const { source } = scriptedSource([]);
+    const { subscription, errors } = start(
+      {
+        ...source,
+        keepAlive: async () => {
+          beats += 1;
+          if (failNext) {
+            failNext = false;
+            throw new Error('broker unreachable');
+          }
+        },
+        close: async () => {
+          closedAfter = beats;
+        },
+      },
+      async () => undefined,
+      { ackWaitMs: 100 },
+    );
+    await vi.waitFor(() => expect(beats).toBeGreaterThanOrEqual(3), { timeout: 2_000 });
+    expect(errors.map(([, context]) => context.stage)).toEqual(['keep-alive']);
+    await subscription.stop();
+    expect(closedAfter).toBe(beats);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(beats).toBe(closedAfter);
+  });
+
   it('neither acks nor retries deliveries still in flight when stopped', async () => {
     const running = fakeDelivery('m1');
     const failing = fakeDelivery('m2');
