@@ -58,6 +58,8 @@ export interface RedisCacheHarness {
   replica(keyPrefix: string, overrides?: ReplicaOverrides): Promise<Cache>;
   /** Resolves once `cache` has handled every invalidation published so far. */
   drained(cache: Cache): Promise<void>;
+  /** Invalidations waiting for `cache`'s bus consumer, asked over its bus (which outlives the cache). */
+  lagOf(cache: Cache): Promise<number>;
   /** A TCP proxy to Redis, closed after the test. */
   proxy(): Promise<TcpProxy>;
 }
@@ -124,6 +126,11 @@ export function useRedisCacheHarness(redisUrl: string, makeWorld: () => Promise<
         timeout: 10_000,
         interval: 10,
       });
+    },
+    lagOf: async (cache) => {
+      const entry = consumers.get(cache);
+      if (entry === undefined) throw new Error('not a replica of this test');
+      return entry.bus.lag(entry.consumer);
     },
     proxy: async () => {
       const proxy = await startTcpProxy(redisUrl);

@@ -82,6 +82,19 @@ for (const world of worlds) {
       expect(await b.get('k')).toBe('from-b');
     });
 
+    it('leaves no consumer behind on the bus once a replica closes, so nothing collects its invalidations', async () => {
+      const prefix = h.newPrefix();
+      const a = await h.replica(prefix);
+      const b = await h.replica(prefix);
+      await b.set('k1', 'one');
+      await h.drained(a);
+      await a.close();
+      await b.set('k2', 'two');
+      await b.delete('k1');
+      // A durable consumer would now hold both invalidations for a replica that is gone for good.
+      expect(await h.lagOf(a)).toBe(0);
+    });
+
     it('converges every replica on one value after concurrent writes from two replicas', async () => {
       const prefix = h.newPrefix();
       const a = await h.replica(prefix);
