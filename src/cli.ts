@@ -61,6 +61,12 @@ async function main(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  // A dependency that never answers must not keep a stopping process alive forever.
+  const deadline = setTimeout(() => {
+    platform.logger.error({ timeout_ms: config.http.shutdown_timeout }, 'graceful shutdown timed out; exiting');
+    process.exit(1);
+  }, config.http.shutdown_timeout);
+  deadline.unref();
   await running.close();
   return 0;
 }
