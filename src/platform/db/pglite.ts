@@ -1,98 +1,161 @@
 import { mkdir } from 'node:fs/promises';
-import { PGlite, type Results } from '@electric-sql/pglite';
 import type { Database, PoolStats, QueryResult, Transaction } from './port.ts';
-import { toDatabaseError } from './errors.ts';
 import { createTransactionGuard } from './tx-guard.ts';
-import { OID, keepText } from './values.ts';
 import { lockDataDir, type DataDirLock } from './pglite-lock.ts';
+import { startPgliteWorker, type PgliteWorker } from './pglite-worker-client.ts';
+import type { Operation, WireResult } from './pglite-worker-protocol.ts';
 
 export interface PgliteDatabaseOptions {
   /** Directory holding the data (created when missing); `'memory://'` or absent keeps it in memory. */
   readonly dataDir?: string;
 }
 
-const isInMemory = (dataDir: string | undefined): boolean => dataDir === undefined || dataDir.startsWith('memory://');
+const isInMemory = (dataDir: string | undefined): dataDir is undefined => dataDir === undefined || dataDir.startsWith('memory://');
 
-// PGlite reports 0 affected rows for a SELECT; pg's rowCount is then the number of rows returned.
-const toResult = <Row>(result: Results<Row>): QueryResult<Row> => {
-  const affected = result.affectedRows ?? 0;
-  return { rows: result.rows, rowCount: affected > 0 ? affected : result.rows.length };
-};
-
-const mapped = async <T>(run: () => Promise<T>): Promise<T> => {
-  try {
-    return await run();
-  } catch (error) {
-    throw toDatabaseError(error);
-  }
+const asResult = <Row>(wire: WireResult | undefined): QueryResult<Row> => {
+  if (wire === undefined) throw new Error('PGlite worker answered a query without rows');
+  return { rows: wire.rows as Row[], rowCount: wire.rowCount };
 };
 
 /**
- * The embedded database: PostgreSQL compiled to WASM, in this process, one connection. Every query and
- * transaction runs one at a time (PGlite's own lock), so a transaction never interleaves with another
- * caller's statements and concurrent readers see only committed data. Only one process may open a data
- * directory at a time: opening one that a live process holds throws `data directory <dir> is in use by
- * process <pid>` (`./pglite-lock.ts`); a lock left by a crashed process is taken over.
+ * Whose turn it is on the one connection. Outside a transaction an operation is posted to the worker
+ * at once: the worker queues it, so it never idles waiting for this (busy) thread to send the next one.
+ * A transaction holds the connection from BEGIN until its COMMIT or ROLLBACK is posted; operations
+ * arriving meanwhile wait here and are posted in arrival order right after it.
+ */
+interface Turns {
+  readonly free: boolean;
+  /** Runs `start` now if the connection is free, otherwise once every earlier turn has started. */
+  take(start: () => void): void;
+  /** Resolves when this caller holds the connection; nothing else is posted until `release`. */
+  hold(): Promise<void>;
+  release(): void;
+}
+
+function createTurns(): Turns {
+  const waiting: Array<() => void> = [];
+  let held = false;
+  const turns: Turns = {
+    get free() {
+      return !held && waiting.length === 0;
+    },
+    take(start) {
+      if (turns.free) start();
+      else waiting.push(start);
+    },
+    hold() {
+      return new Promise((resolve) =>
+        turns.take(() => {
+          held = true;
+          resolve();
+        }),
+      );
+    },
+    release() {
+      held = false;
+      for (let start = waiting.shift(); start !== undefined; start = held ? undefined : waiting.shift()) start();
+    },
+  };
+  return turns;
+}
+
+/**
+ * The embedded database: PostgreSQL compiled to WASM, one connection, run on a worker thread of this
+ * process (`./pglite-worker.ts`) so statements do not block the event loop. Operations run one at a
+ * time in call order, and a transaction never interleaves with another caller's statements: callers
+ * arriving while one is open wait for it, so concurrent readers see only committed data. Values and
+ * errors are those of the PostgreSQL adapter (`DatabaseError` with the SQLSTATE `code`). Should the
+ * worker thread die, every waiting and later call rejects with `PGlite worker thread died: …`.
+ * Only one process may open a data directory at a time: opening one that a live process holds throws
+ * `data directory <dir> is in use by process <pid>` (`./pglite-lock.ts`); a lock left by a crashed
+ * process is taken over.
  */
 export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}): Promise<Database> {
-  const { dataDir } = options;
+  const dataDir = isInMemory(options.dataDir) ? undefined : options.dataDir;
   let lock: DataDirLock | undefined;
-  if (!isInMemory(dataDir) && dataDir !== undefined) {
+  if (dataDir !== undefined) {
     await mkdir(dataDir, { recursive: true });
     lock = await lockDataDir(dataDir);
   }
-  let lite: PGlite;
+  let worker: PgliteWorker;
   try {
-    lite = await PGlite.create(isInMemory(dataDir) ? undefined : dataDir, {
-      // PGlite derives the array parsers (date[], interval[]) from these element parsers.
-      parsers: { [OID.date]: keepText, [OID.interval]: keepText },
-      // On Node the data directory is NODEFS: every write reaches the file during the query and
-      // PGlite's syncToFs is a no-op, so "relaxed" only skips awaiting that no-op behind a mutex,
-      // which costs about half of a small statement's time. Durability is the same either way.
-      relaxedDurability: true,
-    });
+    worker = await startPgliteWorker({ dataDir });
   } catch (error) {
     await lock?.release();
     throw error;
   }
 
   const guard = createTransactionGuard();
+  const turns = createTurns();
   let inFlight = 0;
+  let transactions = 0;
   let closed: Promise<void> | undefined;
 
   const counted = async <T>(run: () => Promise<T>): Promise<T> => {
+    if (closed !== undefined) throw new Error('the PGlite database is closed');
     inFlight += 1;
     try {
-      return await mapped(run);
+      return await run();
     } finally {
       inFlight -= 1;
     }
+  };
+
+  const submit = (operation: Exclude<Operation, { op: 'begin' }>): Promise<WireResult | undefined> =>
+    turns.free
+      ? worker.call(operation)
+      : new Promise((resolve, reject) => {
+          turns.take(() => {
+            worker.call(operation).then(resolve, reject);
+          });
+        });
+
+  const runTransaction = async <T>(work: (tx: Transaction) => Promise<T>): Promise<T> => {
+    await turns.hold();
+    const id = (transactions += 1);
+    worker.begin(id);
+    let finished = false;
+    const step = (operation: Extract<Operation, { op: 'query' | 'exec' }>): Promise<WireResult | undefined> => {
+      if (finished) return Promise.reject(new Error('the transaction has already finished; its tx can no longer be used'));
+      return worker.call(operation);
+    };
+    const end = (op: 'commit' | 'rollback'): Promise<unknown> => {
+      finished = true;
+      const ended = worker.call({ op, tx: id });
+      // Whatever waited is posted now: the worker runs it after this COMMIT or ROLLBACK.
+      turns.release();
+      return ended;
+    };
+    const tx: Transaction = {
+      query: async <Row>(sql: string, params: readonly unknown[] = []) => asResult<Row>(await step({ op: 'query', sql, params, tx: id })),
+      exec: async (sql) => {
+        await step({ op: 'exec', sql, tx: id });
+      },
+    };
+    let result: T;
+    try {
+      result = await guard.runInside(() => work(tx));
+    } catch (error) {
+      await end('rollback');
+      throw error;
+    }
+    await end('commit');
+    return result;
   };
 
   const database: Database = {
     kind: 'pglite',
     async query<Row>(sql: string, params: readonly unknown[] = []) {
       guard.assertOutside('query');
-      return counted(async () => toResult(await lite.query<Row>(sql, [...params])));
+      return counted(async () => asResult<Row>(await submit({ op: 'query', sql, params })));
     },
     async exec(sql) {
       guard.assertOutside('exec');
-      await counted(() => lite.exec(sql));
+      await counted(() => submit({ op: 'exec', sql }));
     },
     async transaction(work) {
       guard.assertOutside('transaction');
-      return counted(() =>
-        lite.transaction((liteTx) => {
-          const tx: Transaction = {
-            query: async <Row>(sql: string, params: readonly unknown[] = []) =>
-              toResult(await mapped(() => liteTx.query<Row>(sql, [...params]))),
-            exec: async (sql) => {
-              await mapped(() => liteTx.exec(sql));
-            },
-          };
-          return guard.runInside(() => work(tx));
-        }),
-      );
+      return counted(() => runTransaction(work));
     },
     async ping() {
       const started = performance.now();
@@ -104,8 +167,10 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
     },
     close() {
       closed ??= (async () => {
+        // After everything called before close: it waits its turn like a transaction.
+        await turns.hold();
         try {
-          await lite.close();
+          await worker.close();
         } finally {
           await lock?.release();
         }
