@@ -7,7 +7,7 @@ import { formatTable, medianOf, runLoad, type LoadResult, type LoadTarget } from
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-const connectionSets = (process.env.BENCH_CONNECTIONS ?? '10,100').split(',').map(Number);
+const connectionSets = (process.env.BENCH_CONNECTIONS ?? '10,50,100').split(',').map(Number);
 
 const server = spawn(process.execPath, [new URL('./route-server.ts', import.meta.url).pathname], { stdio: ['ignore', 'pipe', 'inherit'] });
 interface BenchUrls {
