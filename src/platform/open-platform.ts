@@ -97,14 +97,17 @@ function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache
   return createMemoryCache({ maxEntries: cache.l1_max_entries, defaultTtlMs: cache.default_ttl });
 }
 
-/** The bus, noting each durable consumer subscribed through it so /metrics can report its lag. */
-function recordingConsumers(bus: EventBus, consumers: Set<string>): EventBus {
+/**
+ * The bus as modules see it: subscriptions get the configured `max_deliver` and `ack_wait` unless
+ * they set their own, and each consumer is noted so /metrics can report its lag.
+ */
+function withPlatformDefaults(bus: EventBus, config: Config, consumers: Set<string>): EventBus {
   return {
     kind: bus.kind,
     publish: (message) => bus.publish(message),
     subscribe: (options, handler) => {
       consumers.add(options.consumer);
-      return bus.subscribe(options, handler);
+      return bus.subscribe({ maxDeliver: config.bus.max_deliver, ackWaitMs: config.bus.ack_wait, ...options }, handler);
     },
     lag: (consumer) => bus.lag(consumer),
     ping: () => bus.ping(),
@@ -130,7 +133,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     closers.push(() => db.close());
     await runMigrations(db, MIGRATIONS_DIR, { logger });
     const consumers = new Set<string>();
-    const bus = recordingConsumers(await openBus(config, logger), consumers);
+    const bus = withPlatformDefaults(await openBus(config, logger), config, consumers);
     closers.push(() => bus.close());
     const cache = await openCache(config, bus, logger);
     closers.push(() => cache.close());
@@ -179,6 +182,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     const checks: DependencyCheck[] = [
       { name: `database (${db.kind})`, required: true, check: () => db.ping() },
       { name: `bus (${bus.kind})`, required: true, check: () => bus.ping() },
+      // Reads fall back to misses while Redis is down, so the process can still serve: not required.
+      { name: `cache (${cache.kind})`, required: false, check: () => cache.ping() },
     ];
 
     const platform: OpenedPlatform = { config, version, logger, metrics, clock, db, bus, cache, breakers, relay, checks, close: closeAll };

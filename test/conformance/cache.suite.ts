@@ -21,6 +21,7 @@ export const CACHE_CASES = {
   copies: 'hands out copies: mutating a value passed in or handed out does not change the cache',
   'last-writer-wins': 'settles concurrent writes to one key on the last one issued',
   'closed-cache': 'rejects calls after close',
+  ping: 'answers ping with a round-trip time while open',
 } as const;
 
 export type CacheCase = keyof typeof CACHE_CASES;
@@ -187,7 +188,15 @@ export function cacheSuite(name: string, makeCache: MakeCache, suiteOptions: Cac
       await expect(cache.get('k')).rejects.toThrow();
       await expect(cache.set('k', 2)).rejects.toThrow();
       await expect(cache.delete('k')).rejects.toThrow();
+      await expect(cache.ping()).rejects.toThrow();
       await expect(cache.close()).resolves.toBeUndefined();
+    });
+
+    contract('ping', async () => {
+      const cache = await make();
+      const ms = await cache.ping();
+      expect(ms).toBeGreaterThanOrEqual(0);
+      expect(ms).toBeLessThan(5_000);
     });
   });
 }

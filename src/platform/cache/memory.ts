@@ -46,6 +46,10 @@ export function createMemoryCache(options: MemoryCacheOptions): Cache {
       open();
       lru.delete(key);
     },
+    async ping() {
+      open();
+      return 0;
+    },
     async close() {
       closed = true;
       lru.clear();

@@ -14,5 +14,7 @@ export interface Cache {
   set(key: string, value: unknown, options?: CacheSetOptions): Promise<void>;
   /** Removes the key here and, for the shared cache, from every replica's L1. */
   delete(key: string): Promise<void>;
+  /** Round trip to the shared store in milliseconds (0 for the in-process cache); throws when it is unreachable. */
+  ping(): Promise<number>;
   close(): Promise<void>;
 }

@@ -234,6 +234,14 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cach
   return {
     kind: 'redis',
 
+    async ping() {
+      assertOpen();
+      const started = performance.now();
+      if (DOWN.has(redis.status)) throw new Error(`redis connection is ${redis.status}`);
+      await withTimeout(redis.ping(), timeoutMs, 'ping');
+      return performance.now() - started;
+    },
+
     async get<T>(key: string): Promise<T | undefined> {
       assertOpen();
       const hit = l1.get(key);

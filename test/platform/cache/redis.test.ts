@@ -89,6 +89,9 @@ describe.skipIf(!redis.ok)('createRedisCache', () => {
     });
     expect(write.ms).toBeLessThan(HANG_BOUND_MS);
     await expect(cache.delete('k')).rejects.toBeInstanceOf(CacheUnavailableError);
+    const ping = await timed(() => cache.ping().catch((e: unknown) => e));
+    expect(ping.value).toBeInstanceOf(Error);
+    expect(ping.ms).toBeLessThan(HANG_BOUND_MS);
     // Logged once for the outage, not once per read.
     expect(logger.messages.filter((m) => m.startsWith('shared cache unreachable'))).toHaveLength(1);
   });
