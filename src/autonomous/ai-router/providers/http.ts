@@ -1,0 +1,201 @@
+import { ProviderError, errorForStatus } from './errors.ts';
+
+/** One POST to a provider, bounded by a timeout, the caller's deadline and the caller's signal. */
+export interface ProviderRequest {
+  readonly provider: string;
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: unknown;
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+  readonly deadline?: number;
+}
+
+/**
+ * An open exchange with a provider. `close()` aborts the connection if it is still open; call it
+ * in a `finally` so an abandoned stream never keeps a socket.
+ */
+export interface ProviderExchange {
+  readonly response: Response;
+  /** Rethrows a failure while reading the body as the right `ProviderError` (or the caller's abort reason). */
+  readonly translate: (error: unknown) => unknown;
+  /** Restarts the timeout: a stream that keeps sending stays alive, one that goes quiet times out. */
+  readonly touch: () => void;
+  readonly close: () => void;
+}
+
+/**
+ * Sends the request and waits for the response head. Throws `ProviderError` (timeout,
+ * unreachable, or the status' kind for a non-2xx answer, whose body is read for the detail),
+ * or the caller's abort reason.
+ */
+export async function openExchange(request: ProviderRequest): Promise<ProviderExchange> {
+  const controller = new AbortController();
+  let timedOutAfter: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const budget = (): number =>
+    request.deadline === undefined ? request.timeoutMs : Math.min(request.timeoutMs, request.deadline - Date.now());
+  const touch = (): void => {
+    clearTimeout(timer);
+    const ms = budget();
+    if (ms <= 0) {
+      timedOutAfter = Math.max(0, ms);
+      controller.abort();
+      return;
+    }
+    timer = setTimeout(() => {
+      timedOutAfter = ms;
+      controller.abort();
+    }, ms);
+  };
+  const onCallerAbort = (): void => controller.abort(request.signal?.reason);
+  const close = (): void => {
+    clearTimeout(timer);
+    request.signal?.removeEventListener('abort', onCallerAbort);
+    controller.abort();
+  };
+  const translate = (error: unknown): unknown => {
+    if (error instanceof ProviderError) return error;
+    if (request.signal?.aborted) return request.signal.reason;
+    if (timedOutAfter !== undefined) {
+      return new ProviderError('timeout', `${request.provider} did not answer within ${timedOutAfter} ms`, {
+        provider: request.provider,
+        cause: error,
+      });
+    }
+    return error;
+  };
+
+  request.signal?.throwIfAborted();
+  request.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  touch();
+  let response: Response;
+  try {
+    response = await fetch(request.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...request.headers },
+      body: JSON.stringify(request.body),
+      signal: controller.signal,
+    });
+  } catch (error) {
+    close();
+    const translated = translate(error);
+    if (translated !== error) throw translated;
+    throw new ProviderError('unreachable', `${request.provider} unreachable at ${request.url}: ${describe(error)}`, {
+      provider: request.provider,
+      cause: error,
+    });
+  }
+  if (!response.ok) {
+    let text = '';
+    try {
+      text = await response.text();
+    } catch (error) {
+      close();
+      const translated = translate(error);
+      // A failing status is already the answer; a body we cannot read only loses the detail.
+      if (translated !== error) throw translated;
+    }
+    close();
+    throw errorForStatus(request.provider, response.status, response.headers, text);
+  }
+  return { response, translate, touch, close };
+}
+
+/**
+ * Reads a whole JSON body. Throws `ProviderError` 'bad_response' when the body is not JSON or
+ * is cut off, 'timeout' when it does not arrive in time.
+ */
+export async function readJsonBody(exchange: ProviderExchange, provider: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await exchange.response.text();
+  } catch (error) {
+    throw badBodyOr(exchange, provider, error);
+  } finally {
+    exchange.close();
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ProviderError('bad_response', `${provider} sent a body that is not JSON: ${text.slice(0, 200)}`, { provider, cause: error });
+  }
+}
+
+/** One server-sent event: its `event:` name (if any) and its joined `data:` lines. */
+export interface SseEvent {
+  readonly event: string | undefined;
+  readonly data: string;
+}
+
+/**
+ * The server-sent events of a response body, per the WHATWG event-stream rules: lines may
+ * arrive split across reads and end in LF, CRLF or CR; an event ends at a blank line. Each read
+ * restarts the exchange's timeout. A body cut off mid-read is a 'bad_response'; an event left
+ * unterminated at the end is dropped, as the format says. Leaving the loop closes the connection.
+ */
+export async function* readSse(exchange: ProviderExchange, provider: string): AsyncGenerator<SseEvent> {
+  const body = exchange.response.body;
+  if (body === null) {
+    exchange.close();
+    throw new ProviderError('bad_response', `${provider} sent a stream with no body`, { provider });
+  }
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event: string | undefined;
+  let data: string[] = [];
+  try {
+    for await (const bytes of iterate(body, exchange, provider)) {
+      exchange.touch();
+      buffer += decoder.decode(bytes, { stream: true });
+      let newline: RegExpExecArray | null;
+      // A lone CR at the end of the buffer may be the first half of a CRLF: wait for the next read.
+      while ((newline = /\r\n|\n|\r(?!$)/.exec(buffer)) !== null) {
+        const line = buffer.slice(0, newline.index);
+        buffer = buffer.slice(newline.index + newline[0].length);
+        if (line === '') {
+          if (data.length > 0) yield { event, data: data.join('\n') };
+          event = undefined;
+          data = [];
+          continue;
+        }
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon === -1 ? line : line.slice(0, colon);
+        const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'data') data.push(value);
+        else if (field === 'event') event = value;
+      }
+    }
+  } finally {
+    exchange.close();
+  }
+}
+
+async function* iterate(body: ReadableStream<Uint8Array>, exchange: ProviderExchange, provider: string): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const chunk = await reader.read().catch((error: unknown) => {
+        throw badBodyOr(exchange, provider, error);
+      });
+      if (chunk.done) return;
+      yield chunk.value;
+    }
+  } finally {
+    // Cancelling tells undici we are done with the body, so it releases (here: destroys) the socket.
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
+function badBodyOr(exchange: ProviderExchange, provider: string, error: unknown): unknown {
+  const translated = exchange.translate(error);
+  if (translated !== error) return translated;
+  return new ProviderError('bad_response', `${provider} cut its response off: ${describe(error)}`, { provider, cause: error });
+}
+
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  return `${error.message}${cause}`;
+}

@@ -1,0 +1,3 @@
+export { startFakeOpenAi } from './openai.ts';
+export { startFakeAnthropic } from './anthropic.ts';
+export type { FakeBehaviour, FakeProvider, FakeProviderOptions, RecordedRequest } from './server.ts';
