@@ -47,7 +47,8 @@ export async function* translateAnthropicStream(events: AsyncIterable<SseEvent>)
   for await (const event of events) {
     const body = parse(event);
     const type = body['type'] ?? event.event;
-    if (type !== 'message_start' && type !== 'ping' && type !== 'error' && !started) throw bad(`${JSON.stringify(type)} before message_start`);
+    if (type !== 'message_start' && type !== 'ping' && type !== 'error' && !started)
+      throw bad(`${JSON.stringify(type)} before message_start`);
     switch (type) {
       case 'message_start': {
         const message = body['message'];

@@ -17,10 +17,15 @@ export interface ProviderRequest {
  */
 export interface ProviderExchange {
   readonly response: Response;
-  /** Rethrows a failure while reading the body as the right `ProviderError` (or the caller's abort reason). */
-  readonly translate: (error: unknown) => unknown;
+  /**
+   * What a failure while talking to the provider really was: the caller's abort reason, a
+   * timeout `ProviderError`, or undefined when neither explains it.
+   */
+  readonly explain: (error: unknown) => Error | undefined;
   /** Restarts the timeout: a stream that keeps sending stays alive, one that goes quiet times out. */
   readonly touch: () => void;
+  /** Stops the timeout while the consumer, not the provider, is the one taking time. */
+  readonly pause: () => void;
   readonly close: () => void;
 }
 
@@ -54,16 +59,17 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
     request.signal?.removeEventListener('abort', onCallerAbort);
     controller.abort();
   };
-  const translate = (error: unknown): unknown => {
+  const explain = (error: unknown): Error | undefined => {
     if (error instanceof ProviderError) return error;
-    if (request.signal?.aborted) return request.signal.reason;
+    // The reason is whatever the caller aborted with (an Error by convention), handed back unchanged.
+    if (request.signal?.aborted) return request.signal.reason as Error;
     if (timedOutAfter !== undefined) {
       return new ProviderError('timeout', `${request.provider} did not answer within ${timedOutAfter} ms`, {
         provider: request.provider,
         cause: error,
       });
     }
-    return error;
+    return undefined;
   };
 
   request.signal?.throwIfAborted();
@@ -79,8 +85,8 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
     });
   } catch (error) {
     close();
-    const translated = translate(error);
-    if (translated !== error) throw translated;
+    const explained = explain(error);
+    if (explained !== undefined) throw explained;
     throw new ProviderError('unreachable', `${request.provider} unreachable at ${request.url}: ${describe(error)}`, {
       provider: request.provider,
       cause: error,
@@ -92,14 +98,14 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
       text = await response.text();
     } catch (error) {
       close();
-      const translated = translate(error);
+      const explained = explain(error);
       // A failing status is already the answer; a body we cannot read only loses the detail.
-      if (translated !== error) throw translated;
+      if (explained !== undefined) throw explained;
     }
     close();
     throw errorForStatus(request.provider, response.status, response.headers, text);
   }
-  return { response, translate, touch, close };
+  return { response, explain, touch, pause: () => clearTimeout(timer), close };
 }
 
 /**
@@ -131,7 +137,7 @@ export interface SseEvent {
 /**
  * The server-sent events of a response body, per the WHATWG event-stream rules: lines may
  * arrive split across reads and end in LF, CRLF or CR; an event ends at a blank line. Each read
- * restarts the exchange's timeout. A body cut off mid-read is a 'bad_response'; an event left
+ * waits at most the exchange's timeout. A body cut off mid-read is a 'bad_response'; an event left
  * unterminated at the end is dropped, as the format says. Leaving the loop closes the connection.
  */
 export async function* readSse(exchange: ProviderExchange, provider: string): AsyncGenerator<SseEvent> {
@@ -146,7 +152,6 @@ export async function* readSse(exchange: ProviderExchange, provider: string): As
   let data: string[] = [];
   try {
     for await (const bytes of iterate(body, exchange, provider)) {
-      exchange.touch();
       buffer += decoder.decode(bytes, { stream: true });
       let newline: RegExpExecArray | null;
       // A lone CR at the end of the buffer may be the first half of a CRLF: wait for the next read.
@@ -176,9 +181,11 @@ async function* iterate(body: ReadableStream<Uint8Array>, exchange: ProviderExch
   const reader = body.getReader();
   try {
     for (;;) {
+      exchange.touch();
       const chunk = await reader.read().catch((error: unknown) => {
         throw badBodyOr(exchange, provider, error);
       });
+      exchange.pause();
       if (chunk.done) return;
       yield chunk.value;
     }
@@ -188,10 +195,11 @@ async function* iterate(body: ReadableStream<Uint8Array>, exchange: ProviderExch
   }
 }
 
-function badBodyOr(exchange: ProviderExchange, provider: string, error: unknown): unknown {
-  const translated = exchange.translate(error);
-  if (translated !== error) return translated;
-  return new ProviderError('bad_response', `${provider} cut its response off: ${describe(error)}`, { provider, cause: error });
+function badBodyOr(exchange: ProviderExchange, provider: string, error: unknown): Error {
+  return (
+    exchange.explain(error) ??
+    new ProviderError('bad_response', `${provider} cut its response off: ${describe(error)}`, { provider, cause: error })
+  );
 }
 
 function describe(error: unknown): string {
