@@ -150,28 +150,35 @@ export async function* readSse(exchange: ProviderExchange, provider: string): As
   let buffer = '';
   let event: string | undefined;
   let data: string[] = [];
+  // Yields the events completed by the whole lines in `buffer`. Until the body ends, a lone CR at
+  // the end of the buffer may be the first half of a CRLF, so it waits for the next read.
+  function* drain(final: boolean): Generator<SseEvent> {
+    const lineEnd = final ? /\r\n|\n|\r/ : /\r\n|\n|\r(?!$)/;
+    let newline: RegExpExecArray | null;
+    while ((newline = lineEnd.exec(buffer)) !== null) {
+      const line = buffer.slice(0, newline.index);
+      buffer = buffer.slice(newline.index + newline[0].length);
+      if (line === '') {
+        if (data.length > 0) yield { event, data: data.join('\n') };
+        event = undefined;
+        data = [];
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon === -1 ? line : line.slice(0, colon);
+      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'data') data.push(value);
+      else if (field === 'event') event = value;
+    }
+  }
   try {
     for await (const bytes of iterate(body, exchange, provider)) {
       buffer += decoder.decode(bytes, { stream: true });
-      let newline: RegExpExecArray | null;
-      // A lone CR at the end of the buffer may be the first half of a CRLF: wait for the next read.
-      while ((newline = /\r\n|\n|\r(?!$)/.exec(buffer)) !== null) {
-        const line = buffer.slice(0, newline.index);
-        buffer = buffer.slice(newline.index + newline[0].length);
-        if (line === '') {
-          if (data.length > 0) yield { event, data: data.join('\n') };
-          event = undefined;
-          data = [];
-          continue;
-        }
-        if (line.startsWith(':')) continue;
-        const colon = line.indexOf(':');
-        const field = colon === -1 ? line : line.slice(0, colon);
-        const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'data') data.push(value);
-        else if (field === 'event') event = value;
-      }
+      yield* drain(false);
     }
+    buffer += decoder.decode();
+    yield* drain(true);
   } finally {
     exchange.close();
   }
