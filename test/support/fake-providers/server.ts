@@ -45,6 +45,8 @@ export interface FakeProvider {
   readonly requests: readonly RecordedRequest[];
   /** Changes what the next requests get (e.g. a provider going down mid-run). */
   setBehaviour(behaviour: FakeBehaviour | ((request: RecordedRequest) => FakeBehaviour)): void;
+  /** How many TCP connections clients opened to the fake (keep-alive reuse keeps this low). */
+  readonly connections: number;
   /** How many responses the client abandoned before the fake finished them. */
   readonly abandoned: number;
   /** Resolves at the next response the client abandons. */
@@ -194,6 +196,10 @@ export async function startFakeProvider(
     });
   });
 
+  let connections = 0;
+  server.on('connection', () => {
+    connections += 1;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -202,6 +208,9 @@ export async function startFakeProvider(
     requests,
     setBehaviour(behaviour) {
       behaviourOf = typeof behaviour === 'function' ? behaviour : () => behaviour;
+    },
+    get connections() {
+      return connections;
     },
     get abandoned() {
       return abandoned;

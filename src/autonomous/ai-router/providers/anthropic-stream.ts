@@ -1,6 +1,6 @@
 import { finishReasonOf, isRecord, promptTokensOf } from './anthropic-translate.ts';
 import { ProviderError } from './errors.ts';
-import type { SseEvent } from './http.ts';
+import type { SseEvent } from './sse.ts';
 import type { ChatCompletionChunk, FinishReason } from './types.ts';
 
 type Delta = ChatCompletionChunk['choices'][number]['delta'];

@@ -1,6 +1,7 @@
 import { translateAnthropicStream } from './anthropic-stream.ts';
 import { fromAnthropicResponse, toAnthropicRequest } from './anthropic-translate.ts';
-import { openExchange, readJsonBody, readSse } from './http.ts';
+import { openExchange, readJsonBody } from './http.ts';
+import { readSse } from './sse.ts';
 import type { ChatCompletionChunk, ChatCompletionRequest, ProviderAdapter, ProviderCallOptions } from './types.ts';
 
 export interface AnthropicOptions {
@@ -43,7 +44,7 @@ export function createAnthropicAdapter(options: AnthropicOptions): ProviderAdapt
 
     async *stream(request: ChatCompletionRequest, call?: ProviderCallOptions): AsyncGenerator<ChatCompletionChunk> {
       const exchange = await open({ ...toAnthropicRequest(request, defaultMaxTokens), stream: true }, call);
-      yield* translateAnthropicStream(readSse(exchange, provider));
+      yield* translateAnthropicStream(readSse(exchange, provider, (event) => event.event === 'message_stop'));
     },
   };
 }

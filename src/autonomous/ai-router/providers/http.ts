@@ -27,6 +27,8 @@ export interface ProviderExchange {
   /** Stops the timeout while the consumer, not the provider, is the one taking time. */
   readonly pause: () => void;
   readonly close: () => void;
+  /** Ends the exchange after its body was read to the end, leaving the connection to keep-alive. */
+  readonly release: () => void;
 }
 
 /**
@@ -54,9 +56,12 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
     }, ms);
   };
   const onCallerAbort = (): void => controller.abort(request.signal?.reason);
-  const close = (): void => {
+  const release = (): void => {
     clearTimeout(timer);
     request.signal?.removeEventListener('abort', onCallerAbort);
+  };
+  const close = (): void => {
+    release();
     controller.abort();
   };
   const explain = (error: unknown): Error | undefined => {
@@ -102,10 +107,10 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
       // A failing status is already the answer; a body we cannot read only loses the detail.
       if (explained !== undefined) throw explained;
     }
-    close();
+    release();
     throw errorForStatus(request.provider, response.status, response.headers, text);
   }
-  return { response, explain, touch, pause: () => clearTimeout(timer), close };
+  return { response, explain, touch, pause: () => clearTimeout(timer), close, release };
 }
 
 /**
@@ -117,10 +122,10 @@ export async function readJsonBody(exchange: ProviderExchange, provider: string)
   try {
     text = await exchange.response.text();
   } catch (error) {
-    throw badBodyOr(exchange, provider, error);
-  } finally {
     exchange.close();
+    throw badBodyOr(exchange, provider, error);
   }
+  exchange.release();
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
@@ -128,81 +133,8 @@ export async function readJsonBody(exchange: ProviderExchange, provider: string)
   }
 }
 
-/** One server-sent event: its `event:` name (if any) and its joined `data:` lines. */
-export interface SseEvent {
-  readonly event: string | undefined;
-  readonly data: string;
-}
-
-/**
- * The server-sent events of a response body, per the WHATWG event-stream rules: lines may
- * arrive split across reads and end in LF, CRLF or CR; an event ends at a blank line. Each read
- * waits at most the exchange's timeout. A body cut off mid-read is a 'bad_response'; an event left
- * unterminated at the end is dropped, as the format says. Leaving the loop closes the connection.
- */
-export async function* readSse(exchange: ProviderExchange, provider: string): AsyncGenerator<SseEvent> {
-  const body = exchange.response.body;
-  if (body === null) {
-    exchange.close();
-    throw new ProviderError('bad_response', `${provider} sent a stream with no body`, { provider });
-  }
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let event: string | undefined;
-  let data: string[] = [];
-  // Yields the events completed by the whole lines in `buffer`. Until the body ends, a lone CR at
-  // the end of the buffer may be the first half of a CRLF, so it waits for the next read.
-  function* drain(final: boolean): Generator<SseEvent> {
-    const lineEnd = final ? /\r\n|\n|\r/ : /\r\n|\n|\r(?!$)/;
-    let newline: RegExpExecArray | null;
-    while ((newline = lineEnd.exec(buffer)) !== null) {
-      const line = buffer.slice(0, newline.index);
-      buffer = buffer.slice(newline.index + newline[0].length);
-      if (line === '') {
-        if (data.length > 0) yield { event, data: data.join('\n') };
-        event = undefined;
-        data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'data') data.push(value);
-      else if (field === 'event') event = value;
-    }
-  }
-  try {
-    for await (const bytes of iterate(body, exchange, provider)) {
-      buffer += decoder.decode(bytes, { stream: true });
-      yield* drain(false);
-    }
-    buffer += decoder.decode();
-    yield* drain(true);
-  } finally {
-    exchange.close();
-  }
-}
-
-async function* iterate(body: ReadableStream<Uint8Array>, exchange: ProviderExchange, provider: string): AsyncGenerator<Uint8Array> {
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      exchange.touch();
-      const chunk = await reader.read().catch((error: unknown) => {
-        throw badBodyOr(exchange, provider, error);
-      });
-      exchange.pause();
-      if (chunk.done) return;
-      yield chunk.value;
-    }
-  } finally {
-    // Cancelling tells undici we are done with the body, so it releases (here: destroys) the socket.
-    await reader.cancel().catch(() => undefined);
-  }
-}
-
-function badBodyOr(exchange: ProviderExchange, provider: string, error: unknown): Error {
+/** The error for a failed read of a response body: the caller's abort, a timeout, or a body cut off. */
+export function badBodyOr(exchange: ProviderExchange, provider: string, error: unknown): Error {
   return (
     exchange.explain(error) ??
     new ProviderError('bad_response', `${provider} cut its response off: ${describe(error)}`, { provider, cause: error })

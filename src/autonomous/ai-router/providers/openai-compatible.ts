@@ -1,5 +1,6 @@
 import { ProviderError } from './errors.ts';
-import { openExchange, readJsonBody, readSse } from './http.ts';
+import { openExchange, readJsonBody } from './http.ts';
+import { readSse } from './sse.ts';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ProviderAdapter, ProviderCallOptions } from './types.ts';
 
 export interface OpenAiCompatibleOptions {
@@ -40,7 +41,7 @@ export function createOpenAiCompatibleAdapter(options: OpenAiCompatibleOptions):
 
     async *stream(request: ChatCompletionRequest, call?: ProviderCallOptions): AsyncGenerator<ChatCompletionChunk> {
       const exchange = await open({ ...request, stream: true, stream_options: { include_usage: true } }, call);
-      for await (const event of readSse(exchange, provider)) {
+      for await (const event of readSse(exchange, provider, (event) => event.data === '[DONE]')) {
         if (event.data === '[DONE]') return;
         yield checkChunk(parse(event.data, provider), provider);
       }

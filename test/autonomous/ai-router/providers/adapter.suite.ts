@@ -78,6 +78,17 @@ export function adapterSuite(name: string, under: AdapterUnderTest): void {
       expect(chunks.every((chunk) => chunk.object === 'chat.completion.chunk' && chunk.model === 'fake-model')).toBe(true);
     });
 
+    it('keeps the provider connection alive across calls, answered or failed', async () => {
+      const fake = await start({ kind: 'answer' });
+      const adapter = under.makeAdapter(fake.baseUrl, 2000);
+      for (let i = 0; i < 8; i += 1) await adapter.complete(request);
+      for (let i = 0; i < 4; i += 1) await collect(adapter.stream(request));
+      fake.setBehaviour({ kind: 'rate_limited', retryAfter: '1' });
+      for (let i = 0; i < 4; i += 1) await failureOf(adapter.complete(request));
+      // undici may open a second socket while the first is still being returned to its pool.
+      expect(fake.connections).toBeLessThanOrEqual(2);
+    });
+
     it('answers a tool call with its name and JSON arguments', async () => {
       const fake = await start({ kind: 'tool_call' });
       const completion = await under.makeAdapter(fake.baseUrl, 2000).complete(toolRequest);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { translateAnthropicStream } from '../../../../src/autonomous/ai-router/providers/anthropic-stream.ts';
-import { readSse, type ProviderExchange, type SseEvent } from '../../../../src/autonomous/ai-router/providers/http.ts';
+import type { ProviderExchange } from '../../../../src/autonomous/ai-router/providers/http.ts';
+import { readSse, type SseEvent } from '../../../../src/autonomous/ai-router/providers/sse.ts';
 import { ProviderError } from '../../../../src/autonomous/ai-router/providers/errors.ts';
 import { collect, failureOf } from './adapter.suite.ts';
 
@@ -18,6 +19,7 @@ function exchangeOf(pieces: readonly (string | Uint8Array)[]): ProviderExchange 
     explain: () => undefined,
     touch: () => undefined,
     pause: () => undefined,
+    release: () => undefined,
     closed: false,
     close: () => {
       exchange.closed = true;
