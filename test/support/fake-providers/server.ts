@@ -68,8 +68,6 @@ export interface WireFormat {
   missingFields(): unknown;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Starts a fake provider on 127.0.0.1 on a free port. */
 export async function startFakeProvider(
   wire: WireFormat,
@@ -81,6 +79,16 @@ export async function startFakeProvider(
   const requests: RecordedRequest[] = [];
   let abandoned = 0;
   let waiters: (() => void)[] = [];
+  // Pauses end early at close(), so a slow or endless answer leaves no timer behind.
+  const pauses = new Map<NodeJS.Timeout, () => void>();
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        pauses.delete(timer);
+        resolve();
+      }, ms);
+      pauses.set(timer, resolve);
+    });
 
   const writeEvents = async (res: ServerResponse, events: readonly string[], gone: () => boolean): Promise<void> => {
     for (const event of events) {
@@ -220,6 +228,11 @@ export async function startFakeProvider(
       new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
+        for (const [timer, wake] of pauses) {
+          clearTimeout(timer);
+          wake();
+        }
+        pauses.clear();
       }),
   };
 }

@@ -44,7 +44,9 @@ export function createAnthropicAdapter(options: AnthropicOptions): ProviderAdapt
 
     async *stream(request: ChatCompletionRequest, call?: ProviderCallOptions): AsyncGenerator<ChatCompletionChunk> {
       const exchange = await open({ ...toAnthropicRequest(request, defaultMaxTokens), stream: true }, call);
-      yield* translateAnthropicStream(readSse(exchange, provider, (event) => event.event === 'message_stop'));
+      yield* translateAnthropicStream(
+        readSse(exchange, provider, (event) => event.event === 'message_stop' || event.data.startsWith('{"type":"message_stop"')),
+      );
     },
   };
 }
