@@ -6,6 +6,7 @@ import { busErrors } from '../../src/platform/bus/errors.ts';
 import { CACHE_ERRORS } from '../../src/platform/cache/errors.ts';
 import { httpErrors } from '../../src/platform/http/errors.ts';
 import { RESILIENCE_ERRORS } from '../../src/platform/resilience/errors.ts';
+import { providerErrors } from '../../src/autonomous/ai-router/providers/index.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
 
@@ -17,6 +18,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/platform/resilience/errors.ts', RESILIENCE_ERRORS],
   ['src/platform/cache/errors.ts', CACHE_ERRORS],
   ['src/platform/bus/errors.ts', busErrors],
+  ['src/autonomous/ai-router/providers/errors.ts', providerErrors],
 ];
 
 interface DocumentedCode {
