@@ -9,6 +9,11 @@ export const aiRouterErrors = {
   NO_ELIGIBLE_MODEL: { status: 422, title: 'No eligible model' },
   AI_ROUTER_TIMEOUT: { status: 503, title: 'No routing decision in time' },
   INVALID_ROUTER_CONFIG: { status: 500, title: 'Invalid AI router configuration' },
+  INVALID_MODEL: { status: 400, title: 'Invalid model' },
+  INVALID_CURSOR: { status: 400, title: 'Invalid cursor' },
+  MODEL_NOT_FOUND: { status: 404, title: 'Model not found' },
+  MODEL_EXISTS: { status: 409, title: 'Model already exists' },
+  MODEL_VERSION_MISMATCH: { status: 412, title: 'Model version mismatch' },
 } as const;
 
 export type AiRouterErrorCode = keyof typeof aiRouterErrors;

@@ -1,33 +1,75 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../platform/platform.ts';
-import { loadModelCatalog } from './catalog.ts';
+import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { createTokenizer } from './tokenizer.ts';
-import { createRouteDecider } from './decide.ts';
+import { createRouteDecider, type RouteDecider } from './decide.ts';
+import { CATALOG_CHANGED, createModelCatalogStore, type ModelCatalogStore } from './catalog-store.ts';
+import { modelsRoutes } from './models-routes.ts';
+import { unknownTaskType } from './errors.ts';
+import type { Subscription } from '../../platform/bus/port.ts';
 import { createAiRouterService, type AiRouterService } from './service.ts';
 import { aiRouterRoutes } from './routes.ts';
 
 export { ROUTE_DECIDED } from './service.ts';
 export type { RoutedDecision } from './service.ts';
 export { aiRouterErrors } from './errors.ts';
+export { CATALOG_CHANGED } from './catalog-store.ts';
 
 export interface AiRouterModule {
   readonly service: AiRouterService;
+  readonly catalog: ModelCatalogStore;
+  /** Rebuilds this replica's decider from the enabled models in the database. */
+  reload(): Promise<void>;
   /** Registers `/route` and friends; mount under `/api/v1/autonomous/ai`. */
   readonly routes: FastifyPluginAsync;
 }
 
 /**
- * Wires the AI router from the platform: the catalog file named by `ai.catalog_file`, one
- * tokenizer (its rank table is loaded now, not on the first request), and the decider.
+ * Wires the AI router from the platform: the model catalog in the database (seeded from the file
+ * named by `ai.catalog_file` when empty), one tokenizer (its rank table is loaded now, not on the
+ * first request), and the decider, rebuilt after every catalog change here and on
+ * `ai.catalog.changed` from other replicas.
  */
 export function createAiRouterModule(platform: Platform): AiRouterModule {
   const { config } = platform;
-  const catalog = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')));
+  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')));
   const tokenizer = createTokenizer();
   tokenizer.warmUp();
-  const decider = createRouteDecider({ catalog, tokenizer, expectedOutputTokens: config.ai.expected_output_tokens });
+  const build = (catalog: ModelCatalog | null): RouteDecider => {
+    if (catalog === null)
+      return {
+        decide: (request) => {
+          throw unknownTaskType(request.task_type, []);
+        },
+      };
+    // The decider rejects output-token settings for task types no model serves; after an edit some may not be.
+    const served = new Set(catalog.taskTypes);
+    const expectedOutputTokens = Object.fromEntries(
+      Object.entries(config.ai.expected_output_tokens).filter(([task]) => task === 'default' || served.has(task)),
+    );
+    return createRouteDecider({ catalog, tokenizer, expectedOutputTokens });
+  };
+  let current = build(seed);
+  // Reloads run one after another so that an older read never replaces a newer one.
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (): Promise<void> =>
+    (reloading = reloading
+      .catch(() => undefined)
+      .then(async () => {
+        current = build(await store.loadEnabled());
+      }));
+  const store = createModelCatalogStore({
+    db: platform.db,
+    onChanged: async () => {
+      platform.relay.notify();
+      // The change is committed: a failed rebuild is logged (and retried on the change's event), not reported as a failed change.
+      await reload().catch((error: unknown) => platform.logger.error({ err: error }, 'AI model catalog reload failed'));
+    },
+  });
+  const decider: RouteDecider = { decide: (request) => current.decide(request) };
   const service = createAiRouterService({
     decider,
     db: platform.db,
@@ -35,10 +77,29 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     retryAttempts: config.autonomous_blocks.config.error_retry_attempts,
   });
   const timeoutMs = config.autonomous_blocks.config.ai_router_timeout;
+
+  // The routes plugin may be registered twice in one process (service and in-process gateway): seed and subscribe once.
+  let started: Promise<Subscription> | undefined;
+  const start = () =>
+    (started ??= (async () => {
+      await store.seedIfEmpty(seed.models);
+      await reload();
+      return platform.bus.subscribe({ consumer: `ai-catalog-${randomUUID().slice(0, 8)}`, subject: CATALOG_CHANGED, ephemeral: true }, () =>
+        reload(),
+      );
+    })());
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= (async () => (started ? (await started).stop() : undefined))());
+
   return {
     service,
+    catalog: store,
+    reload,
     routes: async (app) => {
+      await start();
+      app.addHook('onClose', stop);
       await app.register(aiRouterRoutes, { service, timeoutMs });
+      await app.register(modelsRoutes, { store });
     },
   };
 }
