@@ -50,7 +50,13 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
 
   const apps: Partial<Record<Role, HttpServer>> = {};
   const urls: Partial<Record<Role, string>> = {};
+  const started: ServiceModule[] = [];
   try {
+    // Modules start before any port opens, so the first request finds their data seeded and consumers running.
+    for (const module of Object.values(modules)) {
+      await module.start();
+      started.push(module);
+    }
     for (const role of roles) {
       const app = await createHttpServer({
         name: role,
@@ -74,10 +80,10 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       apps[role] = app;
       urls[role] = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
     }
-    for (const module of Object.values(modules)) await module.start();
     platform.relay.start();
   } catch (error) {
     await Promise.allSettled(Object.values(apps).map((app) => app.close()));
+    await Promise.allSettled(started.map((module) => module.stop()));
     await platform.close();
     throw error;
   }

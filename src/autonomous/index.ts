@@ -21,7 +21,13 @@ export function createAutonomousService(platform: Platform): ServiceModule {
       });
       await app.register(aiRouter.routes, { prefix: '/ai' });
     },
-    start: () => usage.start(),
-    stop: () => usage.stop(),
+    async start() {
+      await aiRouter.start();
+      await usage.start();
+    },
+    async stop() {
+      await usage.stop();
+      await aiRouter.stop();
+    },
   };
 }

@@ -25,6 +25,9 @@ export interface AiRouterModule {
   reload(): Promise<void>;
   /** Registers `/route` and friends; mount under `/api/v1/autonomous/ai`. */
   readonly routes: FastifyPluginAsync;
+  /** Seeds the catalog when the table is empty, loads it, and follows other replicas' changes. Call before serving. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
 }
 
 /**
@@ -78,28 +81,26 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
   });
   const timeoutMs = config.autonomous_blocks.config.ai_router_timeout;
 
-  // The routes plugin may be registered twice in one process (service and in-process gateway): seed and subscribe once.
-  let started: Promise<Subscription> | undefined;
-  const start = () =>
-    (started ??= (async () => {
-      await store.seedIfEmpty(seed.models);
-      await reload();
-      return platform.bus.subscribe({ consumer: `ai-catalog-${randomUUID().slice(0, 8)}`, subject: CATALOG_CHANGED, ephemeral: true }, () =>
-        reload(),
-      );
-    })());
-  let stopped: Promise<void> | undefined;
-  const stop = () => (stopped ??= (async () => (started ? (await started).stop() : undefined))());
-
+  let subscription: Subscription | undefined;
   return {
     service,
     catalog: store,
     reload,
     routes: async (app) => {
-      await start();
-      app.addHook('onClose', stop);
       await app.register(aiRouterRoutes, { service, timeoutMs });
       await app.register(modelsRoutes, { store });
+    },
+    async start() {
+      await store.seedIfEmpty(seed.models);
+      await reload();
+      subscription = await platform.bus.subscribe(
+        { consumer: `ai-catalog-${randomUUID().slice(0, 8)}`, subject: CATALOG_CHANGED, ephemeral: true },
+        () => reload(),
+      );
+    },
+    async stop() {
+      await subscription?.stop();
+      subscription = undefined;
     },
   };
 }
