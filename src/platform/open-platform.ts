@@ -1,11 +1,10 @@
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './telemetry/metrics.ts';
 import { createSystemClock } from './clock.ts';
 import { openDatabase } from './db/open.ts';
-import { runMigrations } from './db/migrate.ts';
+import { MIGRATIONS_DIR, runMigrations } from './db/migrate.ts';
 import type { Database } from './db/port.ts';
 import type { EventBus } from './bus/port.ts';
 import type { BusErrorListener } from './bus/dispatcher.ts';
@@ -20,9 +19,6 @@ import { createOutboxRelay } from './events/relay.ts';
 import { createRetentionJob } from './events/retention.ts';
 import type { DependencyCheck } from './http/health.ts';
 import type { Platform } from './platform.ts';
-
-/** The migrations shipped with Blocks. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
 
 export interface OpenPlatformOptions {
   readonly config: Config;

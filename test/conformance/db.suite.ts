@@ -1,10 +1,9 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/platform/db/port.ts';
 import { DatabaseError, NestedDatabaseUseError, SQLSTATE, isUniqueViolation } from '../../src/platform/db/errors.ts';
-import { runMigrations } from '../../src/platform/db/migrate.ts';
+import { MIGRATIONS_DIR, runMigrations } from '../../src/platform/db/migrate.ts';
 
-const MIGRATIONS = join(import.meta.dirname, '../../migrations');
+const MIGRATIONS = MIGRATIONS_DIR;
 
 const deferred = (): { promise: Promise<void>; resolve: () => void } => {
   let resolve = (): void => {};

@@ -2,7 +2,7 @@ import type { Platform } from '../../platform/platform.ts';
 import type { Subscription } from '../../platform/bus/port.ts';
 import { isSystemEvent } from '../../platform/events/index.ts';
 import { createGroupCommit } from '../../platform/group-commit.ts';
-import { countDecisions, listModelUsage, type CountedDecision } from './store.ts';
+import { countDecisions, listModelUsage, type CountedDecision, type ModelUsage } from './store.ts';
 
 /** Durable consumer name: every replica shares the work, each event counts once. */
 export const MODEL_USAGE_CONSUMER = 'analytics-model-usage';
@@ -40,16 +40,19 @@ export function createModelUsageCounter(platform: Platform, subject: string): Mo
     },
   });
 
+  // Both gauges are collected by the same scrape: they share one query while it is in flight.
+  let reading: Promise<ModelUsage[]> | undefined;
+  const readUsage = (): Promise<ModelUsage[]> => (reading ??= listModelUsage(db).finally(() => (reading = undefined)));
   metrics.gauge(
     'blocks_ai_model_decisions',
     'Routing decisions per model, counted from ai.route.decided events',
     ['model'],
     async (set) => {
-      for (const usage of await listModelUsage(db)) set(usage.decisions, { model: usage.model });
+      for (const usage of await readUsage()) set(usage.decisions, { model: usage.model });
     },
   );
   metrics.gauge('blocks_ai_model_estimated_cost_usd', 'Estimated cost of routed requests per model, USD', ['model'], async (set) => {
-    for (const usage of await listModelUsage(db)) set(usage.estimated_cost_usd, { model: usage.model });
+    for (const usage of await readUsage()) set(usage.estimated_cost_usd, { model: usage.model });
   });
 
   return {

@@ -1,8 +1,12 @@
+import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../logger.ts';
 import type { Database, Transaction } from './port.ts';
+
+/** The migrations shipped with Blocks (`migrations/` at the project root). */
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations', import.meta.url));
 
 /** One migration file: `NNNN_name.sql`. */
 export interface Migration {

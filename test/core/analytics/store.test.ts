@@ -1,7 +1,7 @@
 import { beforeEach, expect, it } from 'vitest';
 import { countDecisions, listModelUsage } from '../../../src/core/analytics/store.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from '../../platform/events/databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 const at = '2026-11-25T10:00:00.000Z';

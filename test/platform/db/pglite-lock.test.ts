@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import { LOCK_FILE } from '../../../src/platform/db/pglite-lock.ts';
+import { createPgliteDirs, type PgliteDirs } from '../../support/pglite-dirs.ts';
 
 const PGLITE = join(import.meta.dirname, '../../../src/platform/db/pglite.ts');
 
@@ -70,27 +70,18 @@ const exists = (path: string): Promise<boolean> =>
   );
 
 describe('PGlite data-directory lock', () => {
-  let parent: string;
-  let template: string;
-  let dirs = 0;
-  /** A copy of an initialised, closed data directory: creating a cluster takes seconds. */
-  const freshDir = async (): Promise<string> => {
-    const dataDir = join(parent, `data-${++dirs}`);
-    await cp(template, dataDir, { recursive: true });
-    return dataDir;
-  };
+  let dirs: PgliteDirs;
+  const freshDir = (): Promise<string> => dirs.fresh();
 
   beforeAll(async () => {
-    parent = await mkdtemp(join(tmpdir(), 'blocks-pglite-lock-'));
-    template = join(parent, 'template');
-    await (await createPgliteDatabase({ dataDir: template })).close();
+    dirs = await createPgliteDirs('blocks-pglite-lock');
   });
   afterEach(async () => {
     for (const child of children) child.kill('SIGKILL');
     children.clear();
   });
   afterAll(async () => {
-    await rm(parent, { recursive: true, force: true });
+    await dirs.remove();
   });
 
   it('refuses a data directory that another live process holds, naming it; a SIGKILLed holder’s lock is taken over', async () => {

@@ -1,7 +1,5 @@
 import { spawn } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +7,7 @@ import type { Database } from '../../../src/platform/db/port.ts';
 import { DatabaseError, SQLSTATE } from '../../../src/platform/db/errors.ts';
 import { createPgliteDatabase, type PgliteDatabaseOptions } from '../../../src/platform/db/pglite.ts';
 import type { Request, Response } from '../../../src/platform/db/pglite-worker-protocol.ts';
+import { createPgliteDirs, type PgliteDirs } from '../../support/pglite-dirs.ts';
 
 const PGLITE = join(import.meta.dirname, '../../../src/platform/db/pglite.ts');
 
@@ -39,26 +38,17 @@ const deferred = (): { promise: Promise<void>; resolve: () => void } => {
 };
 
 describe('PGlite on a worker thread', () => {
-  let parent: string;
-  let template: string;
-  let dirs = 0;
-  /** A data directory of its own, copied from one initialised once: creating a cluster takes seconds. */
-  const freshDir = async (): Promise<string> => {
-    const dataDir = join(parent, `data-${++dirs}`);
-    await cp(template, dataDir, { recursive: true });
-    return dataDir;
-  };
+  let dirs: PgliteDirs;
+  const freshDir = (): Promise<string> => dirs.fresh();
   let db: Database;
 
   beforeAll(async () => {
-    parent = await mkdtemp(join(tmpdir(), 'blocks-pglite-worker-'));
-    template = join(parent, 'template');
-    await (await createPgliteDatabase({ dataDir: template })).close();
+    dirs = await createPgliteDirs('blocks-pglite-worker');
     db = await createPgliteDatabase({ dataDir: await freshDir() });
   });
   afterAll(async () => {
     await db.close();
-    await rm(parent, { recursive: true, force: true });
+    await dirs.remove();
   });
 
   it('keeps the event loop free while a statement runs', async () => {

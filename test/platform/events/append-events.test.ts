@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { appendEvents, InvalidEventError } from '../../../src/platform/events/outbox.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from './databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 

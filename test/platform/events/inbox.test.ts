@@ -7,7 +7,7 @@ import { createOutboxRelay } from '../../../src/platform/events/relay.ts';
 import { handleOnce, withInbox } from '../../../src/platform/events/inbox.ts';
 import { isSystemEvent } from '../../../src/platform/events/types.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from './databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 

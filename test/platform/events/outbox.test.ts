@@ -4,7 +4,7 @@ import { newEventId } from '../../../src/platform/events/event-id.ts';
 import { isSystemEvent } from '../../../src/platform/events/types.ts';
 import { isUniqueViolation } from '../../../src/platform/db/errors.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from './databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -6,7 +6,7 @@ import { appendEvent } from '../../../src/platform/events/outbox.ts';
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '../../../src/platform/events/relay.ts';
 import type { SystemEvent } from '../../../src/platform/events/types.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from './databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 import { createRecordingBus, type RecordingBus } from './recording-bus.ts';
 
 const postgres = await probeService('postgres');

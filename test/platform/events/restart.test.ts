@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -10,10 +9,11 @@ import { createPostgresDatabase } from '../../../src/platform/db/postgres.ts';
 import { createMemoryBus } from '../../../src/platform/bus/memory.ts';
 import { createOutboxRelay } from '../../../src/platform/events/relay.ts';
 import { runMigrations } from '../../../src/platform/db/migrate.ts';
-import { probeService, uniqueName } from '../../support/services.ts';
+import { probeService } from '../../support/services.ts';
 import { createTestDatabase } from '../../support/postgres.ts';
 import { createRecordingBus } from './recording-bus.ts';
-import { MIGRATIONS } from './databases.ts';
+import { MIGRATIONS } from '../../support/databases.ts';
+import { createPgliteDirs, type PgliteDirs } from '../../support/pglite-dirs.ts';
 
 const postgres = await probeService('postgres');
 const WRITER = join(import.meta.dirname, 'fixtures/outbox-writer.ts');
@@ -128,22 +128,15 @@ function crashTests(makeTarget: () => Promise<Target>): void {
 
 describe('outbox across a process crash', () => {
   describe('on PGlite (data directory)', () => {
-    let parent: string;
-    let template: string;
+    let dirs: PgliteDirs;
     beforeAll(async () => {
-      parent = await mkdtemp(join(tmpdir(), 'blocks-outbox-'));
-      // Creating a PGlite cluster takes seconds; each test starts from a copy of one made here.
-      template = join(parent, 'template');
-      const db = await createPgliteDatabase({ dataDir: template });
-      await runMigrations(db, MIGRATIONS);
-      await db.close();
+      dirs = await createPgliteDirs('blocks-outbox', (db) => runMigrations(db, MIGRATIONS).then(() => undefined));
     });
     afterAll(async () => {
-      await rm(parent, { recursive: true, force: true });
+      await dirs.remove();
     });
     crashTests(async () => {
-      const dataDir = join(parent, uniqueName('data'));
-      await cp(template, dataDir, { recursive: true });
+      const dataDir = await dirs.fresh();
       return {
         args: { target: { kind: 'pglite', dataDir } },
         open: () => createPgliteDatabase({ dataDir }),

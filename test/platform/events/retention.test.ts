@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { appendEvents } from '../../../src/platform/events/outbox.ts';
 import { pruneExpired } from '../../../src/platform/events/retention.ts';
 import { probeService } from '../../support/services.ts';
-import { forEachDatabase } from './databases.ts';
+import { forEachDatabase } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 const DAY = 86_400_000;
