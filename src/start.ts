@@ -6,7 +6,7 @@ import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
-import { upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
+import { serviceRoutes, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
 
 export type Role = 'gateway' | 'autonomous' | 'collaborative';
 export const ROLES: readonly Role[] = ['gateway', 'autonomous', 'collaborative'];
@@ -72,8 +72,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       if (role === 'gateway') {
         await app.register(upstreamRoutes, { upstreams: gatewayUpstreams(config, modules) });
       } else {
-        const module = modules[role] as ServiceModule;
-        await app.register(module.routes, { prefix: module.prefix });
+        await app.register(serviceRoutes(modules[role] as ServiceModule));
       }
       const { host, port } = config.services[role];
       const address = await app.listen({ host, port: options.ephemeralPorts ? 0 : port });
@@ -104,12 +103,18 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   };
 }
 
+/** Paths each service answers on, for a gateway that proxies to it over HTTP. */
+const SERVICE_PREFIXES: Readonly<Record<'autonomous' | 'collaborative', readonly string[]>> = {
+  autonomous: ['/api/v1/autonomous', '/v1'],
+  collaborative: ['/api/v1/collaborative'],
+};
+
 function gatewayUpstreams(config: Config, local: Partial<Record<'autonomous' | 'collaborative', ServiceModule>>): Upstream[] {
   return (['autonomous', 'collaborative'] as const).map((name): Upstream => {
     const service = local[name];
     if (service) return { kind: 'in-process', service };
     const url = config.services[name].url;
     if (!url) throw new Error(`services.${name}.url must be set for a gateway that does not run ${name} itself`);
-    return { kind: 'http', name, prefix: `/api/v1/${name}`, url };
+    return { kind: 'http', name, prefixes: SERVICE_PREFIXES[name], url };
   });
 }

@@ -9,7 +9,7 @@ import { upstreamUnavailable } from './errors.ts';
  */
 export type Upstream =
   | { readonly kind: 'in-process'; readonly service: ServiceModule }
-  | { readonly kind: 'http'; readonly name: string; readonly prefix: string; readonly url: string };
+  | { readonly kind: 'http'; readonly name: string; readonly prefixes: readonly string[]; readonly url: string };
 
 const proxyTo =
   (upstream: Extract<Upstream, { kind: 'http' }>): FastifyPluginAsync =>
@@ -26,14 +26,24 @@ const proxyTo =
           innerReply.send(upstreamUnavailable(upstream.name, error));
         },
       });
-    app.all(upstream.prefix, forward, handler);
-    app.all(`${upstream.prefix}/*`, forward, handler);
+    for (const prefix of upstream.prefixes) {
+      app.all(prefix, forward, handler);
+      app.all(`${prefix}/*`, forward, handler);
+    }
+  };
+
+/** A service's routes under its prefix, and its extra mounts under theirs. */
+export const serviceRoutes =
+  (service: ServiceModule): FastifyPluginAsync =>
+  async (app) => {
+    await app.register(service.routes, { prefix: service.prefix });
+    for (const mount of service.extraMounts ?? []) await app.register(mount.routes, { prefix: mount.prefix });
   };
 
 /** Mounts each upstream's routes under its prefix. */
 export const upstreamRoutes: FastifyPluginAsync<{ upstreams: readonly Upstream[] }> = async (app, options) => {
   for (const upstream of options.upstreams) {
-    if (upstream.kind === 'in-process') await app.register(upstream.service.routes, { prefix: upstream.service.prefix });
+    if (upstream.kind === 'in-process') await app.register(serviceRoutes(upstream.service));
     else await app.register(proxyTo(upstream));
   }
 };

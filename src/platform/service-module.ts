@@ -9,6 +9,17 @@ export interface ServiceModule {
   readonly name: 'autonomous' | 'collaborative';
   readonly prefix: string;
   readonly routes: FastifyPluginAsync;
+  /**
+   * Route trees served outside `prefix`, such as the OpenAI-compatible `/v1` of the autonomous
+   * service, whose clients expect that exact path. Mounted wherever the service is.
+   */
+  readonly extraMounts?: readonly Mount[];
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Routes registered under a path prefix. */
+export interface Mount {
+  readonly prefix: string;
+  readonly routes: FastifyPluginAsync;
 }

@@ -155,5 +155,8 @@ function parseModel(entry: unknown, index: number): ModelSpec {
     input_price_per_mtok: inputPrice,
     output_price_per_mtok: outputPrice,
     quality: Object.freeze(parsedQuality),
+    capabilities: Object.freeze(['tools', 'json_mode', 'streaming'] as const),
+    typical_latency_ms: null,
+    deployments: Object.freeze([Object.freeze({ id: 'default', provider, weight: 1 })]),
   });
 }

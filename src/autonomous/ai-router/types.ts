@@ -8,6 +8,31 @@ export interface QualityByComplexity {
   readonly high: number;
 }
 
+/** What a model can do beyond plain text chat; a request may require some (`context.capabilities`). */
+export type Capability = 'tools' | 'vision' | 'json_mode' | 'streaming';
+export const CAPABILITIES: readonly Capability[] = ['tools', 'vision', 'json_mode', 'streaming'];
+
+/**
+ * One place a model can be called: a provider endpoint with its own key. A model with several
+ * deployments (regions, keys, Azure-style deployments) is load-balanced across them by weight.
+ * Unset fields come from the provider's entry in config `ai.providers`.
+ */
+export interface Deployment {
+  /** Unique within the model, e.g. `default`, `eu-1`. */
+  readonly id: string;
+  /** A provider named in `ai.providers`; the model's provider when the catalog entry omits it. */
+  readonly provider: string;
+  readonly base_url?: string;
+  /** Where the key lives (`env:NAME` or `file:/path`); never returned by the API. */
+  readonly credentials_ref?: string;
+  /** The name the provider expects, e.g. an Azure deployment name; the model id when omitted. */
+  readonly upstream_model?: string;
+  /** Relative share of traffic, > 0. */
+  readonly weight: number;
+  /** Data-residency region, e.g. `us`, `eu`; the provider's region when omitted. */
+  readonly region?: string;
+}
+
 /**
  * One model the router may pick, as declared in the model catalog (config/models.yaml).
  * Prices are USD per million tokens; `context_window` is in tokens and bounds prompt plus output.
@@ -22,6 +47,12 @@ export interface ModelSpec {
   readonly input_price_per_mtok: number;
   readonly output_price_per_mtok: number;
   readonly quality: Readonly<Record<string, QualityByComplexity>>;
+  /** Capabilities beyond plain chat; the catalog defaults to `tools`, `json_mode` and `streaming`. */
+  readonly capabilities: readonly Capability[];
+  /** Typical latency of one call in milliseconds, the prior for learned latency; null when unknown. */
+  readonly typical_latency_ms: number | null;
+  /** At least one; the catalog turns an omitted list into one `default` deployment on `provider`. */
+  readonly deployments: readonly Deployment[];
 }
 
 /** Body of `POST /api/v1/autonomous/ai/route`. */

@@ -21,6 +21,43 @@ const Service = Type.Object(
 
 const Resources = Type.Object({ cpu: Type.String(), memory: Type.String() }, { additionalProperties: false });
 
+const Optimize = Type.Enum(['cost', 'quality', 'latency', 'balanced']);
+const RankWeights = Type.Object(
+  { quality: Type.Number({ minimum: 0 }), cost: Type.Number({ minimum: 0 }), latency: Type.Number({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+const AiProvider = Type.Object(
+  {
+    protocol: Type.Enum(['openai', 'anthropic']),
+    /** OpenAI-compatible: up to the version segment (`https://api.openai.com/v1`); Anthropic: without `/v1`. */
+    base_url: Url,
+    /** Where the key lives: `env:NAME` or `file:/path`. None for local servers that need no key. */
+    credentials_ref: Type.Optional(Type.String({ minLength: 1 })),
+    /** Data-residency region of this endpoint, e.g. `us`, `eu`. */
+    region: Type.Optional(Type.String({ minLength: 1 })),
+    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: false },
+);
+const AiTenantPolicy = Type.Object(
+  {
+    allowed_providers: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    allowed_regions: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    optimize: Type.Optional(Optimize),
+  },
+  { additionalProperties: false },
+);
+const AiRoutingPolicy = Type.Object(
+  {
+    task_type: Type.Optional(Type.String({ minLength: 1 })),
+    complexity: Type.Optional(Type.Enum(['low', 'medium', 'high'])),
+    optimize: Type.Optional(Optimize),
+    /** Only these models may serve the policy; all eligible models when omitted. */
+    models: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
+  },
+  { additionalProperties: false },
+);
+
 /** The whole configuration. YAML files and variables are merged, then checked against this. */
 export const ConfigSchema = Type.Object(
   {
@@ -103,6 +140,64 @@ export const ConfigSchema = Type.Object(
         catalog_file: Type.String({ minLength: 1 }),
         /** Expected completion length per task type, used for `estimated_cost`; `default` for the rest. */
         expected_output_tokens: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
+        /** Where each catalog provider is called; a model's deployments name one of these. */
+        providers: Type.Record(Type.String({ minLength: 1 }), AiProvider),
+        routing: Type.Object(
+          {
+            /** What a request optimises for when neither it nor its tenant says. */
+            optimize: Optimize,
+            /** Relative weight of quality, cost and latency per `optimize` mode (see decide.ts). */
+            weights: Type.Object(
+              { cost: RankWeights, quality: RankWeights, latency: RankWeights, balanced: RankWeights },
+              { additionalProperties: false },
+            ),
+            /** Share of decisions (0..1) given to a runner-up so estimates of other models stay current. */
+            exploration: Type.Number({ minimum: 0, maximum: 1 }),
+          },
+          { additionalProperties: false },
+        ),
+        learning: Type.Object(
+          {
+            /** Weight, in observations, of the catalog's quality figure against recorded outcomes. */
+            prior_strength: Type.Number({ exclusiveMinimum: 0 }),
+            /** Age at which an outcome counts half; older evidence fades so the router follows change. */
+            half_life: Duration,
+          },
+          { additionalProperties: false },
+        ),
+        /** Per-tenant routing policy: data residency, allowed providers, default optimisation. */
+        tenants: Type.Record(Type.String({ minLength: 1 }), AiTenantPolicy),
+        /** Named routing policies a client can pass as `model` to /v1/chat/completions. */
+        policies: Type.Record(Type.String({ minLength: 1 }), AiRoutingPolicy),
+        proxy: Type.Object(
+          {
+            /** Longest wait for one provider attempt (the whole answer, or between two stream reads). */
+            attempt_timeout: Duration,
+            /** Longest time one /v1/chat/completions request may take across all its attempts. */
+            request_timeout: Duration,
+            /** Attempts per request, the first included (the retry budget). */
+            max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
+            /** Task type and complexity of a /v1 call that names neither (extension field `blocks`). */
+            default_task_type: Type.String({ minLength: 1 }),
+            default_complexity: Type.Enum(['low', 'medium', 'high']),
+            response_cache: Type.Object(
+              {
+                /** TTL used when a request opts in without one; requests may ask for less, never more than max_ttl. */
+                default_ttl: Duration,
+                max_ttl: Duration,
+              },
+              { additionalProperties: false },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        budgets: Type.Object(
+          {
+            /** A hold for an in-flight call is released after this long if its process died before settling it. */
+            hold_ttl: Duration,
+          },
+          { additionalProperties: false },
+        ),
       },
       { additionalProperties: false },
     ),

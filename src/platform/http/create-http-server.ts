@@ -6,6 +6,7 @@ import { buildProblem, problemFor, sendProblem } from './problem.ts';
 import { httpErrors } from './errors.ts';
 import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
+import { callerOf, type Caller } from './caller.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -19,6 +20,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     trace: TraceContext;
+    caller: Caller;
   }
 }
 
@@ -71,10 +73,13 @@ export async function createHttpServer(options: HttpServerOptions) {
   });
 
   app.decorateRequest('trace', null as unknown as TraceContext);
+  app.decorateRequest('caller', null as unknown as Caller);
   app.addHook('onRequest', async (request, reply) => {
     request.trace = traceOf(request.raw);
     reply.header('x-correlation-id', request.id);
     reply.header('traceparent', request.trace.traceparent);
+    // After the headers above, so that a rejected tenant still gets its correlation id back.
+    request.caller = callerOf(request.headers);
   });
 
   app.addHook('onResponse', async (request, reply) => {

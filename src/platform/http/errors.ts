@@ -10,6 +10,7 @@ export const httpErrors = {
   EMPTY_BODY: { status: 400, title: 'JSON body is empty' },
   INVALID_CONTENT_LENGTH: { status: 400, title: 'Body size does not match Content-Length' },
   BAD_URL: { status: 400, title: 'URL is not valid' },
+  INVALID_TENANT: { status: 400, title: 'Tenant header is not a valid tenant id' },
   NOT_FOUND: { status: 404, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed on this route' },
   BODY_TOO_LARGE: { status: 413, title: 'Body is larger than the limit' },
