@@ -12,12 +12,7 @@ export interface ModelEstimate {
 
 export interface ModelEstimates {
   /** In memory, O(1), no I/O: called for every candidate of every decision. */
-  estimate(
-    model: string,
-    taskType: string,
-    complexity: Complexity,
-    prior: { quality: number; latencyMs: number | null },
-  ): ModelEstimate;
+  estimate(model: string, taskType: string, complexity: Complexity, prior: { quality: number; latencyMs: number | null }): ModelEstimate;
 }
 
 /**
@@ -57,12 +52,7 @@ export interface LearningModelEstimates extends ModelEstimates {
   /** O(1): decays what is stored to `observation.at` and adds it. */
   record(observation: Observation): void;
   /** Like `estimate`, with the parts it is made of. */
-  explain(
-    model: string,
-    taskType: string,
-    complexity: Complexity,
-    prior: { quality: number; latencyMs: number | null },
-  ): EstimateBreakdown;
+  explain(model: string, taskType: string, complexity: Complexity, prior: { quality: number; latencyMs: number | null }): EstimateBreakdown;
   /** Drops entries whose decayed weight is negligible; runs by itself when the store grows past its cap. */
   prune(): void;
   /** Entries held (models for availability plus (model, task, complexity) triples). */
