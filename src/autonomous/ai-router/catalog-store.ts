@@ -2,27 +2,45 @@ import type { Database, Queryable } from '../../platform/db/port.ts';
 import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { appendEvent } from '../../platform/events/index.ts';
 import { BlocksError } from '../../platform/errors.ts';
-import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
+import { DEFAULT_CAPABILITIES, loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { aiRouterErrors } from './errors.ts';
-import type { ModelSpec, QualityByComplexity } from './types.ts';
+import type { Capability, Deployment, ModelSpec, QualityByComplexity } from './types.ts';
 
 /** Subject of the event every catalog change writes; each replica rebuilds its decider on it. */
 export const CATALOG_CHANGED = 'ai.catalog.changed';
 
+/** One deployment as a caller supplies it: `provider` defaults to the model's, `weight` to 1. */
+export interface DeploymentInput extends Omit<Deployment, 'provider' | 'weight'> {
+  readonly provider?: string;
+  readonly weight?: number;
+}
+
 /** What a caller supplies for one model: the routing fields plus operational ones. */
-export interface ModelInput extends ModelSpec {
+export interface ModelInput extends Omit<ModelSpec, 'capabilities' | 'typical_latency_ms' | 'deployments'> {
+  /** Default: tools, json_mode, streaming. */
+  readonly capabilities?: readonly Capability[];
   /** Typical latency of a call in milliseconds, if known. */
   readonly typical_latency_ms?: number | null;
+  /** Where the model can be called; one `default` deployment on `provider` when omitted or empty. */
+  readonly deployments?: readonly DeploymentInput[];
   /** Disabled models stay in the catalog but are never chosen. Default true. */
   readonly enabled?: boolean;
   /** Where the provider credentials live, e.g. `env:OPENAI_API_KEY`. Never returned by the API. */
   readonly credentials_ref?: string | null;
 }
 
+/** A deployment as the API shows it: `credentials_ref` is reduced to `has_credentials`. */
+export interface DeploymentRecord extends Omit<DeploymentInput, 'credentials_ref'> {
+  readonly has_credentials: boolean;
+}
+
 /** One stored model as the API shows it: `credentials_ref` is reduced to `has_credentials`. */
-export interface ModelRecord extends ModelSpec {
+export interface ModelRecord extends Omit<ModelSpec, 'deployments' | 'capabilities'> {
   readonly task_types: string[];
+  readonly capabilities: Capability[];
   readonly typical_latency_ms: number | null;
+  /** As entered: empty when the model has the one default deployment. */
+  readonly deployments: DeploymentRecord[];
   readonly enabled: boolean;
   readonly has_credentials: boolean;
   readonly version: number;
@@ -75,6 +93,8 @@ interface ModelRow {
   output_price_per_mtok: number;
   quality: Record<string, QualityByComplexity>;
   typical_latency_ms: number | null;
+  capabilities: Capability[];
+  deployments: DeploymentInput[];
   enabled: boolean;
   credentials_ref: string | null;
   version: number;
@@ -84,15 +104,20 @@ interface ModelRow {
 
 const COLUMNS =
   'model, provider, task_types, context_window, input_price_per_mtok, output_price_per_mtok, quality, ' +
-  'typical_latency_ms, enabled, credentials_ref, version, created_at, updated_at';
+  'typical_latency_ms, capabilities, deployments, enabled, credentials_ref, version, created_at, updated_at';
 
 /**
  * The catalog's SQL. Each change and its `ai.catalog.changed` event commit together;
  * `onChanged` runs after the commit and is awaited (rebuild this replica's decider, wake the relay),
  * so a change answered to its caller is already in effect for routing in this process.
  */
-export function createModelCatalogStore(options: { db: Database; onChanged: () => Promise<void> }): ModelCatalogStore {
-  const { db, onChanged } = options;
+export function createModelCatalogStore(options: {
+  db: Database;
+  onChanged: () => Promise<void>;
+  /** Providers configured in `ai.providers`; a model or deployment naming another is refused. */
+  providers?: readonly string[];
+}): ModelCatalogStore {
+  const { db, onChanged, providers } = options;
 
   const changed = async (tx: Queryable, model: string, action: string, context: ChangeContext): Promise<void> => {
     await appendEvent(tx, {
@@ -118,7 +143,7 @@ export function createModelCatalogStore(options: { db: Database; onChanged: () =
 
     async loadEnabled() {
       const { rows } = await db.query<ModelRow>(`SELECT ${COLUMNS} FROM ai_models WHERE enabled ORDER BY created_at, model`);
-      return rows.length === 0 ? null : loadModelCatalog(rows.map(specOf));
+      return rows.length === 0 ? null : loadModelCatalog(rows.map(entryOf));
     },
 
     async list(limit, cursor) {
@@ -140,7 +165,7 @@ export function createModelCatalogStore(options: { db: Database; onChanged: () =
     },
 
     async create(input, context) {
-      validateModel(input);
+      validateModel(input, providers);
       let row: ModelRow | undefined;
       try {
         row = await db.transaction(async (tx) => {
@@ -157,7 +182,7 @@ export function createModelCatalogStore(options: { db: Database; onChanged: () =
     },
 
     async replace(input, context, expectedVersion) {
-      validateModel(input);
+      validateModel(input, providers);
       const row = await db.transaction(async (tx) => {
         const current = await tx.query<{ version: number }>('SELECT version FROM ai_models WHERE model = $1 FOR UPDATE', [input.model]);
         const found = current.rows[0];
@@ -168,7 +193,7 @@ export function createModelCatalogStore(options: { db: Database; onChanged: () =
         const updated = await tx.query<ModelRow>(
           `UPDATE ai_models SET provider = $2, task_types = $3, context_window = $4, input_price_per_mtok = $5,
              output_price_per_mtok = $6, quality = $7, typical_latency_ms = $8, enabled = $9, credentials_ref = $10,
-             version = version + 1, updated_at = now()
+             capabilities = $11, deployments = $12, version = version + 1, updated_at = now()
            WHERE model = $1 RETURNING ${COLUMNS}`,
           valuesOf(input),
         );
@@ -201,13 +226,15 @@ const valuesOf = (input: ModelInput): unknown[] => [
   input.typical_latency_ms ?? null,
   input.enabled ?? true,
   input.credentials_ref ?? null,
+  [...(input.capabilities ?? DEFAULT_CAPABILITIES)],
+  JSON.stringify(input.deployments ?? []),
 ];
 
 function insertRow(tx: Queryable, input: ModelInput, ignoreExisting: boolean) {
   return tx.query<ModelRow>(
     `INSERT INTO ai_models (model, provider, task_types, context_window, input_price_per_mtok, output_price_per_mtok,
-       quality, typical_latency_ms, enabled, credentials_ref)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       quality, typical_latency_ms, enabled, credentials_ref, capabilities, deployments)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      ${ignoreExisting ? 'ON CONFLICT (model) DO NOTHING' : ''} RETURNING ${COLUMNS}`,
     valuesOf(input),
   );
@@ -218,18 +245,10 @@ function insertRow(tx: Queryable, input: ModelInput, ignoreExisting: boolean) {
  * 0..1, non-negative prices…) applied to one API input, so the API and the config share one validator.
  * @throws BlocksError INVALID_MODEL (400) naming the bad field.
  */
-export function validateModel(input: ModelInput): void {
-  const spec: ModelSpec = {
-    provider: input.provider,
-    model: input.model,
-    task_types: input.task_types,
-    context_window: input.context_window,
-    input_price_per_mtok: input.input_price_per_mtok,
-    output_price_per_mtok: input.output_price_per_mtok,
-    quality: input.quality,
-  };
+export function validateModel(input: ModelInput, providers?: readonly string[]): void {
+  const { enabled: _enabled, ...spec } = input;
   try {
-    loadModelCatalog([spec]);
+    loadModelCatalog([spec], { providers });
   } catch (error) {
     if (!(error instanceof BlocksError) || error.code !== 'INVALID_ROUTER_CONFIG') throw error;
     const path = String(error.extensions.path).replace(/^models\[0\](?: \([^)]*\))?\.?/, '');
@@ -244,7 +263,8 @@ export function validateModel(input: ModelInput): void {
   }
 }
 
-const specOf = (row: ModelRow): ModelSpec & { task_types: string[] } => ({
+/** A row in the shape loadModelCatalog reads (what was entered, before defaults). */
+const entryOf = (row: ModelRow): Omit<ModelInput, 'enabled'> => ({
   provider: row.provider,
   model: row.model,
   task_types: row.task_types,
@@ -252,13 +272,27 @@ const specOf = (row: ModelRow): ModelSpec & { task_types: string[] } => ({
   input_price_per_mtok: row.input_price_per_mtok,
   output_price_per_mtok: row.output_price_per_mtok,
   quality: row.quality,
+  capabilities: row.capabilities,
+  typical_latency_ms: row.typical_latency_ms,
+  deployments: row.deployments,
+  credentials_ref: row.credentials_ref,
 });
 
+const hasCredentials = (ref: string | null | undefined): boolean => ref !== null && ref !== undefined && ref !== '';
+
 const toRecord = (row: ModelRow): ModelRecord => ({
-  ...specOf(row),
+  provider: row.provider,
+  model: row.model,
+  task_types: row.task_types,
+  context_window: row.context_window,
+  input_price_per_mtok: row.input_price_per_mtok,
+  output_price_per_mtok: row.output_price_per_mtok,
+  quality: row.quality,
+  capabilities: row.capabilities,
   typical_latency_ms: row.typical_latency_ms,
+  deployments: row.deployments.map(({ credentials_ref: ref, ...deployment }) => ({ ...deployment, has_credentials: hasCredentials(ref) })),
   enabled: row.enabled,
-  has_credentials: row.credentials_ref !== null && row.credentials_ref !== '',
+  has_credentials: hasCredentials(row.credentials_ref),
   version: row.version,
   created_at: row.created_at.toISOString(),
   updated_at: row.updated_at.toISOString(),

@@ -1,5 +1,5 @@
 import { invalidRouterConfig } from './errors.ts';
-import type { ModelSpec, QualityByComplexity } from './types.ts';
+import { CAPABILITIES, type Capability, type Deployment, type ModelSpec, type QualityByComplexity } from './types.ts';
 
 /** A validated, frozen set of models with the lookups the decider needs. */
 export interface ModelCatalog {
@@ -20,8 +20,21 @@ const MODEL_FIELDS = new Set([
   'input_price_per_mtok',
   'output_price_per_mtok',
   'quality',
+  'capabilities',
+  'typical_latency_ms',
+  'deployments',
+  'credentials_ref',
 ]);
+const DEPLOYMENT_FIELDS = new Set(['id', 'provider', 'base_url', 'credentials_ref', 'upstream_model', 'weight', 'region']);
+/** What a model without a `capabilities` list is taken to support: what every current chat model does. */
+export const DEFAULT_CAPABILITIES: readonly Capability[] = Object.freeze(['tools', 'json_mode', 'streaming']);
+const DEPLOYMENT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const COMPLEXITIES = ['low', 'medium', 'high'] as const;
+
+export interface CatalogOptions {
+  /** Providers configured in `ai.providers`; when given, a deployment naming another is rejected. */
+  readonly providers?: readonly string[];
+}
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -44,10 +57,15 @@ const shown = (value: unknown): string => {
  * entry `{ low, medium, high }` (each 0..1) for exactly the declared task types. Unknown fields
  * are rejected so that a misspelt field fails instead of being ignored.
  *
+ * Optional: `capabilities` (default {@link DEFAULT_CAPABILITIES}), `typical_latency_ms` (default
+ * null), `credentials_ref` (the key of every deployment that names none) and `deployments`. Without
+ * `deployments` a model has one, `default`, on its provider; each deployment's `provider`
+ * defaults to the model's and its `weight` to 1.
+ *
  * @throws BlocksError `INVALID_ROUTER_CONFIG` whose detail and `path` extension name the first
  *   bad entry and field, e.g. `models[1] (gpt-4o).input_price_per_mtok: must be ... (got -1)`.
  */
-export function loadModelCatalog(raw: unknown): ModelCatalog {
+export function loadModelCatalog(raw: unknown, options: CatalogOptions = {}): ModelCatalog {
   let list = raw;
   if (isRecord(raw)) {
     for (const key of Object.keys(raw)) if (key !== 'models') throw invalidRouterConfig(key, 'unknown field');
@@ -59,7 +77,7 @@ export function loadModelCatalog(raw: unknown): ModelCatalog {
   const byId = new Map<string, ModelSpec>();
   const byTask = new Map<string, ModelSpec[]>();
   list.forEach((entry: unknown, index) => {
-    const spec = parseModel(entry, index);
+    const spec = parseModel(entry, index, options.providers);
     if (byId.has(spec.model)) {
       throw invalidRouterConfig(`models[${index}] (${spec.model}).model`, `duplicate model id '${spec.model}'`);
     }
@@ -83,7 +101,7 @@ export function loadModelCatalog(raw: unknown): ModelCatalog {
   });
 }
 
-function parseModel(entry: unknown, index: number): ModelSpec {
+function parseModel(entry: unknown, index: number, providers: readonly string[] | undefined): ModelSpec {
   if (!isRecord(entry)) throw invalidRouterConfig(`models[${index}]`, `must be a mapping (got ${shown(entry)})`);
   const id = typeof entry.model === 'string' && entry.model !== '' ? entry.model : undefined;
   const where = id === undefined ? `models[${index}]` : `models[${index}] (${id})`;
@@ -147,6 +165,73 @@ function parseModel(entry: unknown, index: number): ModelSpec {
     parsedQuality[task] = Object.freeze({ low: level('low'), medium: level('medium'), high: level('high') });
   }
 
+  const capabilities = entry.capabilities ?? DEFAULT_CAPABILITIES;
+  if (!Array.isArray(capabilities)) fail('capabilities', `must be a list of ${CAPABILITIES.join(', ')} (got ${shown(capabilities)})`);
+  capabilities.forEach((capability: unknown, i) => {
+    if (!(CAPABILITIES as readonly unknown[]).includes(capability)) {
+      fail(`capabilities[${i}]`, `must be one of ${CAPABILITIES.join(', ')} (got ${shown(capability)})`);
+    }
+    if (capabilities.indexOf(capability) !== i) fail(`capabilities[${i}]`, `duplicate capability ${shown(capability)}`);
+  });
+
+  const latency = entry.typical_latency_ms ?? null;
+  if (latency !== null && (typeof latency !== 'number' || !Number.isSafeInteger(latency) || latency < 0)) {
+    fail('typical_latency_ms', `must be a non-negative integer number of milliseconds or null (got ${shown(latency)})`);
+  }
+
+  const modelCredentials = entry.credentials_ref ?? null;
+  if (modelCredentials !== null && (typeof modelCredentials !== 'string' || modelCredentials === '')) {
+    fail('credentials_ref', `must be a non-empty string or null (got ${shown(modelCredentials)})`);
+  }
+  const rawDeployments = entry.deployments ?? [];
+  if (!Array.isArray(rawDeployments)) fail('deployments', `must be a list of deployments (got ${shown(rawDeployments)})`);
+  const deployments = rawDeployments.length === 0 ? [{ id: 'default' }] : (rawDeployments as unknown[]);
+  const parsedDeployments = deployments.map((raw, i): Deployment => {
+    const at = `deployments[${i}]`;
+    if (!isRecord(raw)) fail(at, `must be a mapping (got ${shown(raw)})`);
+    for (const key of Object.keys(raw)) if (!DEPLOYMENT_FIELDS.has(key)) fail(`${at}.${key}`, 'unknown field');
+    if (typeof raw.id !== 'string' || !DEPLOYMENT_ID.test(raw.id)) {
+      fail(`${at}.id`, `must be 1-64 letters, digits, '.', '_' or '-' (got ${shown(raw.id)})`);
+    }
+    if (deployments.slice(0, i).some((other) => isRecord(other) && other.id === raw.id))
+      fail(`${at}.id`, `duplicate deployment id '${raw.id}'`);
+    const deploymentProvider = raw.provider ?? provider;
+    if (typeof deploymentProvider !== 'string' || deploymentProvider === '') {
+      fail(`${at}.provider`, `must be a non-empty string (got ${shown(deploymentProvider)})`);
+    }
+    if (providers !== undefined && !providers.includes(deploymentProvider)) {
+      fail(
+        rawDeployments.length === 0 ? 'provider' : `${at}.provider`,
+        `'${deploymentProvider}' is not configured in ai.providers (configured: ${providers.join(', ')})`,
+      );
+    }
+    const weight = raw.weight ?? 1;
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0)
+      fail(`${at}.weight`, `must be a positive number (got ${shown(weight)})`);
+    const optional = (field: 'base_url' | 'credentials_ref' | 'upstream_model' | 'region'): string | undefined => {
+      const value = raw[field];
+      if (value === undefined || value === null) return undefined;
+      if (typeof value !== 'string' || value === '' || value.length > 512)
+        fail(`${at}.${field}`, `must be a non-empty string (got ${shown(value)})`);
+      return value;
+    };
+    const baseUrl = optional('base_url');
+    if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl))
+      fail(`${at}.base_url`, `must be an http(s) URL (got ${shown(baseUrl)})`);
+    const credentials = optional('credentials_ref') ?? modelCredentials ?? undefined;
+    const upstreamModel = optional('upstream_model');
+    const region = optional('region');
+    return Object.freeze({
+      id: raw.id,
+      provider: deploymentProvider,
+      weight,
+      ...(baseUrl === undefined ? {} : { base_url: baseUrl }),
+      ...(credentials === undefined ? {} : { credentials_ref: credentials }),
+      ...(upstreamModel === undefined ? {} : { upstream_model: upstreamModel }),
+      ...(region === undefined ? {} : { region }),
+    });
+  });
+
   return Object.freeze({
     provider,
     model: id,
@@ -155,8 +240,8 @@ function parseModel(entry: unknown, index: number): ModelSpec {
     input_price_per_mtok: inputPrice,
     output_price_per_mtok: outputPrice,
     quality: Object.freeze(parsedQuality),
-    capabilities: Object.freeze(['tools', 'json_mode', 'streaming'] as const),
-    typical_latency_ms: null,
-    deployments: Object.freeze([Object.freeze({ id: 'default', provider, weight: 1 })]),
+    capabilities: Object.freeze([...(capabilities as Capability[])]),
+    typical_latency_ms: latency,
+    deployments: Object.freeze(parsedDeployments),
   });
 }

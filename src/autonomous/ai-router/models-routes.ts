@@ -13,6 +13,30 @@ const Quality = Type.Object(
   { additionalProperties: false },
 );
 
+const Capability = Type.Enum(['tools', 'vision', 'json_mode', 'streaming']);
+const deploymentFields = {
+  id: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
+  provider: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 64, description: "A provider of ai.providers; the model's when omitted" }),
+  ),
+  base_url: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "Overrides the provider's base URL" })),
+  upstream_model: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 256, description: 'The name the provider expects; the model id when omitted' }),
+  ),
+  weight: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Relative share of traffic (default 1)' })),
+  region: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "Data-residency region; the provider's when omitted" })),
+};
+const DeploymentBody = Type.Object(
+  {
+    ...deploymentFields,
+    credentials_ref: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: 'Where the key lives, e.g. env:AZURE_KEY_EU' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const DeploymentAnswer = Type.Object({ ...deploymentFields, has_credentials: Type.Boolean() });
+
 const modelFields = {
   provider: Type.String({ minLength: 1, maxLength: 64 }),
   task_types: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 64 }),
@@ -21,6 +45,15 @@ const modelFields = {
   output_price_per_mtok: Type.Number({ minimum: 0, description: 'USD per million output tokens' }),
   quality: Type.Record(Type.String(), Quality, { description: 'Expected success (0..1) per task type and complexity' }),
   typical_latency_ms: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+  capabilities: Type.Optional(
+    Type.Array(Capability, {
+      uniqueItems: true,
+      description: 'What the model supports beyond text chat; default tools, json_mode, streaming',
+    }),
+  ),
+  deployments: Type.Optional(
+    Type.Array(DeploymentBody, { maxItems: 64, description: 'Where the model can be called; one deployment on its provider when omitted' }),
+  ),
   enabled: Type.Optional(Type.Boolean({ default: true })),
   credentials_ref: Type.Optional(
     Type.Union([Type.String({ minLength: 1, maxLength: 256, description: 'Where the key lives, e.g. env:OPENAI_API_KEY' }), Type.Null()]),
@@ -46,6 +79,8 @@ const ModelAnswer = Type.Object({
   output_price_per_mtok: Type.Number(),
   quality: Type.Record(Type.String(), Quality),
   typical_latency_ms: Type.Union([Type.Integer(), Type.Null()]),
+  capabilities: Type.Array(Capability),
+  deployments: Type.Array(DeploymentAnswer),
   enabled: Type.Boolean(),
   has_credentials: Type.Boolean({ description: 'Whether a credentials reference is set; the reference itself is never returned' }),
   version: Type.Integer(),

@@ -144,4 +144,58 @@ describe('loadModelCatalog', () => {
   it('rejects an unknown (e.g. misspelt) field', () => {
     expectConfigError([model({ input_price_per_mtoks: 1 })], 'models[0] (alpha).input_price_per_mtoks', 'unknown field');
   });
+
+  it('gives a model without deployments one default deployment on its provider, and the default capabilities', () => {
+    const [spec] = loadModelCatalog([model({ credentials_ref: 'env:KEY' })]).models;
+    expect(spec?.deployments).toEqual([{ id: 'default', provider: 'openai', weight: 1, credentials_ref: 'env:KEY' }]);
+    expect(spec?.capabilities).toEqual(['tools', 'json_mode', 'streaming']);
+    expect(spec?.typical_latency_ms).toBeNull();
+  });
+
+  it("resolves each deployment's provider and weight, and the model's key where a deployment names none", () => {
+    const [spec] = loadModelCatalog([
+      model({
+        credentials_ref: 'env:MODEL_KEY',
+        typical_latency_ms: 250,
+        capabilities: ['vision'],
+        deployments: [
+          { id: 'eu', region: 'eu', weight: 2 },
+          { id: 'azure', provider: 'azure', credentials_ref: 'env:AZURE', upstream_model: 'my-gpt', base_url: 'https://x.example/v1' },
+        ],
+      }),
+    ]).models;
+    expect(spec?.deployments).toEqual([
+      { id: 'eu', provider: 'openai', weight: 2, region: 'eu', credentials_ref: 'env:MODEL_KEY' },
+      {
+        id: 'azure',
+        provider: 'azure',
+        weight: 1,
+        credentials_ref: 'env:AZURE',
+        upstream_model: 'my-gpt',
+        base_url: 'https://x.example/v1',
+      },
+    ]);
+    expect(spec?.capabilities).toEqual(['vision']);
+    expect(spec?.typical_latency_ms).toBe(250);
+  });
+
+  it('rejects bad capabilities, latency and deployments, naming the field', () => {
+    expectConfigError([model({ capabilities: ['mind_reading'] })], 'models[0] (alpha).capabilities[0]', 'must be one of');
+    expectConfigError([model({ capabilities: ['tools', 'tools'] })], 'models[0] (alpha).capabilities[1]', 'duplicate');
+    expectConfigError([model({ typical_latency_ms: -1 })], 'models[0] (alpha).typical_latency_ms', 'non-negative');
+    expectConfigError([model({ deployments: 'x' })], 'models[0] (alpha).deployments', 'must be a list');
+    expectConfigError([model({ deployments: [{ id: 'a b' }] })], 'models[0] (alpha).deployments[0].id', 'letters');
+    expectConfigError([model({ deployments: [{ id: 'a' }, { id: 'a' }] })], 'models[0] (alpha).deployments[1].id', 'duplicate');
+    expectConfigError([model({ deployments: [{ id: 'a', weight: -2 }] })], 'models[0] (alpha).deployments[0].weight', 'positive');
+    expectConfigError([model({ deployments: [{ id: 'a', key: 'sk-1' }] })], 'models[0] (alpha).deployments[0].key', 'unknown field');
+    expectConfigError([model({ deployments: [{ id: 'a', base_url: 'file:///etc' }] })], 'models[0] (alpha).deployments[0].base_url', 'URL');
+  });
+
+  it('rejects a provider that is not configured when the configured ones are given', () => {
+    expect(() => loadModelCatalog([model()], { providers: ['openai'] })).not.toThrow();
+    expect(() => loadModelCatalog([model()], { providers: ['anthropic'] })).toThrow(/'openai' is not configured/);
+    expect(() => loadModelCatalog([model({ deployments: [{ id: 'x', provider: 'vllm' }] })], { providers: ['openai'] })).toThrow(
+      /deployments\[0\]\.provider: 'vllm' is not configured/,
+    );
+  });
 });

@@ -45,7 +45,13 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
   };
 
   beforeAll(async () => {
-    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }), roles: ['autonomous'] });
+    blocks = await startTestBlocks({
+      config: testConfig({
+        BLOCKS_DATA_DIR: dir.path,
+        BLOCKS__ai__providers__acme: JSON.stringify({ protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'eu' }),
+      }),
+      roles: ['autonomous'],
+    });
     base = blocks.urls.autonomous as string;
   });
   afterAll(async () => {
@@ -64,7 +70,13 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
     await blocks.platform.db.query('DELETE FROM ai_models WHERE model = $1', [configured[0]?.model]);
     const before = await counts();
     await blocks.close();
-    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }), roles: ['autonomous'] });
+    blocks = await startTestBlocks({
+      config: testConfig({
+        BLOCKS_DATA_DIR: dir.path,
+        BLOCKS__ai__providers__acme: JSON.stringify({ protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'eu' }),
+      }),
+      roles: ['autonomous'],
+    });
     base = blocks.urls.autonomous as string;
     expect(await counts()).toEqual(before);
     const res = await call(`/${configured[0]?.model}`);
@@ -110,6 +122,42 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
     expect(await got.text()).not.toContain('ACME_API_KEY');
     const list = await (await call('?limit=200')).text();
     expect(list).not.toContain('ACME_API_KEY');
+  });
+
+  it('stores capabilities and deployments, showing whether each deployment has credentials but never the reference', async () => {
+    const deployments = [
+      { id: 'eu-1', weight: 3, credentials_ref: 'env:ACME_EU_SECRET_KEY', upstream_model: 'acme-large-eu' },
+      { id: 'us-1', provider: 'openai', base_url: 'https://acme.example/v1', region: 'us' },
+    ];
+    const res = await call('', send('POST', newModel('acme-deployed', { capabilities: ['tools', 'vision'], deployments })));
+    expect(res.status).toBe(201);
+    const text = await res.text();
+    expect(text).not.toContain('ACME_EU_SECRET_KEY');
+    expect(JSON.parse(text)).toMatchObject({
+      capabilities: ['tools', 'vision'],
+      deployments: [
+        { id: 'eu-1', weight: 3, upstream_model: 'acme-large-eu', has_credentials: true },
+        { id: 'us-1', provider: 'openai', base_url: 'https://acme.example/v1', region: 'us', has_credentials: false },
+      ],
+    });
+    expect((await call('/acme-deployed', send('DELETE'))).status).toBe(204);
+  });
+
+  it.each([
+    [{ provider: 'nowhere' }, 'provider'],
+    [{ deployments: [{ id: 'a' }, { id: 'a' }] }, 'deployments[1].id'],
+    [{ deployments: [{ id: 'a', provider: 'nowhere' }] }, 'deployments[0].provider'],
+    [{ deployments: [{ id: 'a', base_url: 'ftp://x' }] }, 'deployments[0].base_url'],
+    [{ deployments: [{ id: 'a', weight: 0 }] }, 'deployments'],
+    [{ capabilities: ['telepathy'] }, 'capabilities'],
+    [{ deployments: [{ id: 'a', api_key: 'sk-raw' }] }, 'deployments'],
+  ])('refuses %j with a 400 naming %s, writing nothing', async (overrides, field) => {
+    const before = await counts();
+    const res = await call('', send('POST', newModel('acme-bad', overrides)));
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    expect(await res.text()).toContain(field);
+    expect(await counts()).toEqual(before);
   });
 
   it('routes to the added better model at once, and away from it when disabled or deleted', async () => {

@@ -45,7 +45,7 @@ describe.skipIf(!available)('AI model catalog across two replicas (PostgreSQL, N
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         model: 'replica-coder',
-        provider: 'acme',
+        provider: 'openai',
         task_types: ['code'],
         context_window: 64000,
         input_price_per_mtok: 0.01,
