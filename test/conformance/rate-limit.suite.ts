@@ -4,8 +4,8 @@ import type { RateLimiter, RateLimitPolicy } from '../../src/platform/rate-limit
 
 /** A limiter; `pair` gives two that share state (two replicas), when the adapter can. */
 export interface RateLimitFixture {
-  make(): RateLimiter | Promise<RateLimiter>;
-  pair?(): Promise<readonly [RateLimiter, RateLimiter]>;
+  readonly make: () => RateLimiter | Promise<RateLimiter>;
+  readonly pair?: () => Promise<readonly [RateLimiter, RateLimiter]>;
 }
 
 let keyCounter = 0;
