@@ -6,7 +6,10 @@ import { busErrors } from '../../src/platform/bus/errors.ts';
 import { CACHE_ERRORS } from '../../src/platform/cache/errors.ts';
 import { httpErrors } from '../../src/platform/http/errors.ts';
 import { RESILIENCE_ERRORS } from '../../src/platform/resilience/errors.ts';
+import { RATE_LIMIT_ERRORS } from '../../src/platform/rate-limit/errors.ts';
 import { providerErrors } from '../../src/autonomous/ai-router/providers/index.ts';
+import { budgetErrors } from '../../src/autonomous/ai-router/budgets/index.ts';
+import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
 
@@ -17,8 +20,11 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/autonomous/ai-router/errors.ts', aiRouterErrors],
   ['src/platform/resilience/errors.ts', RESILIENCE_ERRORS],
   ['src/platform/cache/errors.ts', CACHE_ERRORS],
+  ['src/platform/rate-limit/errors.ts', RATE_LIMIT_ERRORS],
   ['src/platform/bus/errors.ts', busErrors],
   ['src/autonomous/ai-router/providers/errors.ts', providerErrors],
+  ['src/autonomous/ai-router/budgets/errors.ts', budgetErrors],
+  ['src/autonomous/ai-router/learning/errors.ts', learningErrors],
 ];
 
 interface DocumentedCode {
