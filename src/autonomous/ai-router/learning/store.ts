@@ -27,13 +27,13 @@ export interface DecisionRecord {
  * Null when no such event is stored (never made, or pruned by event retention).
  */
 export async function findDecision(db: Queryable, decisionId: string): Promise<DecisionRecord | null> {
-  // The IN list matches events_ai_decision_id_idx's predicate, so the lookup is an index scan.
+  // Literal event types, the same as events_ai_decision_id_idx's predicate, so any plan can use that index.
   const { rows } = await db.query<{ event_type: string; payload: Record<string, unknown> }>(
     `SELECT event_type, payload FROM events
-     WHERE payload ->> 'decision_id' = $1 AND event_type IN ($2, $3, $4)
-     ORDER BY (event_type = $3) DESC, sequence DESC
+     WHERE payload ->> 'decision_id' = $1 AND event_type IN ('${ROUTE_DECIDED}', '${REQUEST_COMPLETED}', '${REQUEST_FAILED}')
+     ORDER BY (event_type = '${REQUEST_COMPLETED}') DESC, sequence DESC
      LIMIT 1`,
-    [decisionId, ROUTE_DECIDED, REQUEST_COMPLETED, REQUEST_FAILED],
+    [decisionId],
   );
   const row = rows[0];
   if (row === undefined) return null;
