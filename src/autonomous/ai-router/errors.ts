@@ -7,6 +7,7 @@ import { BlocksError } from '../../platform/errors.ts';
 export const aiRouterErrors = {
   UNKNOWN_TASK_TYPE: { status: 422, title: 'Unknown task type' },
   NO_ELIGIBLE_MODEL: { status: 422, title: 'No eligible model' },
+  INVALID_ROUTE_CONTEXT: { status: 400, title: 'Invalid route context' },
   AI_ROUTER_TIMEOUT: { status: 503, title: 'No routing decision in time' },
   INVALID_ROUTER_CONFIG: { status: 500, title: 'Invalid AI router configuration' },
   INVALID_MODEL: { status: 400, title: 'Invalid model' },
@@ -27,28 +28,43 @@ export const unknownTaskType = (taskType: string, knownTaskTypes: readonly strin
     { extensions: { task_type: taskType, known_task_types: [...knownTaskTypes] } },
   );
 
-/** Models serve the task type, but none has a context window for the prompt plus expected output. */
+/**
+ * Models serve the task type, but every one fails a hard constraint. `excluded` maps each
+ * constraint (in check order) to the models it removed.
+ */
 export const noEligibleModel = (args: {
   taskType: string;
   promptTokens: number;
   expectedOutputTokens: number;
   largestContextWindow: number;
-}): BlocksError =>
-  new BlocksError(
+  excluded: Readonly<Record<string, readonly string[]>>;
+}): BlocksError => {
+  const removed = Object.entries(args.excluded).map(([constraint, models]) => {
+    const detail = constraint === 'context_window' ? ` (largest context window: ${args.largestContextWindow} tokens)` : '';
+    return `${constraint} removed ${models.join(', ')}${detail}`;
+  });
+  return new BlocksError(
     'NO_ELIGIBLE_MODEL',
     aiRouterErrors.NO_ELIGIBLE_MODEL.status,
-    `No model for task type '${args.taskType}' has a context window for ${args.promptTokens} prompt ` +
-      `+ ${args.expectedOutputTokens} expected output tokens ` +
-      `(largest context window: ${args.largestContextWindow} tokens).`,
+    `No model for task type '${args.taskType}' passes the hard constraints for ${args.promptTokens} prompt ` +
+      `+ ${args.expectedOutputTokens} expected output tokens: ${removed.join('; ')}.`,
     {
       extensions: {
         task_type: args.taskType,
         prompt_tokens: args.promptTokens,
         expected_output_tokens: args.expectedOutputTokens,
         largest_context_window: args.largestContextWindow,
+        excluded: args.excluded,
       },
     },
   );
+};
+
+/** A constraint field of a route request's `context` has the wrong type or value (in-process callers; HTTP validates first). */
+export const invalidRouteContext = (field: string, problem: string): BlocksError =>
+  new BlocksError('INVALID_ROUTE_CONTEXT', aiRouterErrors.INVALID_ROUTE_CONTEXT.status, `context.${field} ${problem}.`, {
+    extensions: { field: `context.${field}` },
+  });
 
 /** No decision within `ai_router_timeout`; the request may be retried. */
 export const aiRouterTimeout = (timeoutMs: number): BlocksError =>

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { AiRouterService } from './service.ts';
-import type { RouteRequest } from './types.ts';
+import { CAPABILITIES } from './types.ts';
+import { OPTIMIZE_MODES } from './tenant-policy.ts';
 import { aiRouterTimeout } from './errors.ts';
 
 const RouteBody = Type.Object(
@@ -17,8 +18,23 @@ const RouteBody = Type.Object(
     preferred_model: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
     context: Type.Optional(
       Type.Object(
-        {},
-        { additionalProperties: true, description: 'Request context; prompt, messages[].content and input are what get counted' },
+        {
+          max_cost: Type.Optional(Type.Number({ minimum: 0, description: 'Hard limit in USD on the estimated cost of the call' })),
+          max_latency_ms: Type.Optional(
+            Type.Integer({
+              minimum: 0,
+              description: 'Hard limit on the learned typical latency; models with unknown latency are excluded',
+            }),
+          ),
+          optimize: Type.Optional(Type.Enum([...OPTIMIZE_MODES], { description: 'Ranking weights to use; overrides the tenant default' })),
+          capabilities: Type.Optional(
+            Type.Array(Type.Enum([...CAPABILITIES]), { uniqueItems: true, description: 'Capabilities the model must have' }),
+          ),
+        },
+        {
+          additionalProperties: true,
+          description: 'Request context; prompt, messages[].content and input are what get counted; the keys above constrain the choice',
+        },
       ),
     ),
   },
@@ -59,10 +75,11 @@ export const aiRouterRoutes: FastifyPluginAsync<AiRouterRoutesOptions> = async (
       },
     },
     async (request) => {
-      const decided = options.service.route(request.body as RouteRequest, {
-        correlationId: request.id,
-        traceparent: request.trace.traceparent,
-      });
+      const decided = options.service.route(
+        request.body,
+        { correlationId: request.id, traceparent: request.trace.traceparent },
+        request.caller,
+      );
       return withDeadline(decided, options.timeoutMs);
     },
   );

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../platform/db/port.ts';
+import type { Caller } from '../../platform/http/caller.ts';
 import type { RouteDecider } from './decide.ts';
 import type { RouteDecision, RouteRequest } from './types.ts';
 import { appendEvents } from '../../platform/events/index.ts';
@@ -23,10 +24,11 @@ export interface RoutedDecision extends RouteDecision {
 export interface AiRouterService {
   /**
    * Decides which model serves the request and records the decision as an `ai.route.decided`
-   * event in the outbox before answering, so an answered decision is never lost.
-   * @throws BlocksError UNKNOWN_TASK_TYPE / NO_ELIGIBLE_MODEL (422) from the decider.
+   * event in the outbox before answering, so an answered decision is never lost. The caller's
+   * tenant selects its routing policy (`ai.tenants`) and is recorded in the event.
+   * @throws BlocksError UNKNOWN_TASK_TYPE / NO_ELIGIBLE_MODEL (422), INVALID_ROUTE_CONTEXT (400) from the decider.
    */
-  route(request: RouteRequest, trace: RequestTrace): Promise<RoutedDecision>;
+  route(request: RouteRequest, trace: RequestTrace, caller: Caller): Promise<RoutedDecision>;
 }
 
 export interface AiRouterServiceOptions {
@@ -55,8 +57,14 @@ export function createAiRouterService(options: AiRouterServiceOptions): AiRouter
     },
   });
   return {
-    async route(request, trace) {
-      const decision = decider.decide(request);
+    async route(request, trace, caller) {
+      const ranked = decider.decide(request, { tenant: caller.tenant });
+      const decision: RouteDecision = {
+        selected_model: ranked.selected_model,
+        confidence: ranked.confidence,
+        routing_reason: ranked.routing_reason,
+        estimated_cost: ranked.estimated_cost,
+      };
       const decisionId = randomUUID();
       const event = {
         event_type: ROUTE_DECIDED,
@@ -69,6 +77,10 @@ export function createAiRouterService(options: AiRouterServiceOptions): AiRouter
           task_type: request.task_type,
           complexity: request.complexity,
           preferred_model: request.preferred_model ?? null,
+          tenant: ranked.tenant,
+          optimize: ranked.optimize,
+          runner_up: ranked.runner_up,
+          prompt_tokens: ranked.prompt_tokens,
           ...decision,
         },
       };
