@@ -4,6 +4,7 @@ import { openPlatform } from './platform/open-platform.ts';
 import type { Platform } from './platform/platform.ts';
 import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
+import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { serviceRoutes, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
@@ -48,6 +49,12 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   if (roles.includes('autonomous')) modules.autonomous = createAutonomousService(platform);
   if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
 
+  const rateLimits = createRateLimitHook({
+    limiter: platform.rateLimiter,
+    config: config.rate_limits,
+    logger: platform.logger,
+    metrics: platform.metrics,
+  });
   const apps: Partial<Record<Role, HttpServer>> = {};
   const urls: Partial<Record<Role, string>> = {};
   const started: ServiceModule[] = [];
@@ -68,6 +75,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         checks: platform.checks,
         logRequests: config.http.log_requests,
         accepting: () => accepting,
+        rateLimits,
       });
       if (role === 'gateway') {
         await app.register(upstreamRoutes, { upstreams: gatewayUpstreams(config, modules) });

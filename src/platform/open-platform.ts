@@ -15,6 +15,9 @@ import { createRedisBus } from './bus/redis.ts';
 import { createMemoryCache } from './cache/memory.ts';
 import { createRedisCache } from './cache/redis.ts';
 import { createBreakerRegistry } from './resilience/breakers.ts';
+import { createMemoryRateLimiter } from './rate-limit/memory.ts';
+import { createRedisRateLimiter } from './rate-limit/redis.ts';
+import type { RateLimiter } from './rate-limit/port.ts';
 import { createOutboxRelay } from './events/relay.ts';
 import { createRetentionJob } from './events/retention.ts';
 import type { DependencyCheck } from './http/health.ts';
@@ -93,6 +96,13 @@ function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache
   return createMemoryCache({ maxEntries: cache.l1_max_entries, defaultTtlMs: cache.default_ttl });
 }
 
+/** Shared through Redis whenever the cache is, so every replica draws from one allowance. */
+function openRateLimiter(config: Config): RateLimiter {
+  const url = config.cache.redis_url;
+  if (!url) return createMemoryRateLimiter();
+  return createRedisRateLimiter({ url, keyPrefix: `${config.cache.key_prefix}rl:`, timeoutMs: config.rate_limits.store_timeout });
+}
+
 /**
  * The bus as modules see it: subscriptions get the configured `max_deliver` and `ack_wait` unless
  * they set their own, and each consumer is noted so /metrics can report its lag.
@@ -133,6 +143,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     closers.push(() => bus.close());
     const cache = await openCache(config, bus, logger);
     closers.push(() => cache.close());
+    const rateLimiter = openRateLimiter(config);
+    closers.push(() => rateLimiter.close());
     const breakers = createBreakerRegistry({
       failureThreshold: config.resilience.failure_threshold,
       recoveryTimeoutMs: config.resilience.recovery_timeout,
@@ -182,7 +194,21 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       { name: `cache (${cache.kind})`, required: false, check: () => cache.ping() },
     ];
 
-    const platform: OpenedPlatform = { config, version, logger, metrics, clock, db, bus, cache, breakers, relay, checks, close: closeAll };
+    const platform: OpenedPlatform = {
+      config,
+      version,
+      logger,
+      metrics,
+      clock,
+      db,
+      bus,
+      cache,
+      rateLimiter,
+      breakers,
+      relay,
+      checks,
+      close: closeAll,
+    };
     return platform;
   } catch (error) {
     await closeAll();

@@ -6,6 +6,7 @@ import type { EventBus } from './bus/port.ts';
 import type { Cache } from './cache/port.ts';
 import type { Clock } from './clock.ts';
 import type { BreakerRegistry } from './resilience/breakers.ts';
+import type { RateLimiter } from './rate-limit/port.ts';
 import type { OutboxRelay } from './events/relay.ts';
 import type { DependencyCheck } from './http/health.ts';
 
@@ -22,6 +23,8 @@ export interface Platform {
   readonly db: Database;
   readonly bus: EventBus;
   readonly cache: Cache;
+  /** Per-caller allowances, shared through Redis when the cache is. */
+  readonly rateLimiter: RateLimiter;
   readonly breakers: BreakerRegistry;
   /** Publishes committed events; call `relay.notify()` after appending one so it goes out now. */
   readonly relay: OutboxRelay;

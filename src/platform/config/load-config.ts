@@ -102,6 +102,14 @@ function normaliseDurations(schema: unknown, value: unknown, holder: Tree, key: 
   if (isTree(properties)) {
     for (const [name, child] of Object.entries(properties)) normaliseDurations(child, value[name], value, name);
   }
+  // Records (a map of named entries, e.g. rate-limit tiers) carry their entry schema under patternProperties.
+  const patterns = schema.patternProperties;
+  if (isTree(patterns)) {
+    for (const [pattern, child] of Object.entries(patterns)) {
+      const matches = new RegExp(pattern);
+      for (const name of Object.keys(value)) if (matches.test(name)) normaliseDurations(child, value[name], value, name);
+    }
+  }
 }
 
 /**
@@ -117,7 +125,8 @@ export function loadConfig(options: LoadConfigOptions): Config {
   if (existsSync(envFile)) tree = merge(tree, readYaml(envFile));
   tree = merge(tree, { env: envName });
   tree = merge(tree, fromEnvironment(options.env));
-  if (options.overrides) tree = merge(tree, options.overrides);
+  // A copy: durations are converted in place and the result is frozen, and neither may reach the caller's object.
+  if (options.overrides) tree = merge(tree, structuredClone(options.overrides));
 
   const ai = tree.ai;
   if (isTree(ai) && typeof ai.catalog_file === 'string') tree = merge(tree, { ai: { catalog_file: resolve(configDir, ai.catalog_file) } });

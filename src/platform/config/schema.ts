@@ -21,6 +21,16 @@ const Service = Type.Object(
 
 const Resources = Type.Object({ cpu: Type.String(), memory: Type.String() }, { additionalProperties: false });
 
+const RateLimitPolicy = Type.Object(
+  {
+    /** Requests per `period` at the sustained rate. */
+    limit: Type.Integer({ minimum: 1 }),
+    period: Type.Integer({ minimum: 1, description: DURATION_DESCRIPTION }),
+    /** Requests allowed at once after a quiet spell; `limit` when absent. */
+    burst: Type.Optional(Type.Integer({ minimum: 1 })),
+  },
+  { additionalProperties: false },
+);
 const Optimize = Type.Enum(['cost', 'quality', 'latency', 'balanced']);
 const RankWeights = Type.Object(
   { quality: Type.Number({ minimum: 0 }), cost: Type.Number({ minimum: 0 }), latency: Type.Number({ minimum: 0 }) },
@@ -131,6 +141,20 @@ export const ConfigSchema = Type.Object(
         replicas: Type.Integer({ minimum: 1 }),
         resources: Resources,
         config: Type.Object({ workflow_timeout: Duration, sync_batch_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+      },
+      { additionalProperties: false },
+    ),
+    rate_limits: Type.Object(
+      {
+        enabled: Type.Boolean(),
+        /** What a request gets when the shared limiter (Redis) does not answer within `store_timeout`. */
+        on_store_failure: Type.Enum(['open', 'closed']),
+        store_timeout: Duration,
+        /** Allowance per caller (API key, else tenant) for each tier; `default` applies to tenants not in `tenant_tiers`. */
+        tiers: Type.Record(Type.String({ minLength: 1 }), RateLimitPolicy),
+        tenant_tiers: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 })),
+        /** Stricter allowances for the routes needing a scope, per caller, on top of the tier's. */
+        scopes: Type.Record(Type.String({ minLength: 1 }), RateLimitPolicy),
       },
       { additionalProperties: false },
     ),

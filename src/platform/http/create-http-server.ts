@@ -7,6 +7,7 @@ import { httpErrors } from './errors.ts';
 import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
 import { callerOf, type Caller } from './caller.ts';
+import type { RateLimitHook } from './rate-limit.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -36,6 +37,8 @@ export interface HttpServerOptions {
   /** Log one line per answered request. */
   readonly logRequests: boolean;
   readonly accepting: () => boolean;
+  /** Per-caller rate limits (see rate-limit.ts); none when absent. */
+  readonly rateLimits?: RateLimitHook;
 }
 
 /**
@@ -81,6 +84,8 @@ export async function createHttpServer(options: HttpServerOptions) {
     // After the headers above, so that a rejected tenant still gets its correlation id back.
     request.caller = callerOf(request.headers);
   });
+  // After the caller is known: allowances are per caller.
+  if (options.rateLimits) app.addHook('onRequest', options.rateLimits);
 
   app.addHook('onResponse', async (request, reply) => {
     const labels = { method: request.method, route: routeLabel(request), status_code: String(reply.statusCode) };

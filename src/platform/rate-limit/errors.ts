@@ -2,6 +2,7 @@ import { BlocksError } from '../errors.ts';
 
 /** Codes the rate limiter raises; each is listed in docs/errors.md. */
 export const RATE_LIMIT_ERRORS = {
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
   RATE_LIMITER_UNAVAILABLE: { status: 503, title: 'The shared rate limiter (Redis) did not answer' },
 } as const;
 
