@@ -1,7 +1,7 @@
-import { aiRouteSuite } from './ai-route.suite.ts';
+import { AI_ROUTE_OVERRIDES, aiRouteSuite } from './ai-route.suite.ts';
 import { tempDir, testConfig } from '../support/blocks.ts';
 
 aiRouteSuite('embedded defaults: PGlite, in-process bus and cache', async () => {
   const dir = tempDir('blocks-e2e');
-  return { config: testConfig({ BLOCKS_DATA_DIR: dir.path }), cleanup: async () => dir.remove() };
+  return { config: testConfig({ BLOCKS_DATA_DIR: dir.path }, AI_ROUTE_OVERRIDES), cleanup: async () => dir.remove() };
 });

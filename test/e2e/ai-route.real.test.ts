@@ -1,5 +1,5 @@
 import { describe } from 'vitest';
-import { aiRouteSuite } from './ai-route.suite.ts';
+import { AI_ROUTE_OVERRIDES, aiRouteSuite } from './ai-route.suite.ts';
 import { testConfig } from '../support/blocks.ts';
 import { probeRealServices, realServicesEnv } from '../support/real-services.ts';
 
@@ -9,7 +9,7 @@ describe.skipIf(!available)('real services', () => {
   for (const bus of ['nats', 'redis'] as const) {
     aiRouteSuite(`PostgreSQL, ${bus === 'nats' ? 'NATS JetStream' : 'Redis Streams'} bus, Redis cache`, async () => {
       const services = await realServicesEnv(bus);
-      return { config: testConfig(services.env), cleanup: () => services.cleanup() };
+      return { config: testConfig(services.env, AI_ROUTE_OVERRIDES), cleanup: () => services.cleanup() };
     });
   }
 });

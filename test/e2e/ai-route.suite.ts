@@ -1,7 +1,28 @@
+import { readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import type { Config } from '../../src/platform/config/schema.ts';
 import type { RunningBlocks } from '../../src/start.ts';
 import { captureLogs, eventually, startTestBlocks, type CapturedLogs } from '../support/blocks.ts';
+
+/**
+ * Configuration the suite needs on top of the environment's: tenant policies the routing tests use.
+ * Every default provider is in region `us`, so `eu-only` can be served by no model.
+ */
+export const AI_ROUTE_OVERRIDES = {
+  ai: {
+    tenants: {
+      'openai-only': { allowed_providers: ['openai'], optimize: 'quality' },
+      'eu-only': { allowed_regions: ['eu'] },
+    },
+  },
+};
+
+const shippedModels = (
+  parseYaml(readFileSync(new URL('../../config/models.yaml', import.meta.url), 'utf8')) as {
+    models: Array<{ model: string; provider: string }>;
+  }
+).models;
 
 export interface E2eEnvironment {
   readonly config: Config;
@@ -137,6 +158,95 @@ export function aiRouteSuite(name: string, makeEnvironment: () => Promise<E2eEnv
         expect(problem.detail).toMatch(/\S/);
       }
       expect(await eventCount()).toBe(before);
+    });
+
+    const route = async (body: unknown, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${blocks.urls.gateway}/api/v1/autonomous/ai/route`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, unknown> };
+    };
+
+    it("applies the caller's tenant policy and records tenant and optimize in the event", async () => {
+      const correlationId = `e2e-tenant-${Date.now()}`;
+      const res = await route(
+        { task_type: 'code', complexity: 'high', context: { prompt: 'Refactor this module.' } },
+        { 'x-blocks-tenant': 'openai-only', 'x-correlation-id': correlationId },
+      );
+      expect(res.status).toBe(200);
+      const openai = shippedModels.filter((m) => m.provider === 'openai').map((m) => m.model);
+      expect(openai).toContain(res.body.selected_model);
+      expect(res.body.routing_reason).toContain('optimizing quality');
+      expect(res.body.routing_reason).toContain("provider not allowed for tenant 'openai-only'");
+      const rows = await eventually(
+        async () =>
+          (
+            await blocks.platform.db.query<{ payload: Record<string, unknown> }>('SELECT payload FROM events WHERE correlation_id = $1', [
+              correlationId,
+            ])
+          ).rows,
+        (found) => found.length === 1,
+      );
+      expect(rows[0]?.payload).toMatchObject({
+        decision_id: res.body.decision_id,
+        tenant: 'openai-only',
+        optimize: 'quality',
+        selected_model: res.body.selected_model,
+      });
+      expect(rows[0]?.payload).not.toHaveProperty('ranked');
+    });
+
+    it('explains a preferred model that fails a required capability, and what it chose instead', async () => {
+      const res = await route({
+        task_type: 'chat',
+        complexity: 'low',
+        preferred_model: 'claude-sonnet-4-20250514',
+        context: { prompt: 'Answer in JSON.', capabilities: ['json_mode'], optimize: 'cost' },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.selected_model).not.toBe('claude-sonnet-4-20250514');
+      expect(res.body.routing_reason).toContain(
+        `preferred model 'claude-sonnet-4-20250514' not honoured: it lacks json_mode, chose ${String(res.body.selected_model)} instead`,
+      );
+    });
+
+    it.each([
+      ['a tenant whose regions no model serves', {}, { 'x-blocks-tenant': 'eu-only' }, 'tenant_regions'],
+      ['a max_cost nothing meets', { max_cost: 0 }, {}, 'max_cost'],
+      ['a max_latency_ms nothing meets', { max_latency_ms: 1 }, {}, 'max_latency_ms'],
+    ])(
+      'answers %s with 422 NO_ELIGIBLE_MODEL listing what each constraint removed, writing nothing',
+      async (_label, context, headers, constraint) => {
+        const before = await eventCount();
+        const res = await route({ task_type: 'code', complexity: 'low', context: { prompt: 'hi', ...context } }, headers);
+        expect(res.status).toBe(422);
+        expect(res.type).toMatch(/^application\/problem\+json/);
+        expect(res.body.code).toBe('NO_ELIGIBLE_MODEL');
+        const excluded = res.body.excluded as Record<string, string[]>;
+        expect(Object.keys(excluded)).toEqual([constraint]);
+        expect(excluded[constraint]?.length).toBeGreaterThanOrEqual(3);
+        expect(res.body.detail).toContain(`${constraint} removed`);
+        expect(await eventCount()).toBe(before);
+      },
+    );
+
+    it.each([
+      ['max_cost', -0.5],
+      ['max_cost', 'cheap'],
+      ['max_latency_ms', 1.5],
+      ['max_latency_ms', -1],
+      ['optimize', 'speed'],
+      ['capabilities', 'vision'],
+      ['capabilities', ['telepathy']],
+      ['capabilities', ['vision', 'vision']],
+    ])('answers context.%s = %j with a 400 naming the field', async (field, value) => {
+      const res = await route({ task_type: 'code', complexity: 'low', context: { prompt: 'hi', [field]: value } });
+      expect(res.status).toBe(400);
+      expect(res.type).toMatch(/^application\/problem\+json/);
+      expect(res.body.code).toBe('VALIDATION_FAILED');
+      expect(res.body.detail).toContain(`/context/${field}`);
     });
 
     it('serves health, readiness and the OpenAPI document on every port', async () => {
