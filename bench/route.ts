@@ -1,9 +1,17 @@
-// npm run bench:route — POST /api/v1/autonomous/ai/route through the gateway (embedded defaults)
-// against a bare fastify route on this machine, the ceiling. Rounds alternate between targets and
-// the medians are printed. BENCH_SECONDS, BENCH_ROUNDS and BENCH_CONNECTIONS override the defaults.
+// npm run bench:route — first the decision alone, in-process, over a 50-model catalog against
+// counting the prompt's tokens (bench/route-decide.ts); then POST /api/v1/autonomous/ai/route
+// through the gateway (embedded defaults) against a bare fastify route on this machine, the
+// ceiling. Rounds alternate between targets and the medians are printed. BENCH_SECONDS,
+// BENCH_ROUNDS, BENCH_CONNECTIONS and BENCH_DECISIONS override the defaults.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { formatTable, medianOf, runLoad, type LoadResult, type LoadTarget } from './support/load.ts';
+import { formatDecideBench, runDecideBench } from './route-decide.ts';
+
+// Before the server starts, so that its process does not compete with the measurement.
+console.log(`bench:route — node ${process.version}\n`);
+console.log(formatDecideBench(runDecideBench()));
+console.log('');
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
