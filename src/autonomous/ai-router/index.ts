@@ -6,21 +6,32 @@ import type { Platform } from '../../platform/platform.ts';
 import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { createTokenizer } from './tokenizer.ts';
 import { createRouteDecider, type RouteDecider } from './decide.ts';
+import { createBreakerGate, createChatProxyModule, type ChatProxyModule } from './proxy/index.ts';
 import { CATALOG_CHANGED, createModelCatalogStore, type ModelCatalogStore } from './catalog-store.ts';
 import { modelsRoutes } from './models-routes.ts';
 import { unknownTaskType } from './errors.ts';
 import type { Subscription } from '../../platform/bus/port.ts';
 import { createAiRouterService, type AiRouterService } from './service.ts';
 import { aiRouterRoutes } from './routes.ts';
+import { createLearning, createModelEstimates, type LearningModelEstimates } from './learning/index.ts';
+import { createBudgets, type Budgets } from './budgets/index.ts';
 
 export { ROUTE_DECIDED } from './service.ts';
 export type { RoutedDecision } from './service.ts';
 export { aiRouterErrors } from './errors.ts';
 export { CATALOG_CHANGED } from './catalog-store.ts';
+export { learningErrors } from './learning/index.ts';
+export { budgetErrors, retryAfterSeconds, type BudgetGuard, type BudgetHold } from './budgets/index.ts';
 
 export interface AiRouterModule {
   readonly service: AiRouterService;
   readonly catalog: ModelCatalogStore;
+  /** Learned quality/latency per model, task and complexity (H2, learning/); one per module, fed by outcome events. */
+  readonly estimates: LearningModelEstimates;
+  /** Budgets and usage (H4, budgets/): `budgets.guard` reserves before a proxied call. */
+  readonly budgets: Budgets;
+  /** The OpenAI-compatible proxy (H3, proxy/): `proxy.routes` is mounted at `/v1`. */
+  readonly proxy: ChatProxyModule;
   /** Rebuilds this replica's decider from the enabled models in the database. */
   reload(): Promise<void>;
   /** Registers `/route` and friends; mount under `/api/v1/autonomous/ai`. */
@@ -38,9 +49,19 @@ export interface AiRouterModule {
  */
 export function createAiRouterModule(platform: Platform): AiRouterModule {
   const { config } = platform;
-  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')));
+  const providers = Object.keys(config.ai.providers);
+  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')), { providers });
+  // Learning (H2): created once here, before `build`, so every decider built reads the same estimates.
+  const estimates = createModelEstimates({
+    priorStrength: config.ai.learning.prior_strength,
+    halfLifeMs: config.ai.learning.half_life,
+    clock: platform.clock,
+  });
   const tokenizer = createTokenizer();
   tokenizer.warmUp();
+  // Routing (H1) skips models whose breakers (model, provider, every deployment) are open.
+  // The proxy's gate (H3): routing and calls read the same breakers and the same half-open trials.
+  const health = createBreakerGate(platform.breakers);
   const build = (catalog: ModelCatalog | null): RouteDecider => {
     if (catalog === null)
       return {
@@ -53,26 +74,40 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     const expectedOutputTokens = Object.fromEntries(
       Object.entries(config.ai.expected_output_tokens).filter(([task]) => task === 'default' || served.has(task)),
     );
-    return createRouteDecider({ catalog, tokenizer, expectedOutputTokens });
+    return createRouteDecider({
+      catalog,
+      tokenizer,
+      expectedOutputTokens,
+      routing: config.ai.routing,
+      tenants: config.ai.tenants,
+      providers: config.ai.providers,
+      estimates,
+      health,
+    });
   };
   let current = build(seed);
+  let currentCatalog: ModelCatalog | null = seed;
   // Reloads run one after another so that an older read never replaces a newer one.
   let reloading: Promise<void> = Promise.resolve();
   const reload = (): Promise<void> =>
     (reloading = reloading
       .catch(() => undefined)
       .then(async () => {
-        current = build(await store.loadEnabled());
+        const catalog = await store.loadEnabled();
+        current = build(catalog);
+        currentCatalog = catalog;
+        proxy.catalogChanged(catalog);
       }));
   const store = createModelCatalogStore({
     db: platform.db,
+    providers,
     onChanged: async () => {
       platform.relay.notify();
       // The change is committed: a failed rebuild is logged (and retried on the change's event), not reported as a failed change.
       await reload().catch((error: unknown) => platform.logger.error({ err: error }, 'AI model catalog reload failed'));
     },
   });
-  const decider: RouteDecider = { decide: (request) => current.decide(request) };
+  const decider: RouteDecider = { decide: (request, options) => current.decide(request, options) };
   const service = createAiRouterService({
     decider,
     db: platform.db,
@@ -80,15 +115,31 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     retryAttempts: config.autonomous_blocks.config.error_retry_attempts,
   });
   const timeoutMs = config.autonomous_blocks.config.ai_router_timeout;
+  const learning = createLearning(platform, estimates, { loadCatalog: () => store.loadEnabled() });
+  const budgets = createBudgets(platform);
+  const proxy = createChatProxyModule(platform, {
+    catalog: () => currentCatalog,
+    decider,
+    tokenizer,
+    budgets: budgets.guard,
+    // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
+    env: process.env,
+    gate: health,
+  });
 
   let subscription: Subscription | undefined;
   return {
     service,
     catalog: store,
+    estimates,
+    budgets,
+    proxy,
     reload,
     routes: async (app) => {
       await app.register(aiRouterRoutes, { service, timeoutMs });
       await app.register(modelsRoutes, { store });
+      await app.register(learning.routes);
+      await app.register(budgets.routes);
     },
     async start() {
       await store.seedIfEmpty(seed.models);
@@ -97,8 +148,13 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
         { consumer: `ai-catalog-${randomUUID().slice(0, 8)}`, subject: CATALOG_CHANGED, ephemeral: true },
         () => reload(),
       );
+      await learning.start();
+      await budgets.start();
     },
     async stop() {
+      await proxy.stop();
+      await budgets.stop();
+      await learning.stop();
       await subscription?.stop();
       subscription = undefined;
     },

@@ -34,6 +34,10 @@ export interface RecordedRequest {
 export interface FakeProviderOptions {
   /** Pause between two writes of a stream; 0 writes each event whole, at once (for benchmarks). Default 2. */
   readonly chunkDelayMs?: number;
+  /** Keep every request in `requests` (default); a benchmark turns it off so memory stays flat. */
+  readonly recordRequests?: boolean;
+  /** Listen on this port (0 or absent: a free one). */
+  readonly port?: number;
 }
 
 /** A running fake provider. */
@@ -51,6 +55,10 @@ export interface FakeProvider {
   readonly abandoned: number;
   /** Resolves at the next response the client abandons. */
   nextAbandoned(): Promise<void>;
+  /** Stops listening and drops every connection, as a provider that went down: calls are refused. */
+  down(): Promise<void>;
+  /** Listens again on the same port after `down()`. */
+  up(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -121,7 +129,7 @@ export async function startFakeProvider(
           return;
         }
         const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body };
-        requests.push(recorded);
+        if (options.recordRequests !== false) requests.push(recorded);
         let closed = false;
         res.on('close', () => {
           closed = true;
@@ -208,8 +216,23 @@ export async function startFakeProvider(
   server.on('connection', () => {
     connections += 1;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const origin = `http://127.0.0.1:${port}`;
+  const stop = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (!server.listening) {
+        resolve();
+        return;
+      }
+      server.close((error) => (error ? reject(error) : resolve()));
+      server.closeAllConnections();
+      for (const [timer, wake] of pauses) {
+        clearTimeout(timer);
+        wake();
+      }
+      pauses.clear();
+    });
   return {
     origin,
     baseUrl: `${origin}${wire.baseSuffix}`,
@@ -224,16 +247,16 @@ export async function startFakeProvider(
       return abandoned;
     },
     nextAbandoned: () => new Promise<void>((resolve) => waiters.push(resolve)),
-    close: () =>
+    down: stop,
+    up: () =>
       new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        server.closeAllConnections();
-        for (const [timer, wake] of pauses) {
-          clearTimeout(timer);
-          wake();
-        }
-        pauses.clear();
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => {
+          server.off('error', reject);
+          resolve();
+        });
       }),
+    close: stop,
   };
 }
 

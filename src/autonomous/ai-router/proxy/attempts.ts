@@ -1,0 +1,166 @@
+import { BlocksError } from '../../../platform/errors.ts';
+import { ProviderError, type ChatCompletionRequest, type ProviderAdapter, type ProviderErrorKind } from '../providers/index.ts';
+import type { Balancer, TenantPlacement } from './balancer.ts';
+import type { AttemptRecord } from './call-events.ts';
+import { upstreamRequest, type ChatCompletionBodyType } from './chat-request.ts';
+import { isResolved, type DeploymentDirectory, type ResolvedDeployment } from './deployments.ts';
+import { modelUnavailable, type SkippedDeployment } from './errors.ts';
+import type { BreakerGate, BreakerVerdict } from './model-health.ts';
+import type { CallPlan } from './plan.ts';
+
+export interface AttemptRunnerOptions {
+  readonly directory: DeploymentDirectory;
+  readonly balancer: Balancer;
+  readonly gate: BreakerGate;
+  readonly maxAttempts: number;
+  readonly now: () => number;
+  readonly onSkipped?: (skipped: SkippedDeployment, error?: unknown) => void;
+}
+
+/** A provider call under way on one deployment, handed to whoever finishes it. */
+export interface StartedAttempt<T> {
+  readonly value: T;
+  readonly deployment: ResolvedDeployment;
+  readonly startedAt: number;
+  /** Ends the attempt: counts it on the breakers, frees its load-balancer slot, records it (unless `none`). */
+  finish(verdict: BreakerVerdict, error?: ProviderError): void;
+}
+
+/** Starts one provider call; resolves once the deployment has proved it is answering. */
+export type StartAttempt<T> = (adapter: ProviderAdapter, request: ChatCompletionRequest, deployment: ResolvedDeployment) => Promise<T>;
+
+/** How the breakers count a provider failure. */
+export const verdictOf = (kind: ProviderErrorKind): BreakerVerdict =>
+  kind === 'client' ? 'success' : kind === 'rate_limited' ? 'deployment-failure' : 'failure';
+
+export const attemptRecord = (d: ResolvedDeployment, startedAt: number, at: number, error?: ProviderError): AttemptRecord => ({
+  model: d.model.model,
+  provider: d.provider,
+  deployment: d.deployment.id,
+  outcome: error === undefined ? 'success' : error.code,
+  kind: error === undefined ? null : error.kind,
+  latency_ms: Math.max(0, Math.round(at - startedAt)),
+});
+
+/**
+ * Runs the fallback chain: each candidate model in plan order, each of its deployments in the
+ * balancer's order, skipping deployments whose breaker is open, whose key cannot be read or that
+ * the tenant may not use, and never calling one deployment twice. A failure of kind `client`
+ * ends the chain (another deployment would refuse the same request); any other moves on, until
+ * `maxAttempts` calls were made or the deadline passed. Every call ended is appended to
+ * `attempts` (the caller's, so it survives a throw), including the one returned once it finishes.
+ *
+ * @throws BlocksError the last provider error's code and status with every attempt listed; a
+ *   PROVIDER_TIMEOUT when the deadline passed first; MODEL_UNAVAILABLE (503) when nothing could be
+ *   called at all; or the caller's abort reason.
+ */
+export async function runAttempts<T>(
+  options: AttemptRunnerOptions,
+  plan: CallPlan,
+  body: ChatCompletionBodyType,
+  placement: TenantPlacement | undefined,
+  deadline: number,
+  signal: AbortSignal,
+  attempts: AttemptRecord[],
+  start: StartAttempt<T>,
+): Promise<StartedAttempt<T>> {
+  const { directory, balancer, gate, maxAttempts, now } = options;
+  const skipped: SkippedDeployment[] = [];
+  const skip = (d: { model: { model: string }; deployment: { id: string } }, reason: string, error?: unknown): void => {
+    const entry = { model: d.model.model, deployment: d.deployment.id, reason };
+    skipped.push(entry);
+    options.onSkipped?.(entry, error);
+  };
+  let last: ProviderError | undefined;
+
+  for (const model of plan.candidates) {
+    const slots = directory.slotsOf(model);
+    const callable: ResolvedDeployment[] = [];
+    for (const slot of slots) {
+      if (isResolved(slot)) callable.push(slot);
+      else skip(slot, slot.reason);
+    }
+    const ordered = balancer.order(callable, placement);
+    if (ordered.length < callable.length) {
+      for (const d of callable) if (!ordered.includes(d)) skip(d, 'not allowed for the tenant');
+    }
+    for (const d of ordered) {
+      if (attempts.length >= maxAttempts) throw exhausted(last, attempts, skipped);
+      if (now() >= deadline) throw deadlinePassed(attempts, skipped, last);
+      if (!gate.usable(d.breakers)) {
+        skip(d, 'circuit breaker open');
+        continue;
+      }
+      let adapter: ProviderAdapter;
+      try {
+        adapter = directory.adapterFor(d);
+      } catch (error) {
+        skip(d, (error as Error).message, error);
+        continue;
+      }
+      gate.begin(d.breakers);
+      const release = balancer.acquire(d);
+      const startedAt = now();
+      let finished = false;
+      const finish = (verdict: BreakerVerdict, error?: ProviderError): void => {
+        if (finished) return;
+        finished = true;
+        release();
+        gate.record(d.breakers, verdict);
+        if (verdict !== 'none') attempts.push(attemptRecord(d, startedAt, now(), error));
+      };
+      try {
+        const value = await start(adapter, upstreamRequest(body, d.upstreamModel), d);
+        return { value, deployment: d, startedAt, finish };
+      } catch (error) {
+        if (signal.aborted || !(error instanceof ProviderError)) {
+          finish('none');
+          throw error;
+        }
+        finish(verdictOf(error.kind), error);
+        if (error.kind === 'rate_limited' && error.retryAfterMs !== undefined) balancer.coolDown(d, error.retryAfterMs);
+        last = error;
+        if (error.kind === 'client') throw withAttempts(error, attempts, skipped, error.detail);
+      }
+    }
+  }
+  throw exhausted(last, attempts, skipped);
+}
+
+function exhausted(
+  last: ProviderError | undefined,
+  attempts: readonly AttemptRecord[],
+  skipped: readonly SkippedDeployment[],
+): BlocksError {
+  if (last === undefined) return modelUnavailable(skipped, attempts);
+  const detail =
+    attempts.length === 1
+      ? last.detail
+      : `All ${attempts.length} attempts failed (${attempts.map((a) => `${a.model}/${a.deployment}: ${a.outcome}`).join(', ')}); last: ${last.detail}`;
+  return withAttempts(last, attempts, skipped, detail);
+}
+
+function deadlinePassed(
+  attempts: readonly AttemptRecord[],
+  skipped: readonly SkippedDeployment[],
+  last: ProviderError | undefined,
+): BlocksError {
+  const error = new ProviderError(
+    'timeout',
+    `The request's deadline passed after ${attempts.length} attempt(s)${last === undefined ? '' : `; last: ${last.detail}`}`,
+  );
+  return withAttempts(error, attempts, skipped, error.detail);
+}
+
+/** The error a client gets: the provider error's code and status, with every attempt listed. */
+export function withAttempts(
+  error: ProviderError,
+  attempts: readonly AttemptRecord[],
+  skipped: readonly SkippedDeployment[],
+  detail: string,
+): BlocksError {
+  return new BlocksError(error.code, error.status, detail, {
+    cause: error,
+    extensions: { ...error.extensions, attempts: [...attempts], ...(skipped.length > 0 ? { skipped: [...skipped] } : {}) },
+  });
+}

@@ -1,0 +1,88 @@
+import type { Database } from '../../../platform/db/port.ts';
+import { appendEvents, type NewSystemEvent } from '../../../platform/events/index.ts';
+import { createGroupCommit } from '../../../platform/group-commit.ts';
+import type { ProviderErrorKind } from '../providers/index.ts';
+
+export const REQUEST_COMPLETED = 'ai.request.completed';
+export const REQUEST_FAILED = 'ai.request.failed';
+
+/** One provider call made for a request. */
+export interface AttemptRecord {
+  readonly model: string;
+  readonly provider: string;
+  readonly deployment: string;
+  /** `success`, or the `PROVIDER_*` code it failed with. */
+  readonly outcome: string;
+  readonly kind: ProviderErrorKind | null;
+  readonly latency_ms: number;
+}
+
+/** Payload of `ai.request.completed` and `ai.request.failed` (the issue 3 contract). */
+export interface CallPayload {
+  readonly request_id: string;
+  /** Null when the client named a concrete model (nothing was decided) and for cache hits. */
+  readonly decision_id: string | null;
+  readonly tenant: string;
+  readonly api_key_id: string | null;
+  /** The model that served (or last failed; the requested one when nothing was called). */
+  readonly model: string;
+  readonly provider: string | null;
+  readonly deployment: string | null;
+  readonly task_type: string;
+  readonly complexity: string;
+  readonly confidence: number | null;
+  readonly stream: boolean;
+  readonly cached: boolean;
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  /** Charged for the successful attempt only; 0 for failed and cached calls. */
+  readonly cost_usd: number;
+  /** The whole request, in milliseconds. */
+  readonly latency_ms: number;
+  readonly attempts: readonly AttemptRecord[];
+  readonly error_code?: string;
+  readonly status?: number;
+}
+
+/** Writes one event per call through the outbox; resolves once it is committed. */
+export interface CallEvents {
+  record(payload: CallPayload, trace: { readonly correlationId: string; readonly traceparent: string }): Promise<void>;
+  drain(): Promise<void>;
+}
+
+export function createCallEvents(options: { db: Database; onAppended: () => void; retryAttempts: number }): CallEvents {
+  // Calls finishing in the same turn of the loop share one INSERT; each still waits for its own commit.
+  const batches = createGroupCommit<NewSystemEvent, unknown>({
+    maxBatch: 500,
+    write: async (batch) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await appendEvents(options.db, batch);
+        } catch (error) {
+          if (attempt >= options.retryAttempts || !isTransient(error)) throw error;
+        }
+      }
+    },
+  });
+  return {
+    async record(payload, trace) {
+      await batches.submit({
+        event_type: payload.error_code === undefined ? REQUEST_COMPLETED : REQUEST_FAILED,
+        source_service: 'autonomous.ai-router',
+        correlation_id: trace.correlationId,
+        traceparent: trace.traceparent,
+        // Per tenant in order: usage and budgets read a tenant's calls in the order they ended.
+        key: payload.tenant,
+        payload: payload as unknown as Record<string, unknown>,
+      });
+      options.onAppended();
+    },
+    drain: () => batches.drain(),
+  };
+}
+
+/** Connection-level failures worth one more try; anything else (a constraint, bad SQL) is not. */
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'ECONNREFUSED');
+}

@@ -1,0 +1,388 @@
+import type { Config } from '../../../platform/config/schema.ts';
+import { BlocksError, isBlocksError } from '../../../platform/errors.ts';
+import type { Caller } from '../../../platform/http/caller.ts';
+import type { Logger } from '../../../platform/logger.ts';
+import type { BudgetGuard, BudgetHold } from '../budgets/budget-guard.ts';
+import type { ModelCatalog } from '../catalog.ts';
+import {
+  ProviderError,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type ChatCompletionRequest,
+  type ChatUsage,
+  type ProviderAdapter,
+} from '../providers/index.ts';
+import type { Tokenizer } from '../tokenizer.ts';
+import { runAttempts, verdictOf, type AttemptRunnerOptions, type StartedAttempt } from './attempts.ts';
+import type { Balancer } from './balancer.ts';
+import type { AttemptRecord, CallEvents, CallPayload } from './call-events.ts';
+import { checkMessages, type ChatCompletionBodyType } from './chat-request.ts';
+import type { DeploymentDirectory, ResolvedDeployment } from './deployments.ts';
+import { clientClosed, openAiErrorOf } from './errors.ts';
+import type { BreakerGate } from './model-health.ts';
+import { costOf, createPlanner, worstCaseCost, type CallPlan, type RankingDecider } from './plan.ts';
+import type { ProxyMetrics } from './proxy-metrics.ts';
+import { cacheKeyOf, cacheTtlOf, type ResponseCache } from './response-cache.ts';
+
+/** One call as the route hands it over. */
+export interface ChatCallInput {
+  /** Already checked against `ChatCompletionBody`. */
+  readonly body: ChatCompletionBodyType;
+  readonly caller: Caller;
+  readonly trace: { readonly correlationId: string; readonly traceparent: string };
+  /** The `x-blocks-cache-ttl` header. */
+  readonly cacheTtlHeader: string | string[] | undefined;
+  /** Aborts when the client goes away. */
+  readonly signal: AbortSignal;
+}
+
+export interface ChatAnswer {
+  readonly completion: ChatCompletion;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** Where a stream goes once the proxy has committed to a provider. */
+export interface StreamSink {
+  /** Called once, with the first chunk in hand: the status is 200 from here on. */
+  open(headers: Readonly<Record<string, string>>): void;
+  /** Writes SSE text; resolves when the client can take more. */
+  write(text: string): Promise<void> | undefined;
+  end(): void;
+}
+
+export interface ModelList {
+  object: 'list';
+  data: { id: string; object: 'model'; created: number; owned_by: string }[];
+}
+
+export interface ChatProxy {
+  /**
+   * A non-streaming completion, served from the cache when the request opted in and an equal
+   * request of the tenant was answered; otherwise through the fallback chain. The call's event is
+   * committed before this resolves.
+   * @throws BlocksError for every failure, with the attempts made (see runAttempts).
+   */
+  complete(input: ChatCallInput): Promise<ChatAnswer>;
+  /**
+   * A streamed completion. Failures before the first chunk fall back, then throw (the client
+   * gets a problem document); after `sink.open` they end the stream with an SSE error event.
+   */
+  stream(input: ChatCallInput, sink: StreamSink): Promise<void>;
+  /** Enabled catalog models, routing policies and `auto`, as OpenAI lists models. */
+  models(): ModelList;
+}
+
+export interface ChatProxyOptions {
+  readonly ai: Config['ai'];
+  readonly catalog: () => ModelCatalog | null;
+  readonly decider: RankingDecider;
+  readonly tokenizer: Pick<Tokenizer, 'countPromptTokens' | 'countTokens'>;
+  readonly directory: DeploymentDirectory;
+  readonly balancer: Balancer;
+  readonly gate: BreakerGate;
+  readonly budgets: BudgetGuard;
+  readonly cache: ResponseCache;
+  readonly events: CallEvents;
+  readonly metrics: ProxyMetrics;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+interface OpenStream {
+  readonly iterator: AsyncIterator<ChatCompletionChunk>;
+  readonly first: IteratorResult<ChatCompletionChunk>;
+}
+
+class FirstChunkTimeout extends Error {}
+
+const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`;
+
+export function createChatProxy(options: ChatProxyOptions): ChatProxy {
+  const { ai, tokenizer, events, metrics, logger } = options;
+  const now = options.now ?? Date.now;
+  const settings = ai.proxy;
+  const plan = createPlanner(options);
+  const warned = new Set<string>();
+  const runner: AttemptRunnerOptions = {
+    directory: options.directory,
+    balancer: options.balancer,
+    gate: options.gate,
+    maxAttempts: settings.max_attempts,
+    now,
+    onSkipped(skipped, error) {
+      // A deployment that cannot be called as configured is an operator's problem: say so once.
+      const key = `${skipped.model}/${skipped.deployment}`;
+      if (error === undefined || warned.has(key)) return;
+      warned.add(key);
+      logger.warn({ model: skipped.model, deployment: skipped.deployment, reason: skipped.reason }, 'AI deployment skipped');
+    },
+  };
+
+  const headersOf = (p: CallPlan, d: ResolvedDeployment, attempts: number): Record<string, string> => {
+    const headers: Record<string, string> = {
+      'x-blocks-model': d.model.model,
+      'x-blocks-provider': d.provider,
+      'x-blocks-attempts': String(attempts),
+      'x-blocks-request-id': p.requestId,
+    };
+    if (p.decisionId !== null) headers['x-blocks-decision-id'] = p.decisionId;
+    return headers;
+  };
+
+  const payloadOf = (
+    p: CallPlan,
+    input: ChatCallInput,
+    startedAt: number,
+    attempts: readonly AttemptRecord[],
+    served: { model: string; provider: string | null; deployment: string | null },
+    usage: { prompt: number; completion: number; cost: number },
+    cached = false,
+  ): CallPayload => ({
+    request_id: p.requestId,
+    decision_id: cached ? null : p.decisionId,
+    tenant: input.caller.tenant,
+    api_key_id: input.caller.apiKeyId,
+    model: served.model,
+    provider: served.provider,
+    deployment: served.deployment,
+    task_type: p.taskType,
+    complexity: p.complexity,
+    confidence: cached ? null : p.confidence,
+    stream: input.body.stream === true,
+    cached,
+    prompt_tokens: usage.prompt,
+    completion_tokens: usage.completion,
+    cost_usd: usage.cost,
+    latency_ms: Math.max(0, Math.round(now() - startedAt)),
+    attempts,
+  });
+
+  const record = async (payload: CallPayload, input: ChatCallInput, outcome: string): Promise<void> => {
+    metrics.observe({
+      model: payload.model,
+      provider: payload.provider ?? 'none',
+      outcome,
+      durationMs: payload.latency_ms,
+      costUsd: payload.cost_usd,
+      promptTokens: payload.prompt_tokens,
+      completionTokens: payload.completion_tokens,
+    });
+    await events.record(payload, input.trace);
+  };
+
+  /** Records the failed call; never throws over the error being reported. */
+  const recordFailure = async (
+    p: CallPlan | undefined,
+    input: ChatCallInput,
+    startedAt: number,
+    attempts: readonly AttemptRecord[],
+    error: unknown,
+  ): Promise<void> => {
+    const failure = input.signal.aborted ? clientClosed() : isBlocksError(error) ? error : undefined;
+    const code = failure?.code ?? 'INTERNAL';
+    const status = failure?.status ?? 500;
+    const lastAttempt = attempts.at(-1);
+    const fallbackPlan: CallPlan = p ?? {
+      requestId: crypto.randomUUID(),
+      decisionId: null,
+      confidence: null,
+      taskType: input.body.blocks?.task_type ?? settings.default_task_type,
+      complexity: input.body.blocks?.complexity ?? settings.default_complexity,
+      candidates: [],
+      promptTokens: 0,
+      expectedOutputTokens: 0,
+    };
+    const served = {
+      model: lastAttempt?.model ?? p?.candidates[0]?.model ?? input.body.model,
+      provider: lastAttempt?.provider ?? null,
+      deployment: lastAttempt?.deployment ?? null,
+    };
+    const payload = {
+      ...payloadOf(fallbackPlan, input, startedAt, attempts, served, { prompt: 0, completion: 0, cost: 0 }),
+      error_code: code,
+      status,
+    };
+    try {
+      await record(payload, input, code);
+    } catch (recordError) {
+      logger.error({ err: recordError, request_id: payload.request_id }, 'AI call event could not be written');
+    }
+  };
+
+  const usageOf = (p: CallPlan, usage: ChatUsage | null | undefined, text: () => string): { prompt: number; completion: number } =>
+    usage !== undefined && usage !== null
+      ? { prompt: usage.prompt_tokens, completion: usage.completion_tokens }
+      : // A provider that reports no usage is charged by our own count.
+        { prompt: p.promptTokens, completion: tokenizer.countTokens(text()) };
+
+  const reserve = (p: CallPlan, input: ChatCallInput): Promise<BudgetHold> =>
+    options.budgets.reserve(input.caller, worstCaseCost(p, input.body, settings.max_attempts));
+
+  const openStream = async (adapter: ProviderAdapter, request: ChatCompletionRequest, input: ChatCallInput, deadline: number) => {
+    // Until the first chunk the request's deadline bounds the wait; after it, only the adapter's
+    // idle timeout does (a long answer may stream for longer than request_timeout).
+    const firstChunk = new AbortController();
+    const timer = setTimeout(() => firstChunk.abort(new FirstChunkTimeout()), Math.max(0, deadline - now()));
+    const signal = AbortSignal.any([input.signal, firstChunk.signal]);
+    const iterator = adapter.stream(request, { signal })[Symbol.asyncIterator]();
+    try {
+      const first = await iterator.next();
+      if (first.done === true) throw new ProviderError('bad_response', 'the provider ended its stream before the first chunk');
+      return { iterator, first } satisfies OpenStream;
+    } catch (error) {
+      if (error instanceof FirstChunkTimeout) {
+        throw new ProviderError('timeout', `no first chunk before the request's deadline (${settings.request_timeout} ms)`);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return {
+    async complete(input) {
+      const startedAt = now();
+      const { body } = input;
+      const { hasImages } = checkMessages(body.messages);
+      const ttl = cacheTtlOf(body, input.cacheTtlHeader, settings.response_cache);
+      const attempts: AttemptRecord[] = [];
+      let p: CallPlan | undefined;
+      let hold: BudgetHold | undefined;
+      try {
+        p = plan(body, input.caller, hasImages);
+        const cacheKey = ttl > 0 ? cacheKeyOf(input.caller.tenant, body) : undefined;
+        if (cacheKey !== undefined) {
+          const hit = await options.cache.get(cacheKey);
+          if (hit !== undefined) {
+            const served = { model: hit.model, provider: hit.provider, deployment: hit.deployment };
+            await record(payloadOf(p, input, startedAt, [], served, { prompt: 0, completion: 0, cost: 0 }, true), input, 'cached');
+            return {
+              completion: hit.completion,
+              headers: {
+                'x-blocks-model': hit.model,
+                'x-blocks-provider': hit.provider,
+                'x-blocks-attempts': '0',
+                'x-blocks-request-id': p.requestId,
+                'x-blocks-cache': 'hit',
+              },
+            };
+          }
+        }
+        hold = await reserve(p, input);
+        const deadline = startedAt + settings.request_timeout;
+        const started = await runAttempts(
+          runner,
+          p,
+          body,
+          ai.tenants[input.caller.tenant],
+          deadline,
+          input.signal,
+          attempts,
+          (adapter, request) => adapter.complete(request, { signal: input.signal, deadline }),
+        );
+        started.finish('success');
+        const d = started.deployment;
+        const completion: ChatCompletion = { ...started.value, model: d.model.model };
+        const tokens = usageOf(p, completion.usage, () => completion.choices.map((c) => c.message.content ?? '').join(''));
+        const cost = costOf(d.model, tokens.prompt, tokens.completion);
+        const served = { model: d.model.model, provider: d.provider, deployment: d.deployment.id };
+        const budgetSettled = hold.settle(cost);
+        hold = undefined;
+        await Promise.all([budgetSettled, record(payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success')]);
+        if (cacheKey !== undefined) {
+          options.cache
+            .set(cacheKey, { completion, ...served }, ttl)
+            .catch((error: unknown) => logger.warn({ err: error }, 'AI response could not be cached'));
+        }
+        const headers = headersOf(p, d, attempts.length);
+        return { completion, headers: cacheKey === undefined ? headers : { ...headers, 'x-blocks-cache': 'miss' } };
+      } catch (error) {
+        await hold?.release();
+        await recordFailure(p, input, startedAt, attempts, error);
+        throw input.signal.aborted ? clientClosed() : error;
+      }
+    },
+
+    async stream(input, sink) {
+      const startedAt = now();
+      const { body } = input;
+      const { hasImages } = checkMessages(body.messages);
+      const attempts: AttemptRecord[] = [];
+      let p: CallPlan | undefined;
+      let hold: BudgetHold | undefined;
+      let started: StartedAttempt<OpenStream>;
+      try {
+        p = plan(body, input.caller, hasImages);
+        hold = await reserve(p, input);
+        const deadline = startedAt + settings.request_timeout;
+        started = await runAttempts(
+          runner,
+          p,
+          body,
+          ai.tenants[input.caller.tenant],
+          deadline,
+          input.signal,
+          attempts,
+          (adapter, request) => openStream(adapter, request, input, deadline),
+        );
+      } catch (error) {
+        await hold?.release();
+        await recordFailure(p, input, startedAt, attempts, error);
+        throw input.signal.aborted ? clientClosed() : error;
+      }
+
+      const d = started.deployment;
+      const model = d.model.model;
+      const includeUsage = body.stream_options?.include_usage === true;
+      sink.open(headersOf(p, d, attempts.length + 1));
+      let usage: ChatUsage | null | undefined;
+      let text = '';
+      try {
+        let next = started.value.first;
+        while (next.done !== true) {
+          const chunk = next.value;
+          if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk.usage;
+          for (const choice of chunk.choices) if (typeof choice.delta.content === 'string') text += choice.delta.content;
+          if (chunk.choices.length > 0 || includeUsage) await sink.write(sse({ ...chunk, model }));
+          next = await started.value.iterator.next();
+        }
+      } catch (error) {
+        await started.value.iterator.return?.().catch(() => undefined);
+        const providerError = error instanceof ProviderError && !input.signal.aborted ? error : undefined;
+        started.finish(providerError === undefined ? 'none' : verdictOf(providerError.kind), providerError);
+        await hold.release();
+        const failure = providerError ?? (input.signal.aborted ? clientClosed() : error);
+        await recordFailure(p, input, startedAt, attempts, failure);
+        if (!input.signal.aborted) {
+          if (providerError === undefined) logger.error({ err: error }, 'AI stream failed');
+          const shown = isBlocksError(failure) ? failure : new BlocksError('INTERNAL', 500, 'The stream failed.');
+          await sink.write(sse({ error: openAiErrorOf(shown.status, shown.code, shown.detail, null) }));
+        }
+        sink.end();
+        return;
+      }
+      started.finish('success');
+      const tokens = usageOf(p, usage, () => text);
+      const cost = costOf(d.model, tokens.prompt, tokens.completion);
+      const served = { model, provider: d.provider, deployment: d.deployment.id };
+      try {
+        await Promise.all([
+          hold.settle(cost),
+          record(payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success'),
+        ]);
+      } catch (error) {
+        // The answer was delivered; a lost record is an operator's problem, not the client's.
+        logger.error({ err: error, request_id: p.requestId }, 'AI call could not be recorded');
+      }
+      await sink.write('data: [DONE]\n\n');
+      sink.end();
+    },
+
+    models() {
+      const catalog = options.catalog();
+      const models = (catalog?.models ?? []).map((m) => ({ id: m.model, object: 'model' as const, created: 0, owned_by: m.provider }));
+      const routed = ['auto', ...Object.keys(ai.policies)].map((id) => ({ id, object: 'model' as const, created: 0, owned_by: 'blocks' }));
+      return { object: 'list', data: [...routed, ...models] };
+    },
+  };
+}
