@@ -54,7 +54,7 @@ forEachDatabase(postgres, (fixture) => {
       () =>
         b.guard.reserve(caller, 5).then(
           () => 'held',
-          (error: { code?: string }) => error.code,
+          (error: unknown) => (error as { code?: string }).code,
         ),
       (outcome) => outcome === 'BUDGET_EXCEEDED',
     );
