@@ -342,9 +342,9 @@ export function learningSuite(name: string, makeEnvironment: () => Promise<Learn
       ] as const) {
         const was = estimateOf(before, model, task, complexity);
         const now = estimateOf(after, model, task, complexity);
-        // Only the decay of the seconds the restart took separates them.
+        // Only the decay of the seconds the restart took separates them (5 s of a 10 min half-life: 0.6 %).
         expect(now.observations, `${model}/${task}/${complexity}`).toBeCloseTo(was.observations, 1);
-        expect(now.quality, `${model}/${task}/${complexity}`).toBeCloseTo(was.quality, 3);
+        expect(now.quality, `${model}/${task}/${complexity}`).toBeCloseTo(was.quality, 2);
       }
     }, 60_000);
   });
