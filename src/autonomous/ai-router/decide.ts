@@ -386,7 +386,10 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
           `preferred model '${preferred}' not honoured: ${whyNot(preferred, route, catalog, taskType, { promptTokens, needed, limits, tenant })}, chose ${(candidates[selected] as Candidate).id} instead`,
         );
       }
-      const exclusions = describeExclusions(excludedBy(route), { promptTokens, outputTokens: route.outputTokens, limits, tenant });
+      const exclusions =
+        eligibleCount === candidates.length
+          ? ''
+          : describeExclusions(excludedBy(route), { promptTokens, outputTokens: route.outputTokens, limits, tenant });
       if (exclusions !== '') parts.push(exclusions);
 
       const runnerUp = order.length > 1 ? (candidates[order[1] as number] as Candidate).id : null;
@@ -411,11 +414,11 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
 /** Models removed by each constraint in the last pass over `route`, constraints in check order. */
 function excludedBy(route: TaskRoute): Partial<Record<Constraint, string[]>> {
   const excluded: Partial<Record<Constraint, string[]>> = {};
-  for (let i = 0; i < route.candidates.length; i++) {
-    const v = route.verdict[i] as number;
-    if (v === ELIGIBLE) continue;
-    const constraint = CONSTRAINTS[v - 1] as Constraint;
-    (excluded[constraint] ??= []).push((route.candidates[i] as Candidate).id);
+  for (let v = 1; v <= CONSTRAINTS.length; v++) {
+    for (let i = 0; i < route.candidates.length; i++) {
+      if (route.verdict[i] !== v) continue;
+      (excluded[CONSTRAINTS[v - 1] as Constraint] ??= []).push((route.candidates[i] as Candidate).id);
+    }
   }
   return excluded;
 }

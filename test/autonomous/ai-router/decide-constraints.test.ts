@@ -195,6 +195,14 @@ describe('NO_ELIGIBLE_MODEL', () => {
     );
   });
 
+  it('lists the constraints in the order they are checked, whatever the catalog order', () => {
+    const error = errorOf(() => decider.decide(code('low', { context: only({ max_cost: 0 }) }), { tenant: 'no-google' }));
+    expect(Object.entries(error.extensions.excluded as object)).toEqual([
+      ['tenant_providers', ['budget']],
+      ['max_cost', ['premium', 'value', 'fast']],
+    ]);
+  });
+
   it('names the largest context window when windows were too small', () => {
     const context = promptOf(3500);
     const tokens = tokenizer.countPromptTokens(context);
