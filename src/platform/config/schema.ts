@@ -186,6 +186,8 @@ export const ConfigSchema = Type.Object(
             prior_strength: Type.Number({ exclusiveMinimum: 0 }),
             /** Age at which an outcome counts half; older evidence fades so the router follows change. */
             half_life: Duration,
+            /** How long `ai_outcomes` rows (feedback and proxied calls) are kept for calibration; 0 keeps them forever. */
+            outcome_retention: Duration,
           },
           { additionalProperties: false },
         ),

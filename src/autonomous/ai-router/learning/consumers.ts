@@ -12,7 +12,7 @@ import {
   REQUEST_COMPLETED,
   REQUEST_FAILED,
 } from './observations.ts';
-import { loadOutcomesSince, proxyOutcomeOf, storeProxyOutcomes, type ProxyOutcome } from './store.ts';
+import { loadOutcomesSince, proxyOutcomeOf, pruneOutcomes, storeProxyOutcomes, type ProxyOutcome } from './store.ts';
 
 /** Durable consumer that stores proxied outcomes: replicas share the work, each event is stored once. */
 export const PROXY_OUTCOMES_CONSUMER = 'ai-learning-proxy-outcomes';
@@ -33,11 +33,25 @@ export interface LearningConsumers {
  * - shared (durable, with inbox), proxied calls become `ai_outcomes` rows with source `proxy`,
  *   in batches, for calibration and for warm-up;
  * - at start, estimates are warmed from the outcomes of the last ten half-lives, with their times,
- *   so a restarted replica remembers what the others know.
+ *   so a restarted replica remembers what the others know;
+ * - every `retention.interval`, outcomes older than `ai.learning.outcome_retention` are deleted.
  */
 export function createLearningConsumers(platform: Platform, estimates: LearningModelEstimates): LearningConsumers {
   const { bus, db, logger, clock, config } = platform;
   const subscriptions: Subscription[] = [];
+  let pruneTimer: NodeJS.Timeout | undefined;
+  let pruning: Promise<void> | undefined;
+  const prune = (): void => {
+    const keepMs = config.ai.learning.outcome_retention;
+    pruning ??= pruneOutcomes(db, new Date(clock.now() - keepMs))
+      .then(
+        (deleted) => {
+          if (deleted > 0) logger.info({ deleted }, 'pruned expired AI outcomes');
+        },
+        (error: unknown) => logger.warn({ err: error }, 'pruning expired AI outcomes failed; will retry'),
+      )
+      .finally(() => (pruning = undefined));
+  };
   const batches = createGroupCommit<{ eventId: string; outcome: ProxyOutcome | null }, boolean>({
     maxBatch: 500,
     write: async (items) => {
@@ -108,10 +122,17 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
           logger.debug({ event_id: event.event_id, request_id: event.request_id, duplicate: !stored }, 'proxied outcome stored');
         }),
       );
+      if (config.ai.learning.outcome_retention > 0 && config.retention.interval > 0) {
+        pruneTimer = setInterval(prune, config.retention.interval);
+        pruneTimer.unref();
+      }
       const replayed = await warmUp();
       logger.info({ outcomes: replayed, entries: estimates.size }, 'AI estimates warmed up from recorded outcomes');
     },
     async stop() {
+      clearInterval(pruneTimer);
+      pruneTimer = undefined;
+      await pruning;
       await Promise.all(subscriptions.splice(0).map((subscription) => subscription.stop()));
       await batches.drain();
     },

@@ -264,3 +264,19 @@ export async function calibrationSums(
     squaredError: Number(row.squared_error),
   }));
 }
+
+/** Rows deleted per statement, so a large backlog never holds locks for long. */
+const PRUNE_BATCH = 5_000;
+
+/** Deletes outcomes recorded before `before`, in batches; returns how many. Safe from several replicas at once. */
+export async function pruneOutcomes(db: Queryable, before: Date): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const { rowCount } = await db.query(
+      'DELETE FROM ai_outcomes WHERE id IN (SELECT id FROM ai_outcomes WHERE recorded_at < $1 LIMIT $2)',
+      [before.toISOString(), PRUNE_BATCH],
+    );
+    total += rowCount;
+    if (rowCount < PRUNE_BATCH) return total;
+  }
+}
