@@ -12,7 +12,9 @@ import { endHold, holdOn, releaseExpiredHolds, type PeriodBudget } from './spend
  * Money set aside for one call in flight. Settle it with the call's real cost once known, or
  * release it when the call failed; both are idempotent (the second call of either does nothing
  * and resolves when the first is done). A hold never settled nor released (its process died) is
- * given back after `ai.budgets.hold_ttl`.
+ * given back after `ai.budgets.hold_ttl`, which must therefore exceed the longest call (a stream
+ * included): a hold swept while its call still runs is still charged when settled, but meanwhile
+ * its money was free for other calls.
  */
 export interface BudgetHold {
   /**

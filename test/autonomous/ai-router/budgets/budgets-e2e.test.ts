@@ -77,5 +77,8 @@ describe('budgets on /v1/chat/completions (fake providers, PGlite)', () => {
     );
     expect(usage.totals).toMatchObject({ requests: 14, failures: 8 });
     expect(usage.totals.cost_usd).toBeCloseTo(spentByEvents, 8);
+
+    const metrics = await (await fetch(`${harness.blocks.urls.autonomous as string}/metrics`)).text();
+    expect(metrics).toMatch(/^blocks_ai_budget_refusals_total\{[^}]*scope="tenant"[^}]*period="day"[^}]*\} 8$/m);
   });
 });
