@@ -9,7 +9,7 @@ import { createMetrics } from '../../../../src/platform/telemetry/metrics.ts';
 import { eventually, testConfig } from '../../../support/blocks.ts';
 import { forEachDatabase } from '../../../support/databases.ts';
 import { probeService } from '../../../support/services.ts';
-import { countingDatabase, manualClock } from './support.ts';
+import { countingDatabase, manualClock, spendOf } from './support.ts';
 
 const postgres = await probeService('postgres');
 const config = testConfig();
@@ -21,12 +21,12 @@ forEachDatabase(postgres, (fixture) => {
   const started: Budgets[] = [];
 
   /** One replica of the module: its own platform objects over the shared database and bus. */
-  const startReplica = async (db: Database): Promise<Budgets> => {
+  const startReplica = async (db: Database, clock = manualClock(new Date().toISOString()), holdTtl?: number): Promise<Budgets> => {
     const relay = createOutboxRelay({ db, bus, exclusive: false });
     relay.start();
     relays.push(relay);
-    const clock = manualClock(new Date().toISOString());
-    const budgets = createBudgets({ db, bus, clock, logger: quiet, metrics: createMetrics(), relay, config });
+    const settings = holdTtl === undefined ? config : testConfig({}, { ai: { budgets: { hold_ttl: holdTtl } } });
+    const budgets = createBudgets({ db, bus, clock, logger: quiet, metrics: createMetrics(), relay, config: settings });
     await budgets.start();
     started.push(budgets);
     return budgets;
@@ -79,5 +79,22 @@ forEachDatabase(postgres, (fixture) => {
     );
     await Promise.all(holds.map((hold) => hold.settle(1)));
     expect(counted.count()).toBe(before);
+  });
+
+  it("sweeps a dead caller's holds back on its own, without waiting for a refusal", async () => {
+    const clock = manualClock(new Date().toISOString());
+    const a = await startReplica(fixture.db(), clock, 1_000);
+    const key = { tenant: 'acme', scope: 'tenant', subject: 'acme', period: 'day' } as const;
+    await a.store.put(key, 1, clock.now(), { correlationId: 'test' });
+    await a.guard.reserve({ tenant: 'acme', apiKeyId: null }, 0.7); // never settled
+    const today = new Date(clock.now()).toISOString().slice(0, 10);
+    expect(await spendOf(fixture.db(), key, today)).toEqual({ spent: 0, held: 0.7 });
+
+    clock.advance(1_001);
+    const after = await eventually(
+      () => spendOf(fixture.db(), key, today),
+      (row) => row.held === 0,
+    );
+    expect(after).toEqual({ spent: 0, held: 0 });
   });
 });
