@@ -344,6 +344,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
           if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk.usage;
           for (const choice of chunk.choices) if (typeof choice.delta.content === 'string') text += choice.delta.content;
           if (chunk.choices.length > 0 || includeUsage) await sink.write(sse({ ...chunk, model }));
+          input.signal.throwIfAborted();
           next = await started.value.iterator.next();
         }
       } catch (error) {

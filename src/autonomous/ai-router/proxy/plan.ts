@@ -57,7 +57,7 @@ export function createPlanner(options: PlannerOptions): Planner {
     const policy = Object.hasOwn(ai.policies, body.model) ? ai.policies[body.model] : undefined;
     const hints = body.blocks ?? {};
     const taskType = hints.task_type ?? policy?.task_type ?? ai.proxy.default_task_type;
-    const complexity = (hints.complexity ?? policy?.complexity ?? ai.proxy.default_complexity);
+    const complexity = hints.complexity ?? policy?.complexity ?? ai.proxy.default_complexity;
     const context = { messages: body.messages };
 
     if (body.model === 'auto' || policy !== undefined) {

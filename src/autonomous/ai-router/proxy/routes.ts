@@ -136,6 +136,8 @@ function streamTo(reply: FastifyReply, run: (sink: StreamSink) => Promise<void>,
           .header('cache-control', 'no-cache')
           .header('x-accel-buffering', 'no');
         void reply.send(body);
+        // A client that went away reads no more: pending writes must not wait for a drain that never comes.
+        reply.raw.once('close', () => body.destroy());
         resolve();
       },
       write(text) {

@@ -94,7 +94,7 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     expect(event?.payload.cost_usd).toBeCloseTo(costFor(body.usage.prompt_tokens, body.usage.completion_tokens), 12);
   });
 
-  it('carries a tool call through the Anthropic adapter in OpenAI shape, with the provider headers and no response_format', async () => {
+  it('carries a tool call through the Anthropic adapter in OpenAI shape, with the provider headers and max_tokens', async () => {
     h.fakes['fake-c'].setBehaviour({ kind: 'tool_call', arguments: { city: 'Oslo' } });
     const res = await h.chat(chatBody('gamma', 'weather?', { tools: [WEATHER_TOOL], tool_choice: 'auto', max_tokens: 50 }));
     expect(res.status).toBe(200);
@@ -192,7 +192,7 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     expect(res.status).toBe(200);
     const list = (await res.json()) as { object: string; data: { id: string; object: string; owned_by: string }[] };
     expect(list.object).toBe('list');
-    expect(list.data.map((m) => m.id)).toEqual(['auto', 'eu-only', 'alpha', 'beta', 'gamma', 'delta']);
+    expect(list.data.map((m) => m.id)).toEqual(['auto', 'eu-only', 'alpha', 'beta', 'delta', 'gamma']);
     expect(list.data.find((m) => m.id === 'gamma')).toMatchObject({ object: 'model', owned_by: 'fake-c' });
   });
 
