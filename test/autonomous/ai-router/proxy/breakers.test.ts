@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chatBody, startProxyHarness, type ProxyHarness } from './proxy-harness.ts';
+
+interface Served {
+  readonly at: number;
+  readonly status: number;
+  readonly model: string | null;
+  readonly attempts: number;
+}
+
+describe('health-aware routing: a provider going down mid-run', () => {
+  let h: ProxyHarness;
+  beforeAll(async () => {
+    // Breakers open after 3 consecutive failures and let a trial call through 300 ms later.
+    h = await startProxyHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('shifts traffic to the next model while its breaker is open and back after recovery, failing no request', async () => {
+    const served: Served[] = [];
+    const started = Date.now();
+    let running = true;
+    const client = async (): Promise<void> => {
+      while (running) {
+        const res = await h.chat(chatBody('auto', 'keep going'));
+        await res.arrayBuffer();
+        served.push({
+          at: Date.now() - started,
+          status: res.status,
+          model: res.headers.get('x-blocks-model'),
+          attempts: Number(res.headers.get('x-blocks-attempts')),
+        });
+        await sleep(10);
+      }
+    };
+    const clients = [client(), client(), client(), client()];
+    await sleep(300);
+    const downAt = Date.now() - started;
+    const before = h.fakes['fake-a'].requests.length;
+    await h.fakes['fake-a'].down();
+    await sleep(1200);
+    const upAt = Date.now() - started;
+    await h.fakes['fake-a'].up();
+    await sleep(1200);
+    running = false;
+    await Promise.all(clients);
+
+    expect(served.every((s) => s.status === 200)).toBe(true);
+    expect(served.filter((s) => s.at < downAt).every((s) => s.model === 'alpha')).toBe(true);
+    const outage = served.filter((s) => s.at > downAt + 300 && s.at < upAt);
+    expect(outage.length).toBeGreaterThan(20);
+    expect(outage.filter((s) => s.model !== 'beta')).toEqual([]);
+    // Once the breakers opened, outage requests no longer tried alpha first: nearly all took one attempt.
+    const retried = outage.filter((s) => s.attempts > 1).length;
+    expect(retried).toBeLessThan(outage.length / 4);
+    const breakers = h.blocks.platform.breakers.states().map((b) => b.name);
+    expect(breakers).toEqual(expect.arrayContaining(['ai.model.alpha', 'ai.provider.fake-a', 'ai.deployment.alpha/default']));
+    // Back after the recovery timeout: the last requests are alpha's again.
+    const after = served.filter((s) => s.at > upAt + 700);
+    expect(after.length).toBeGreaterThan(10);
+    expect(after.every((s) => s.model === 'alpha')).toBe(true);
+    expect(h.blocks.platform.breakers.state('ai.model.alpha')).toBe('closed');
+    // After recovery alpha answers again: the trial and everything after reached it.
+    expect(h.fakes['fake-a'].requests.length - before).toBeGreaterThanOrEqual(after.length);
+  });
+});
