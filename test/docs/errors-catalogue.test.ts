@@ -8,6 +8,7 @@ import { httpErrors } from '../../src/platform/http/errors.ts';
 import { RESILIENCE_ERRORS } from '../../src/platform/resilience/errors.ts';
 import { RATE_LIMIT_ERRORS } from '../../src/platform/rate-limit/errors.ts';
 import { providerErrors } from '../../src/autonomous/ai-router/providers/index.ts';
+import { proxyErrors } from '../../src/autonomous/ai-router/proxy/index.ts';
 import { budgetErrors } from '../../src/autonomous/ai-router/budgets/index.ts';
 import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts';
 
@@ -23,6 +24,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/platform/rate-limit/errors.ts', RATE_LIMIT_ERRORS],
   ['src/platform/bus/errors.ts', busErrors],
   ['src/autonomous/ai-router/providers/errors.ts', providerErrors],
+  ['src/autonomous/ai-router/proxy/errors.ts', proxyErrors],
   ['src/autonomous/ai-router/budgets/errors.ts', budgetErrors],
   ['src/autonomous/ai-router/learning/errors.ts', learningErrors],
 ];
