@@ -56,8 +56,11 @@ export const openAiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (fast
     const firstField = (problem.errors as { pointer?: string }[] | undefined)?.[0]?.pointer?.split('/')[1];
     const param = typeof problem['param'] === 'string' ? problem['param'] : firstField;
     problem['error'] = openAiErrorOf(problem.status, problem.code, problem.detail, param);
-    const retryAfter = problem['retry_after_ms'];
-    if (problem.status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter / 1000)));
+    // A provider's Retry-After (ms) after the last fallback, or a budget's reset (s): tell the client when to come back.
+    const retryAfterMs = problem['retry_after_ms'];
+    const retryAfterS = problem['retry_after'];
+    if (problem.status === 429 && typeof retryAfterMs === 'number') reply.header('retry-after', String(Math.ceil(retryAfterMs / 1000)));
+    else if (typeof retryAfterS === 'number') reply.header('retry-after', String(retryAfterS));
     return sendProblem(reply, problem);
   });
 

@@ -31,7 +31,7 @@ export function responseCacheSuite(name: string, makeEnvironment: () => Promise<
       const text = unique('cache me');
       const first = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60' });
       expect(first.headers.get('x-blocks-cache')).toBe('miss');
-      const answer = (await first.json()) as unknown;
+      const answer = await first.json();
       const before = calls();
       const id = `cache-${Date.now()}-${seq++}`;
       const second = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60', 'x-correlation-id': id });
