@@ -32,7 +32,12 @@ writeFileSync(
 );
 const config = loadConfig({
   configDir: new URL('../config', import.meta.url).pathname,
-  env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: dataDir },
+  // DATABASE_URL, when set, measures the proxy on PostgreSQL instead of the embedded PGlite.
+  env: {
+    BLOCKS_ENV: 'production',
+    BLOCKS_DATA_DIR: dataDir,
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
+  },
   // The per-caller rate limit (6000/min by default) would answer most of a load test with 429s: off, so the proxy is measured.
   overrides: {
     rate_limits: { enabled: false },
