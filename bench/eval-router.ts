@@ -41,7 +41,13 @@ async function run(file: string, flags: { catalog?: string; strong?: string; jso
   const catalog = loadModelCatalog(parseYaml(readFileSync(catalogFile, 'utf8')));
   const expected = config.ai.expected_output_tokens;
   const tokenizer = createTokenizer();
-  const decider = createRouteDecider({ catalog, tokenizer, expectedOutputTokens: expected });
+  // The configured weights, without exploration: a replay must be repeatable.
+  const decider = createRouteDecider({
+    catalog,
+    tokenizer,
+    expectedOutputTokens: expected,
+    routing: { ...config.ai.routing, exploration: 0 },
+  });
 
   const dataset = parseEvalDataset(readFileSync(file, 'utf8'), (model) => catalog.getModel(model) !== undefined);
   // Without a measured cost, an outcome costs what the catalog charges for the prompt's tokens plus

@@ -12,7 +12,7 @@ export function createAutonomousService(platform: Platform): ServiceModule {
   return {
     name: 'autonomous',
     prefix: '/api/v1/autonomous',
-    // OpenAI-compatible clients expect `/v1/chat/completions` at the root (H3 proxy).
+    // OpenAI-compatible clients expect `/v1/chat/completions` at the root, not under the service prefix.
     extraMounts: [{ prefix: '/v1', routes: aiRouter.proxy.routes }],
     routes: async (app) => {
       await app.register(serviceInfoRoute, {

@@ -23,6 +23,7 @@ export interface AnthropicRequest {
 
 type AnthropicBlock =
   | { type: 'text'; text: string }
+  | { type: 'image'; source: { type: 'base64'; media_type: string; data: string } | { type: 'url'; url: string } }
   | { type: 'tool_use'; id: string; name: string; input: unknown }
   | { type: 'tool_result'; tool_use_id: string; content: string };
 
@@ -32,7 +33,19 @@ interface AnthropicMessage {
 }
 
 const textOf = (content: string | readonly ChatContentPart[] | null): string =>
-  content === null ? '' : typeof content === 'string' ? content : content.map((part) => part.text).join('');
+  content === null ? '' : typeof content === 'string' ? content : content.map((part) => (part.type === 'text' ? part.text : '')).join('');
+
+// data:<media type>;base64,<data> — what OpenAI clients send for an inline image.
+const DATA_URL = /^data:(image\/[a-z0-9.+-]+);base64,([A-Za-z0-9+/=\s]+)$/i;
+
+/** An OpenAI image part as an Anthropic image block: inline data stays inline, a web URL is passed by reference. */
+function imageBlockOf(url: string): AnthropicBlock {
+  const inline = DATA_URL.exec(url);
+  if (inline !== null)
+    return { type: 'image', source: { type: 'base64', media_type: (inline[1] as string).toLowerCase(), data: inline[2] as string } };
+  if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
+  throw new ProviderError('client', 'an image must be an http(s) URL or a base64 data: URL of an image', { provider: 'anthropic' });
+}
 
 /**
  * The Anthropic Messages request for a canonical one: system messages become `system`, tool
@@ -67,6 +80,12 @@ export function toAnthropicRequest(request: ChatCompletionRequest, defaultMaxTok
 
 function blocksOf(message: Exclude<ChatMessage, { role: 'system' }>): AnthropicBlock[] {
   if (message.role === 'tool') return [{ type: 'tool_result', tool_use_id: message.tool_call_id, content: textOf(message.content) }];
+  if (message.role === 'user' && typeof message.content !== 'string') {
+    // Parts keep their order: a question about an image usually refers to the image before it.
+    return message.content.flatMap((part): AnthropicBlock[] =>
+      part.type === 'text' ? (part.text === '' ? [] : [{ type: 'text', text: part.text }]) : [imageBlockOf(part.image_url.url)],
+    );
+  }
   const text = textOf(message.content);
   const blocks: AnthropicBlock[] = text === '' ? [] : [{ type: 'text', text }];
   if (message.role === 'assistant') {

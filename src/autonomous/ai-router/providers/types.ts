@@ -22,11 +22,10 @@ export interface ChatToolCall {
   readonly function: { readonly name: string; readonly arguments: string };
 }
 
-/** A content part of a multi-part message (text only is carried across providers). */
-export interface ChatContentPart {
-  readonly type: 'text';
-  readonly text: string;
-}
+/** A content part of a multi-part message: text, or (in user messages) an image by URL or `data:` URL. */
+export type ChatContentPart =
+  | { readonly type: 'text'; readonly text: string }
+  | { readonly type: 'image_url'; readonly image_url: { readonly url: string; readonly detail?: 'auto' | 'low' | 'high' } };
 
 export type ChatMessage =
   | { readonly role: 'system'; readonly content: string | readonly ChatContentPart[] }

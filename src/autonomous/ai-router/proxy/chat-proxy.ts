@@ -215,6 +215,15 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
       : // A provider that reports no usage is charged by our own count.
         { prompt: p.promptTokens, completion: tokenizer.countTokens(text()) };
 
+  // A failed release must not replace the error being reported; the hold expires after hold_ttl anyway.
+  const releaseQuietly = async (hold: BudgetHold | undefined): Promise<void> => {
+    try {
+      await hold?.release();
+    } catch (error) {
+      logger.error({ err: error }, 'AI budget hold could not be released; it expires after ai.budgets.hold_ttl');
+    }
+  };
+
   const reserve = (p: CallPlan, input: ChatCallInput): Promise<BudgetHold> =>
     options.budgets.reserve(input.caller, worstCaseCost(p, input.body, settings.max_attempts));
 
@@ -297,7 +306,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
         const headers = headersOf(p, d, attempts.length);
         return { completion, headers: cacheKey === undefined ? headers : { ...headers, 'x-blocks-cache': 'miss' } };
       } catch (error) {
-        await hold?.release();
+        await releaseQuietly(hold);
         await recordFailure(p, input, startedAt, attempts, error);
         throw input.signal.aborted ? clientClosed() : error;
       }
@@ -326,7 +335,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
           (adapter, request) => openStream(adapter, request, input, deadline),
         );
       } catch (error) {
-        await hold?.release();
+        await releaseQuietly(hold);
         await recordFailure(p, input, startedAt, attempts, error);
         throw input.signal.aborted ? clientClosed() : error;
       }
@@ -351,7 +360,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
         await started.value.iterator.return?.().catch(() => undefined);
         const providerError = error instanceof ProviderError && !input.signal.aborted ? error : undefined;
         started.finish(providerError === undefined ? 'none' : verdictOf(providerError.kind), providerError);
-        await hold.release();
+        await releaseQuietly(hold);
         const failure = providerError ?? (input.signal.aborted ? clientClosed() : error);
         await recordFailure(p, input, startedAt, attempts, failure);
         if (!input.signal.aborted) {

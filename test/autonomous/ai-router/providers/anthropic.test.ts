@@ -120,6 +120,47 @@ describe('Anthropic adapter translation', () => {
     ]);
   });
 
+  it('carries image parts as image blocks, in order: inline data as base64, web URLs by reference', async () => {
+    fake = await startFakeAnthropic({ kind: 'answer' });
+    await createAnthropicAdapter({ baseUrl: fake.baseUrl, apiKey: 'k', timeoutMs: 2000 }).complete({
+      model: 'claude-fake',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: 'data:image/PNG;base64,iVBORw0KGgo=' } },
+            { type: 'text', text: 'What is in this picture,' },
+            { type: 'image_url', image_url: { url: 'https://example.com/cat.jpg', detail: 'low' } },
+            { type: 'text', text: 'and this one?' },
+          ],
+        },
+      ],
+    });
+    expect((fake.requests[0]?.body as { messages: unknown }).messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+          { type: 'text', text: 'What is in this picture,' },
+          { type: 'image', source: { type: 'url', url: 'https://example.com/cat.jpg' } },
+          { type: 'text', text: 'and this one?' },
+        ],
+      },
+    ]);
+  });
+
+  it('refuses an image that is neither a web URL nor a data: URL of an image, before calling the provider', async () => {
+    fake = await startFakeAnthropic({ kind: 'answer' });
+    const error = await failureOf(
+      createAnthropicAdapter({ baseUrl: fake.baseUrl, apiKey: 'k', timeoutMs: 2000 }).complete({
+        model: 'claude-fake',
+        messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'file:///etc/passwd' } }] }],
+      }),
+    );
+    expect(error).toMatchObject({ kind: 'client', retryable: false });
+    expect(fake.requests).toHaveLength(0);
+  });
+
   it('refuses tool call arguments that are not JSON before calling the provider, as a client error', async () => {
     fake = await startFakeAnthropic({ kind: 'answer' });
     const bad: ChatCompletionRequest = {

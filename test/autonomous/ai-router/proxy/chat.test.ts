@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { eventually } from '../../../support/blocks.ts';
 import { FAKE_B_KEY, WEATHER_TOOL, chatBody, costFor, sseData, startProxyHarness, type ProxyHarness } from './proxy-harness.ts';
 
 interface Completion {
@@ -92,6 +93,39 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     });
     expect(event?.payload.api_key_id).toMatch(/^key_[0-9a-f]{16}$/);
     expect(event?.payload.cost_usd).toBeCloseTo(costFor(body.usage.prompt_tokens, body.usage.completion_tokens), 12);
+  });
+
+  it('counts calls, cost and tokens per model on /metrics, and a request rate', async () => {
+    const metric = async (name: string, labels: string): Promise<number> => {
+      const text = await (await fetch(`${h.blocks.urls.autonomous as string}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && labels.split(',').every((label) => l.includes(label)));
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    const before = {
+      calls: await metric('blocks_ai_requests_total', 'model="alpha",provider="fake-a",outcome="success"'),
+      cost: await metric('blocks_ai_cost_usd_total', 'model="alpha"'),
+      completion: await metric('blocks_ai_tokens_total', 'model="alpha",kind="completion"'),
+    };
+    const usage = { prompt: 0, completion: 0 };
+    for (let i = 0; i < 3; i++) {
+      const res = await h.chat(chatBody('alpha', `count me ${i}`));
+      const body = (await res.json()) as Completion;
+      usage.prompt += body.usage.prompt_tokens;
+      usage.completion += body.usage.completion_tokens;
+    }
+    expect(await metric('blocks_ai_requests_total', 'model="alpha",provider="fake-a",outcome="success"')).toBe(before.calls + 3);
+    expect(await metric('blocks_ai_tokens_total', 'model="alpha",kind="completion"')).toBe(before.completion + usage.completion);
+    expect(await metric('blocks_ai_cost_usd_total', 'model="alpha"')).toBeCloseTo(before.cost + costFor(usage.prompt, usage.completion), 9);
+    // The rate covers whole seconds before the current one: it shows the calls once their second is over.
+    const rate = await eventually(
+      async () => {
+        const text = await (await fetch(`${h.blocks.urls.autonomous as string}/metrics`)).text();
+        return Number(/^blocks_ai_requests_per_second(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1]);
+      },
+      (value) => value > 0,
+      3_000,
+    );
+    expect(rate).toBeGreaterThanOrEqual(0.3);
   });
 
   it('carries a tool call through the Anthropic adapter in OpenAI shape, with the provider headers and max_tokens', async () => {
