@@ -28,16 +28,22 @@ const { baseUrl } = await provider.ready;
 const server = start<{ gateway: string; autonomous: string }>('./proxy-server.ts', { BENCH_PROVIDER_URL: baseUrl });
 const urls = await server.ready;
 
-const request = (model: string): string =>
+// A fixed system prompt, as an application sends with every call, and a user message that differs
+// on every request, so nothing downstream can answer from memory what it should compute.
+const SYSTEM_PROMPT =
+  'You are a terse assistant for a literature course. Answer in one sentence, in plain English, without quoting the text. ' +
+  'If the question is not about literature, say that you only answer questions about literature.';
+let sent = 0;
+const request = (model: string) => (): string =>
   JSON.stringify({
     model,
     messages: [
-      { role: 'system', content: 'You are a terse assistant.' },
-      { role: 'user', content: 'Summarise the plot of Hamlet in one sentence.' },
+      { role: 'system', content: SYSTEM_PROMPT },
+      { role: 'user', content: `Summarise the plot of Hamlet in one sentence for student ${++sent}.` },
     ],
     max_tokens: 64,
   });
-const post = (body: string) => ({ method: 'POST' as const, body, headers: { 'content-type': 'application/json' } });
+const post = (makeBody: () => string) => ({ method: 'POST' as const, makeBody, headers: { 'content-type': 'application/json' } });
 const direct: LoadTarget = { label: 'provider directly', url: `${baseUrl}/chat/completions`, ...post(request('bench-model')) };
 const viaService: LoadTarget = {
   label: 'Blocks :8001 /v1',

@@ -5,6 +5,8 @@ export interface LoadTarget {
   readonly url: string;
   readonly method?: 'GET' | 'POST';
   readonly body?: string;
+  /** A fresh body for every request, when repeating one body would flatter a cache. */
+  readonly makeBody?: () => string;
   readonly headers?: Record<string, string>;
 }
 
@@ -39,6 +41,9 @@ export function runLoad(target: LoadTarget, options: { seconds: number; connecti
         headers: target.headers,
         connections: options.connections,
         duration: options.seconds,
+        ...(target.makeBody === undefined
+          ? {}
+          : { requests: [{ setupRequest: (request: object) => ({ ...request, body: (target.makeBody as () => string)() }) }] }),
       },
       (error, result) => {
         if (error) {

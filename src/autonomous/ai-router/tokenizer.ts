@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200k_base from 'js-tiktoken/ranks/o200k_base';
 
@@ -47,6 +48,9 @@ export function extractPromptText(context: Readonly<Record<string, unknown>> | u
   return pieces;
 }
 
+const MEMO_MIN_CHARS = 64;
+const MEMO_MAX_CHARS = 100_000;
+
 /**
  * Creates a tokenizer over js-tiktoken's lite build and the o200k_base ranks (offline). The rank
  * table is parsed once per tokenizer, on first use or on {@link Tokenizer.warmUp}: make one at
@@ -57,7 +61,20 @@ export function createTokenizer(): Tokenizer {
   const load = (): Tiktoken => (encoder ??= new Tiktoken(o200k_base));
   // Empty allowed and disallowed lists: special-token text is encoded as ordinary text.
   const noSpecial: string[] = [];
-  const countTokens = (text: string): number => (text === '' ? 0 : load().encode(text, noSpecial, noSpecial).length);
+  const encode = (text: string): number => load().encode(text, noSpecial, noSpecial).length;
+  // System prompts, tool descriptions and few-shot examples come back with every call of an
+  // application: their counts are remembered (bounded by total characters), while short or one-off
+  // text is cheaper to encode than to look up.
+  const remembered = new LRUCache<string, number>({ maxSize: 4_000_000, sizeCalculation: (_count, text) => text.length });
+  const countTokens = (text: string): number => {
+    if (text.length < MEMO_MIN_CHARS || text.length > MEMO_MAX_CHARS) return text === '' ? 0 : encode(text);
+    let count = remembered.get(text);
+    if (count === undefined) {
+      count = encode(text);
+      remembered.set(text, count);
+    }
+    return count;
+  };
   return {
     countTokens,
     countPromptTokens(context) {

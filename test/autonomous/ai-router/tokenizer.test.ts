@@ -26,6 +26,15 @@ describe('countTokens (o200k_base)', () => {
     expect(tokenizer.countTokens('The quick brown fox jumps over the lazy dog. '.repeat(100))).toBeGreaterThanOrEqual(once * 90);
   });
 
+  it('gives a remembered text (a repeated system prompt) the count it had, and tells apart texts that differ in one character', () => {
+    const prompt = 'You are a careful assistant. Answer in one paragraph and cite the clause you rely on. '.repeat(3);
+    const variants = [prompt, `${prompt}!`, prompt.replace('careful', 'careless'), prompt.slice(1)];
+    const fresh = variants.map((text) => createTokenizer().countTokens(text));
+    expect(new Set(fresh).size).toBeGreaterThan(1);
+    // Twice through one tokenizer: the second round comes from memory and must agree.
+    for (let round = 0; round < 2; round++) expect(variants.map((text) => tokenizer.countTokens(text))).toEqual(fresh);
+  });
+
   it('gives the same count from separate tokenizers', () => {
     const text = 'Summarise the attached quarterly report in three bullet points.';
     expect(createTokenizer().countTokens(text)).toBe(tokenizer.countTokens(text));
