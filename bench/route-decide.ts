@@ -1,7 +1,7 @@
 // In-process routing decision latency: createRouteDecider over a synthetic 50-model catalog in
 // which every model serves the benchmarked task type (the worst case: 50 candidates per decision),
 // with the real learned estimates (fed with outcomes for every model) and health read from a real
-// breaker registry. Baseline, measured in the same run: counting the same prompt's tokens alone,
+// breaker registry. Baseline, measured in the same run: counting a prompt's tokens alone,
 // the part of every decision that does not depend on the catalog. `npm run bench:route` runs it
 // first; `node bench/route-decide.ts` runs it alone. BENCH_DECISIONS overrides the sample size.
 import { loadModelCatalog } from '../src/autonomous/ai-router/catalog.ts';
@@ -129,21 +129,25 @@ export function runDecideBench(samples = Number(process.env.BENCH_DECISIONS ?? 1
     estimates,
     health: createBreakerModelHealth(breakers),
   });
-  const context = { prompt: 'Write a TypeScript function that merges two sorted arrays without allocating more than one new array.' };
-  const request: RouteRequest = { task_type: 'code', complexity: 'medium', context };
-  const constrained: RouteRequest = {
+  // Every call gets a prompt of its own, as requests do: the tokenizer remembers repeated long texts.
+  let n = 0;
+  const context = () => ({
+    prompt: `Write a TypeScript function (#${++n}) that merges two sorted arrays without allocating more than one new array.`,
+  });
+  const request = (): RouteRequest => ({ task_type: 'code', complexity: 'medium', context: context() });
+  const constrained = (): RouteRequest => ({
     task_type: 'code',
     complexity: 'medium',
     preferred_model: 'model-07',
-    context: { ...context, max_cost: 0.01, max_latency_ms: 3000, capabilities: ['tools', 'json_mode'], optimize: 'cost' },
-  };
+    context: { ...context(), max_cost: 0.01, max_latency_ms: 3000, capabilities: ['tools', 'json_mode'], optimize: 'cost' },
+  });
   const candidates = catalog.modelsForTask('code').length;
-  const ranked = decider.decide(request).ranked.length;
+  const ranked = decider.decide(request()).ranked.length;
 
   const cases: Array<[string, () => unknown]> = [
-    ['baseline: token count of the prompt alone', () => tokenizer.countPromptTokens(context)],
-    [`decide, ${candidates} candidates (${ranked} eligible), balanced`, () => decider.decide(request)],
-    ['decide, tenant eu + max_cost + max_latency_ms + capabilities + preferred', () => decider.decide(constrained, { tenant: 'eu' })],
+    ['baseline: token count of the prompt alone', () => tokenizer.countPromptTokens(context())],
+    [`decide, ${candidates} candidates (${ranked} eligible), balanced`, () => decider.decide(request())],
+    ['decide, tenant eu + max_cost + max_latency_ms + capabilities + preferred', () => decider.decide(constrained(), { tenant: 'eu' })],
   ];
   // Rounds alternate between the cases so that load from other processes falls on all of them
   // alike; each figure is the median over rounds, as in the HTTP part of bench:route.
