@@ -280,23 +280,25 @@ const entryOf = (row: ModelRow): Omit<ModelInput, 'enabled'> => ({
 
 const hasCredentials = (ref: string | null | undefined): boolean => ref !== null && ref !== undefined && ref !== '';
 
-const toRecord = (row: ModelRow): ModelRecord => ({
-  provider: row.provider,
-  model: row.model,
-  task_types: row.task_types,
-  context_window: row.context_window,
-  input_price_per_mtok: row.input_price_per_mtok,
-  output_price_per_mtok: row.output_price_per_mtok,
-  quality: row.quality,
-  capabilities: row.capabilities,
-  typical_latency_ms: row.typical_latency_ms,
-  deployments: row.deployments.map(({ credentials_ref: ref, ...deployment }) => ({ ...deployment, has_credentials: hasCredentials(ref) })),
-  enabled: row.enabled,
-  has_credentials: hasCredentials(row.credentials_ref),
-  version: row.version,
-  created_at: row.created_at.toISOString(),
-  updated_at: row.updated_at.toISOString(),
-});
+const toRecord = (row: ModelRow): ModelRecord => {
+  // Types narrowed by entryOf are widened again for the answer; references become has_credentials.
+  const { credentials_ref: modelRef, ...entry } = entryOf(row);
+  return {
+    ...entry,
+    task_types: row.task_types,
+    capabilities: row.capabilities,
+    typical_latency_ms: row.typical_latency_ms,
+    deployments: row.deployments.map(({ credentials_ref: ref, ...deployment }) => ({
+      ...deployment,
+      has_credentials: hasCredentials(ref),
+    })),
+    enabled: row.enabled,
+    has_credentials: hasCredentials(modelRef),
+    version: row.version,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+};
 
 const encodeCursor = (model: string): string => Buffer.from(model, 'utf8').toString('base64url');
 

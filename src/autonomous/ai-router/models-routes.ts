@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { BlocksError } from '../../platform/errors.ts';
 import type { ChangeContext, ModelCatalogStore, ModelInput } from './catalog-store.ts';
+import { ProblemSchema as Problem, PageQuerySchema, pageSchemaOf } from '../../platform/http/schemas.ts';
 
 const Quality = Type.Object(
   {
@@ -88,10 +89,6 @@ const ModelAnswer = Type.Object({
   updated_at: Type.String({ format: 'date-time' }),
 });
 
-const Problem = Type.Object(
-  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() },
-  { additionalProperties: true },
-);
 const ModelParams = Type.Object({ model: ModelId });
 
 /** `/models` under `/ai`: the model catalog. Handlers stay thin; the store validates and writes. */
@@ -106,18 +103,9 @@ export const modelsRoutes: FastifyPluginAsync<{ store: ModelCatalogStore }> = as
       schema: {
         summary: 'List the model catalog, ordered by model id',
         tags: ['ai'],
-        querystring: Type.Object(
-          {
-            // Query strings are not type-coerced (coerceTypes is off), so the number arrives as text.
-            limit: Type.Optional(
-              Type.String({ pattern: '^(?:[1-9]|[1-9][0-9]|1[0-9][0-9]|200)$', description: 'Page size, 1..200 (default 50)' }),
-            ),
-            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: PageQuerySchema,
         response: {
-          200: Type.Object({ items: Type.Array(ModelAnswer), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: pageSchemaOf(ModelAnswer),
           400: Problem,
         },
       },

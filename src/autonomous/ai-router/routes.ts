@@ -5,6 +5,7 @@ import type { AiRouterService } from './service.ts';
 import { CAPABILITIES } from './types.ts';
 import { OPTIMIZE_MODES } from './tenant-policy.ts';
 import { aiRouterTimeout } from './errors.ts';
+import { ProblemSchema as Problem } from '../../platform/http/schemas.ts';
 
 const RouteBody = Type.Object(
   {
@@ -48,11 +49,6 @@ const RouteAnswer = Type.Object({
   estimated_cost: Type.Number({ minimum: 0, description: 'USD for the counted prompt plus the expected output' }),
   decision_id: Type.String({ format: 'uuid' }),
 });
-
-const Problem = Type.Object(
-  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() },
-  { additionalProperties: true },
-);
 
 export interface AiRouterRoutesOptions {
   readonly service: AiRouterService;

@@ -7,11 +7,7 @@ import type { BudgetStore, ChangeContext } from './budget-store.ts';
 import { budgetNotFound, invalidBudget, invalidUsageQuery } from './errors.ts';
 import { isoDate, type BudgetKey, type BudgetPeriod, type BudgetScope } from './periods.ts';
 import { queryUsage, USAGE_DIMENSIONS, type UsageDimension } from './usage-store.ts';
-
-const Problem = Type.Object(
-  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() },
-  { additionalProperties: true },
-);
+import { ProblemSchema as Problem, PageQuerySchema, pageSchemaOf } from '../../../platform/http/schemas.ts';
 
 const API_KEY_ID = /^key_[0-9a-f]{16}$/;
 
@@ -79,17 +75,9 @@ export const budgetRoutes: FastifyPluginAsync<BudgetRoutesOptions> = async (fast
       schema: {
         summary: "List the caller's tenant's budgets with the current period's spend",
         tags: ['ai'],
-        querystring: Type.Object(
-          {
-            limit: Type.Optional(
-              Type.String({ pattern: '^(?:[1-9]|[1-9][0-9]|1[0-9][0-9]|200)$', description: 'Page size, 1..200 (default 50)' }),
-            ),
-            cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: PageQuerySchema,
         response: {
-          200: Type.Object({ items: Type.Array(BudgetAnswer), next_cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: pageSchemaOf(BudgetAnswer),
           400: Problem,
         },
       },

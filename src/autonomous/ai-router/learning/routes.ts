@@ -4,6 +4,7 @@ import { Type, type TSchema } from 'typebox';
 import { parseDuration } from '../../../platform/config/duration.ts';
 import { invalidStatsWindow } from './errors.ts';
 import type { LearningService } from './service.ts';
+import { ProblemSchema as Problem } from '../../../platform/http/schemas.ts';
 
 const Complexity = Type.Enum(['low', 'medium', 'high']);
 const Count = Type.Integer({ minimum: 0, maximum: 100_000_000 });
@@ -76,11 +77,6 @@ const StatsAnswer = Type.Object({
     ),
   }),
 });
-
-const Problem = Type.Object(
-  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String() },
-  { additionalProperties: true },
-);
 
 /** The longest calibration window: outcomes are kept, but a scan of years is not what this page is for. */
 const MAX_WINDOW_MS = 90 * 86_400_000;
