@@ -1,0 +1,21 @@
+import { BlocksError } from '../errors.ts';
+
+/** Codes a caller sees when its bearer token is refused. Listed in docs/errors.md. */
+export const authErrors = {
+  INVALID_TOKEN: { status: 401, title: 'Token is not valid' },
+  TOKEN_ISSUER_UNAVAILABLE: { status: 503, title: 'Token issuer could not be reached' },
+} as const;
+
+export type AuthErrorCode = keyof typeof authErrors;
+
+/** Why a token was refused; the detail names the check that failed, never key material or the token. */
+export const invalidToken = (reason: string, cause?: unknown): BlocksError =>
+  new BlocksError('INVALID_TOKEN', authErrors.INVALID_TOKEN.status, reason, { cause });
+
+export const issuerUnavailable = (issuer: string, cause?: unknown): BlocksError =>
+  new BlocksError(
+    'TOKEN_ISSUER_UNAVAILABLE',
+    authErrors.TOKEN_ISSUER_UNAVAILABLE.status,
+    `The keys of issuer ${issuer} could not be fetched; try again shortly`,
+    { cause, extensions: { issuer } },
+  );
