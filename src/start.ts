@@ -7,6 +7,7 @@ import { createHttpServer, type HttpServer } from './platform/http/create-http-s
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
+import { createIdentityModule, type IdentityModule } from './core/identity/index.ts';
 import { serviceRoutes, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
 
 export type Role = 'gateway' | 'autonomous' | 'collaborative';
@@ -28,6 +29,8 @@ export interface RunningBlocks {
   /** Base URL per running role. */
   readonly urls: Readonly<Partial<Record<Role, string>>>;
   readonly apps: Readonly<Partial<Record<Role, HttpServer>>>;
+  /** Identity (tenants, API keys, OAuth clients), run by the gateway process. */
+  readonly identity?: IdentityModule;
   /**
    * Graceful shutdown: stop accepting, finish in-flight requests, stop consumers, flush the
    * outbox, close connections. Safe to call twice.
@@ -48,6 +51,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const modules: Partial<Record<'autonomous' | 'collaborative', ServiceModule>> = {};
   if (roles.includes('autonomous')) modules.autonomous = createAutonomousService(platform);
   if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
+  const identity = roles.includes('gateway') ? createIdentityModule(platform) : undefined;
 
   const rateLimits = createRateLimitHook({
     limiter: platform.rateLimiter,
@@ -64,6 +68,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       await module.start();
       started.push(module);
     }
+    await identity?.start();
     for (const role of roles) {
       const app = await createHttpServer({
         name: role,
@@ -78,6 +83,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         rateLimits,
       });
       if (role === 'gateway') {
+        if (identity) await app.register(identity.routes, { prefix: '/api/v1/identity' });
         await app.register(upstreamRoutes, { upstreams: gatewayUpstreams(config, modules) });
       } else {
         await app.register(serviceRoutes(modules[role] as ServiceModule));
@@ -91,6 +97,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   } catch (error) {
     await Promise.allSettled(Object.values(apps).map((app) => app.close()));
     await Promise.allSettled(started.map((module) => module.stop()));
+    await identity?.stop().catch(() => undefined);
     await platform.close();
     throw error;
   }
@@ -101,11 +108,13 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     platform,
     urls,
     apps,
+    ...(identity ? { identity } : {}),
     close: () =>
       (closing ??= (async () => {
         accepting = false;
         await Promise.allSettled(Object.values(apps).map((app) => app.close()));
         await Promise.allSettled(Object.values(modules).map((module) => module.stop()));
+        await identity?.stop().catch((error: unknown) => platform.logger.warn({ err: error }, 'stopping identity failed'));
         await platform.close();
       })()),
   };

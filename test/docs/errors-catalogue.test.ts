@@ -11,6 +11,7 @@ import { providerErrors } from '../../src/autonomous/ai-router/providers/index.t
 import { proxyErrors } from '../../src/autonomous/ai-router/proxy/index.ts';
 import { budgetErrors } from '../../src/autonomous/ai-router/budgets/index.ts';
 import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts';
+import { identityErrors } from '../../src/core/identity/index.ts';
 import { authErrors } from '../../src/platform/auth/errors.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
@@ -28,6 +29,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/autonomous/ai-router/proxy/errors.ts', proxyErrors],
   ['src/autonomous/ai-router/budgets/errors.ts', budgetErrors],
   ['src/autonomous/ai-router/learning/errors.ts', learningErrors],
+  ['src/core/identity/errors.ts', identityErrors],
   ['src/platform/auth/errors.ts', authErrors],
 ];
 

@@ -1,0 +1,33 @@
+import type { Queryable } from '../../platform/db/port.ts';
+import { appendEvent } from '../../platform/events/index.ts';
+
+/** Who made an admin change, carried into its audit event. */
+export interface ChangeContext {
+  readonly correlationId: string;
+  readonly traceparent?: string | undefined;
+  /** The caller's key or client id, when it has one. */
+  readonly actor?: string | null | undefined;
+}
+
+/** Creates the tenant on its first write: until tokens are enforced, tenants come from the caller (interim). */
+export async function ensureTenant(tx: Queryable, tenant: string): Promise<void> {
+  await tx.query('INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING', [tenant]);
+}
+
+/** Writes the audit event of an admin change in the transaction making it. Never carries a secret or hash. */
+export async function auditChange(
+  tx: Queryable,
+  eventType: string,
+  tenant: string,
+  context: ChangeContext,
+  payload: Record<string, unknown>,
+): Promise<void> {
+  await appendEvent(tx, {
+    event_type: eventType,
+    source_service: 'core.identity',
+    correlation_id: context.correlationId,
+    traceparent: context.traceparent,
+    key: `identity-${tenant}`,
+    payload: { tenant, actor: context.actor ?? null, ...payload },
+  });
+}

@@ -1,0 +1,28 @@
+import { BlocksError } from '../../platform/errors.ts';
+
+/** Every error code the identity admin API raises, with its HTTP status and the title docs/errors.md shows. */
+export const identityErrors = {
+  INVALID_IDENTITY_INPUT: { status: 400, title: 'Invalid identity request' },
+  UNKNOWN_SCOPE: { status: 400, title: 'Unknown scope' },
+  API_KEY_NOT_FOUND: { status: 404, title: 'API key not found' },
+  OAUTH_CLIENT_NOT_FOUND: { status: 404, title: 'OAuth client not found' },
+} as const;
+
+export type IdentityErrorCode = keyof typeof identityErrors;
+
+const error = (code: IdentityErrorCode, detail: string, extensions: Record<string, unknown> = {}): BlocksError =>
+  new BlocksError(code, identityErrors[code].status, detail, { extensions });
+
+export const invalidIdentityInput = (field: string, detail: string): BlocksError =>
+  error('INVALID_IDENTITY_INPUT', `${field}: ${detail}`, { field });
+
+export const unknownScope = (field: string, scopes: readonly string[], known: readonly string[]): BlocksError =>
+  error('UNKNOWN_SCOPE', `${field}: unknown scope ${scopes.map((s) => `'${s}'`).join(', ')}; known scopes are ${known.join(', ')}`, {
+    field,
+    scopes,
+  });
+
+// Another tenant's object is reported exactly like a missing one: its existence is not the caller's to learn.
+export const apiKeyNotFound = (id: string): BlocksError => error('API_KEY_NOT_FOUND', `No API key '${id}'.`, { id });
+export const oauthClientNotFound = (clientId: string): BlocksError =>
+  error('OAUTH_CLIENT_NOT_FOUND', `No OAuth client '${clientId}'.`, { client_id: clientId });

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Platform } from '../../platform/platform.ts';
+import type { Subscription } from '../../platform/bus/port.ts';
+import { API_KEY_REVOKED, createApiKeys, type ApiKeys, type VerifiedApiKey } from './api-keys.ts';
+import { bootstrapIdentity, type FirstStart } from './bootstrap.ts';
+import { createOAuthClients, type AuthenticatedClient, type OAuthClients } from './oauth-clients.ts';
+import { identityRoutes } from './routes.ts';
+
+export { identityErrors } from './errors.ts';
+export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
+export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-clients.ts';
+export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+export { hashPassword, verifyPassword } from './secrets.ts';
+export { FIRST_TENANT, type FirstStart } from './bootstrap.ts';
+export type { ApiKeyRecord, CreatedApiKey, VerifiedApiKey, ApiKeys } from './api-keys.ts';
+export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAuthClients } from './oauth-clients.ts';
+
+export interface IdentityModule {
+  readonly apiKeys: ApiKeys;
+  readonly clients: OAuthClients;
+  /** The admin API; mount under `/api/v1/identity`. */
+  readonly routes: FastifyPluginAsync;
+  /** See {@link ApiKeys.verify}: the hot path of every keyed request. */
+  verifyApiKey(raw: string): Promise<VerifiedApiKey | null>;
+  /** See {@link OAuthClients.authenticate}: argon2id, constant time, null for any mismatch. */
+  authenticateClient(clientId: string, secret: string): Promise<AuthenticatedClient | null>;
+  /** Set by `start()` on the process that made the first tenant and its admin client; null otherwise. */
+  firstStart(): FirstStart | null;
+  /** Makes the first tenant on an empty database, follows key revocations from every replica, records key use. Call before serving. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface IdentityModuleOptions {
+  /** Passed to the API key cache (tests shorten them). */
+  readonly apiKeys?: { cacheTtlMs?: number; lastUsedEveryMs?: number; flushEveryMs?: number };
+}
+
+/**
+ * Identity: tenants, API keys and OAuth clients in the database, with the admin API. Each replica
+ * caches verified API keys and drops one the moment `identity.api_key.revoked` arrives, whichever
+ * replica revoked it.
+ */
+export function createIdentityModule(
+  platform: Pick<Platform, 'db' | 'bus' | 'clock' | 'logger' | 'relay'>,
+  options: IdentityModuleOptions = {},
+): IdentityModule {
+  const { db, bus, clock, logger, relay } = platform;
+  const onEventAppended = (): void => relay.notify();
+  const apiKeys = createApiKeys({ db, clock, logger, onEventAppended, ...options.apiKeys });
+  const clients = createOAuthClients({ db, onEventAppended });
+  let subscription: Subscription | undefined;
+  let first: FirstStart | null = null;
+
+  return {
+    apiKeys,
+    clients,
+    routes: async (app) => {
+      await app.register(identityRoutes, { apiKeys, clients });
+    },
+    verifyApiKey: (raw) => apiKeys.verify(raw),
+    authenticateClient: (clientId, secret) => clients.authenticate(clientId, secret),
+    firstStart: () => first,
+    async start() {
+      // Subscribed before anything is served, so no revocation published from now on is missed.
+      subscription = await bus.subscribe(
+        { consumer: `identity-revocations-${randomUUID().slice(0, 8)}`, subject: API_KEY_REVOKED, ephemeral: true },
+        async (delivery) => {
+          const keyId = (delivery.data as { payload?: { key_id?: unknown } } | null)?.payload?.key_id;
+          if (typeof keyId === 'string') apiKeys.forget(keyId);
+        },
+      );
+      first = await bootstrapIdentity(db, clients);
+      if (first) {
+        relay.notify();
+        logger.warn(
+          { tenant: first.tenant, client_id: first.clientId },
+          'first start: created tenant and an admin OAuth client; its secret is printed once on standard output',
+        );
+      }
+      apiKeys.start();
+    },
+    async stop() {
+      await apiKeys.stop();
+      await subscription?.stop();
+      subscription = undefined;
+    },
+  };
+}

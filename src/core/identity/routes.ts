@@ -1,0 +1,215 @@
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { DEFAULT_PAGE_SIZE, PageQuerySchema, ProblemSchema as Problem, pageSchemaOf } from '../../platform/http/schemas.ts';
+import type { ApiKeys } from './api-keys.ts';
+import type { ChangeContext } from './change-context.ts';
+import { invalidIdentityInput, unknownScope } from './errors.ts';
+import type { OAuthClients } from './oauth-clients.ts';
+import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+
+const Name = Type.String({ minLength: 1, maxLength: 100, description: 'A label for humans' });
+const Scopes = Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
+  maxItems: 50,
+  description: 'Scopes granted; none unless given (least privilege)',
+});
+const Timestamp = Type.String({ format: 'date-time' });
+const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+
+const ApiKeyAnswer = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  prefix: Type.String({ description: 'The first characters of the key, to tell keys apart' }),
+  scopes: Type.Array(Type.String()),
+  expires_at: NullableTimestamp,
+  last_used_at: NullableTimestamp,
+  revoked_at: NullableTimestamp,
+  created_at: Timestamp,
+});
+const CreatedApiKeyAnswer = Type.Object({
+  ...ApiKeyAnswer.properties,
+  key: Type.String({ description: 'The key itself: shown this once, never again' }),
+});
+const ClientAnswer = Type.Object({
+  client_id: Type.String(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  created_at: Timestamp,
+  rotated_at: NullableTimestamp,
+});
+const ClientWithSecretAnswer = Type.Object({
+  ...ClientAnswer.properties,
+  client_secret: Type.String({ description: 'The secret: shown this once, never again' }),
+});
+const KeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const ClientParams = Type.Object({ client_id: Type.String({ minLength: 1, maxLength: 64 }) });
+
+export interface IdentityRoutesOptions {
+  readonly apiKeys: ApiKeys;
+  readonly clients: OAuthClients;
+}
+
+/**
+ * The identity admin API, mounted under `/api/v1/identity`. Every route acts for
+ * `request.caller.tenant` only: another tenant's keys and clients answer 404, exactly as missing ones do.
+ */
+export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients }) => {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const config = { scope: IDENTITY_ADMIN_SCOPE };
+  const tags = ['identity'];
+  const context = (request: FastifyRequest): ChangeContext => ({
+    correlationId: request.id,
+    traceparent: request.trace.traceparent,
+    actor: request.caller.apiKeyId,
+  });
+  const pageSize = (limit: string | undefined): number => Number(limit ?? DEFAULT_PAGE_SIZE);
+
+  app.post(
+    '/api-keys',
+    {
+      config,
+      schema: {
+        summary: 'Create an API key; the answer carries the key, the only time it is shown',
+        tags,
+        body: Type.Object(
+          {
+            name: Name,
+            scopes: Type.Optional(Scopes),
+            expires_at: Type.Optional(Type.String({ format: 'date-time', description: 'When the key stops working; never when absent' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: CreatedApiKeyAnswer, 400: Problem },
+      },
+    },
+    async (request, reply) => {
+      const { name, scopes = [], expires_at } = request.body;
+      const created = await apiKeys.create(
+        request.caller.tenant,
+        { name, scopes: checkScopes('scopes', scopes), expiresAt: expires_at === undefined ? null : dateOf('expires_at', expires_at) },
+        context(request),
+      );
+      return reply.code(201).header('cache-control', 'no-store').send(created);
+    },
+  );
+
+  app.get(
+    '/api-keys',
+    {
+      config,
+      schema: {
+        summary: "List the tenant's API keys (never the keys themselves)",
+        tags,
+        querystring: PageQuerySchema,
+        response: { 200: pageSchemaOf(ApiKeyAnswer), 400: Problem },
+      },
+    },
+    async (request) => apiKeys.list(request.caller.tenant, pageSize(request.query.limit), request.query.cursor),
+  );
+
+  app.get(
+    '/api-keys/:id',
+    {
+      config,
+      schema: { summary: 'One API key', tags, params: KeyParams, response: { 200: ApiKeyAnswer, 400: Problem, 404: Problem } },
+    },
+    async (request) => apiKeys.get(request.caller.tenant, request.params.id),
+  );
+
+  app.delete(
+    '/api-keys/:id',
+    {
+      config,
+      schema: {
+        summary: 'Revoke an API key, at once on every replica (the record stays, with revoked_at)',
+        tags,
+        params: KeyParams,
+        response: { 200: ApiKeyAnswer, 400: Problem, 404: Problem },
+      },
+    },
+    async (request) => apiKeys.revoke(request.caller.tenant, request.params.id, context(request)),
+  );
+
+  app.post(
+    '/clients',
+    {
+      config,
+      schema: {
+        summary: 'Create an OAuth client; the answer carries its secret, the only time it is shown',
+        tags,
+        body: Type.Object({ name: Name, scopes: Type.Optional(Scopes) }, { additionalProperties: false }),
+        response: { 201: ClientWithSecretAnswer, 400: Problem },
+      },
+    },
+    async (request, reply) => {
+      const { name, scopes = [] } = request.body;
+      const created = await clients.create(request.caller.tenant, { name, scopes: checkScopes('scopes', scopes) }, context(request));
+      return reply.code(201).header('cache-control', 'no-store').send(created);
+    },
+  );
+
+  app.get(
+    '/clients',
+    {
+      config,
+      schema: {
+        summary: "List the tenant's OAuth clients (never their secrets)",
+        tags,
+        querystring: PageQuerySchema,
+        response: { 200: pageSchemaOf(ClientAnswer), 400: Problem },
+      },
+    },
+    async (request) => clients.list(request.caller.tenant, pageSize(request.query.limit), request.query.cursor),
+  );
+
+  app.get(
+    '/clients/:client_id',
+    {
+      config,
+      schema: { summary: 'One OAuth client', tags, params: ClientParams, response: { 200: ClientAnswer, 400: Problem, 404: Problem } },
+    },
+    async (request) => clients.get(request.caller.tenant, request.params.client_id),
+  );
+
+  app.post(
+    '/clients/:client_id/rotate-secret',
+    {
+      config,
+      schema: {
+        summary: 'Give an OAuth client a new secret; the old one stops working at once',
+        tags,
+        params: ClientParams,
+        response: { 200: ClientWithSecretAnswer, 400: Problem, 404: Problem },
+      },
+    },
+    async (request, reply) =>
+      reply
+        .header('cache-control', 'no-store')
+        .send(await clients.rotateSecret(request.caller.tenant, request.params.client_id, context(request))),
+  );
+
+  app.delete(
+    '/clients/:client_id',
+    {
+      config,
+      schema: { summary: 'Delete an OAuth client', tags, params: ClientParams, response: { 204: Type.Null(), 400: Problem, 404: Problem } },
+    },
+    async (request, reply) => {
+      await clients.remove(request.caller.tenant, request.params.client_id, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+};
+
+/** The scopes, deduplicated, when every one is known. @throws UNKNOWN_SCOPE naming the field */
+function checkScopes(field: string, scopes: readonly string[]): string[] {
+  const unknown = scopes.filter((scope) => !KNOWN_SCOPES.includes(scope));
+  if (unknown.length > 0) throw unknownScope(field, unknown, KNOWN_SCOPES);
+  return [...new Set(scopes)].sort();
+}
+
+function dateOf(field: string, value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw invalidIdentityInput(field, `'${value}' is not a date-time`);
+  return date;
+}
