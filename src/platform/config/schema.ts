@@ -19,6 +19,18 @@ const Service = Type.Object(
   { additionalProperties: false },
 );
 
+const Cors = Type.Object(
+  {
+    /** Exact origins allowed to call from a browser; empty: no cross-origin access. */
+    origins: Type.Array(Type.String({ minLength: 1 })),
+    methods: Type.Array(Type.String({ minLength: 1 })),
+    headers: Type.Array(Type.String({ minLength: 1 })),
+    max_age: Duration,
+    credentials: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
 const Resources = Type.Object({ cpu: Type.String(), memory: Type.String() }, { additionalProperties: false });
 
 const RateLimitPolicy = Type.Object(
@@ -75,6 +87,13 @@ export const ConfigSchema = Type.Object(
     data_dir: Type.String({ minLength: 1 }),
     log: Type.Object({ level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }, { additionalProperties: false }),
     services: Type.Object({ gateway: Service, autonomous: Service, collaborative: Service }, { additionalProperties: false }),
+    /** Serve HTTPS on every port; TLS 1.3 only unless `allow_tls12`. Relative paths from the working directory. */
+    tls: Type.Optional(
+      Type.Object(
+        { cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), allow_tls12: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false },
+      ),
+    ),
     http: Type.Object(
       {
         body_limit_bytes: Type.Integer({ minimum: 1024 }),
@@ -82,6 +101,9 @@ export const ConfigSchema = Type.Object(
         keep_alive_timeout: Duration,
         /** One log line per answered request. */
         log_requests: Type.Boolean(),
+        /** Deepest nesting of arrays and objects a JSON body may have. */
+        json_max_depth: Type.Integer({ minimum: 1 }),
+        cors: Cors,
       },
       { additionalProperties: false },
     ),

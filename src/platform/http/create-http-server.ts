@@ -8,6 +8,10 @@ import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
 import { callerOf, type Caller } from './caller.ts';
 import type { RateLimitHook } from './rate-limit.ts';
+import type { HttpsServerOptions } from './tls.ts';
+import { securityHeadersHook } from './security-headers.ts';
+import { corsHook, type CorsConfig } from './cors.ts';
+import { depthLimitedJsonParser } from './json-limits.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -39,6 +43,12 @@ export interface HttpServerOptions {
   readonly accepting: () => boolean;
   /** Per-caller rate limits (see rate-limit.ts); none when absent. */
   readonly rateLimits?: RateLimitHook;
+  /** Serve HTTPS with these (see tls.ts); plain HTTP when absent. */
+  readonly tls?: HttpsServerOptions;
+  /** Browser cross-origin access; none when absent. */
+  readonly cors?: CorsConfig;
+  /** Deepest nesting of arrays and objects a JSON body may have; 32 when absent. */
+  readonly jsonMaxDepth?: number;
 }
 
 /**
@@ -47,7 +57,10 @@ export interface HttpServerOptions {
  * OpenAPI at /docs. Route plugins are registered on it afterwards.
  */
 export async function createHttpServer(options: HttpServerOptions) {
+  // Typed as a plain HTTP server: fastify's API is the same over TLS, and one HttpServer type keeps callers simple.
+  const https = options.tls ? ({ https: options.tls } as object) : {};
   const app = Fastify({
+    ...https,
     loggerInstance: options.logger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
     bodyLimit: options.bodyLimitBytes,
@@ -65,6 +78,10 @@ export async function createHttpServer(options: HttpServerOptions) {
 
   // JSON only: a text/plain body on a JSON route is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  const parseJson = depthLimitedJsonParser(app.getDefaultJsonParser('error', 'error'), options.jsonMaxDepth ?? 32);
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
+  app.addHook('onSend', securityHeadersHook({ tls: options.tls !== undefined }));
 
   const methods = createMethodIndex();
   app.addHook('onRoute', (route) => {
@@ -84,6 +101,8 @@ export async function createHttpServer(options: HttpServerOptions) {
     // After the headers above, so that a rejected tenant still gets its correlation id back.
     request.caller = callerOf(request.headers);
   });
+  // Before the rate limits: a preflight is answered here and costs the caller nothing.
+  if (options.cors) app.addHook('onRequest', corsHook(options.cors));
   // After the caller is known: allowances are per caller.
   if (options.rateLimits) app.addHook('onRequest', options.rateLimits);
 

@@ -1,0 +1,149 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect, type TLSSocket, type SecureVersion } from 'node:tls';
+import { request as httpsRequest } from 'node:https';
+import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import { loadTls } from '../../../src/platform/http/tls.ts';
+import { createLogger } from '../../../src/platform/logger.ts';
+import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
+import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+
+const dir = tempDir('blocks-tls');
+const certFile = join(dir.path, 'cert.pem');
+const keyFile = join(dir.path, 'key.pem');
+let ca: Buffer;
+
+beforeAll(() => {
+  // A fresh self-signed certificate for 127.0.0.1 and localhost: node:crypto cannot issue one.
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'pipe' },
+  );
+  ca = readFileSync(certFile);
+});
+afterAll(() => dir.remove());
+
+async function serve(allowTls12: boolean): Promise<{ app: HttpServer; port: number }> {
+  const tls = loadTls({ cert: certFile, key: keyFile, allow_tls12: allowTls12 });
+  const app = await createHttpServer({
+    name: 'test',
+    version: 'test',
+    logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
+    metrics: createMetrics(),
+    bodyLimitBytes: 4096,
+    keepAliveTimeoutMs: 5000,
+    checks: [],
+    logRequests: false,
+    accepting: () => true,
+    ...(tls ? { tls } : {}),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return { app, port: address.port };
+}
+
+/** Resolves with the negotiated protocol, or rejects with the handshake error. */
+function handshake(port: number, maxVersion: SecureVersion): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket: TLSSocket = connect({ host: '127.0.0.1', port, ca, servername: 'localhost', maxVersion }, () => {
+      const protocol = socket.getProtocol() ?? 'none';
+      socket.end();
+      resolve(protocol);
+    });
+    socket.on('error', reject);
+  });
+}
+
+function httpsGet(port: number, path: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, ca, servername: 'localhost', agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('TLS', () => {
+  describe('by default (TLS 1.3 only)', () => {
+    let server: { app: HttpServer; port: number };
+    beforeAll(async () => {
+      server = await serve(false);
+    });
+    afterAll(() => server.app.close());
+
+    it('completes a TLS 1.3 handshake and answers HTTPS requests with HSTS', async () => {
+      expect(await handshake(server.port, 'TLSv1.3')).toBe('TLSv1.3');
+      const res = await httpsGet(server.port, '/health/live');
+      expect(res.status).toBe(200);
+      expect(res.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
+    });
+
+    it('refuses a client that speaks at most TLS 1.2', async () => {
+      await expect(handshake(server.port, 'TLSv1.2')).rejects.toThrow(/protocol version|unsupported protocol/i);
+    });
+
+    it('does not answer plain HTTP on the TLS port', async () => {
+      const res = await fetch(`http://127.0.0.1:${server.port}/health/live`).then(
+        (r) => r.status,
+        () => 'refused',
+      );
+      expect(res).not.toBe(200);
+    });
+  });
+
+  it('accepts TLS 1.2 clients when allow_tls12 is set, and still prefers 1.3', async () => {
+    const server = await serve(true);
+    try {
+      expect(await handshake(server.port, 'TLSv1.2')).toBe('TLSv1.2');
+      expect(await handshake(server.port, 'TLSv1.3')).toBe('TLSv1.3');
+    } finally {
+      await server.app.close();
+    }
+  });
+
+  it('names the config key of a certificate file it cannot read', () => {
+    expect(() => loadTls({ cert: join(dir.path, 'missing.pem'), key: keyFile })).toThrow(/^tls\.cert: cannot read .*missing\.pem/);
+    expect(() => loadTls({ cert: certFile, key: join(dir.path, 'nokey.pem') })).toThrow(/^tls\.key: cannot read/);
+  });
+
+  it('serves every port of blocks start over HTTPS when tls is configured', async () => {
+    const blocks = await startTestBlocks({ config: testConfig({}, { tls: { cert: certFile, key: keyFile } }) });
+    try {
+      for (const url of Object.values(blocks.urls)) {
+        expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+        const port = Number(new URL(url).port);
+        expect(await handshake(port, 'TLSv1.3')).toBe('TLSv1.3');
+        await expect(handshake(port, 'TLSv1.2')).rejects.toThrow();
+        expect((await httpsGet(port, '/health/live')).status).toBe(200);
+      }
+    } finally {
+      await blocks.close();
+    }
+  });
+});
