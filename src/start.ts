@@ -5,6 +5,7 @@ import type { Platform } from './platform/platform.ts';
 import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
+import { loadTls } from './platform/http/tls.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { createIdentityModule, type IdentityModule } from './core/identity/index.ts';
@@ -45,6 +46,8 @@ export interface RunningBlocks {
 export async function startBlocks(options: StartOptions): Promise<RunningBlocks> {
   const { config, roles } = options;
   const processName = roles.length === ROLES.length ? 'all' : roles.join('+');
+  // Read once, before anything opens: every port serves the same certificate, and a bad path stops the start here.
+  const tls = loadTls(config.tls);
   const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
   let accepting = false;
 
@@ -81,6 +84,9 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         logRequests: config.http.log_requests,
         accepting: () => accepting,
         rateLimits,
+        ...(tls ? { tls } : {}),
+        cors: config.http.cors,
+        jsonMaxDepth: config.http.json_max_depth,
       });
       if (role === 'gateway') {
         if (identity) await app.register(identity.routes, { prefix: '/api/v1/identity' });
