@@ -37,15 +37,26 @@ describe('health-aware routing: a provider going down mid-run', () => {
         await sleep(10);
       }
     };
+    // Phases end on counts, not on fixed sleeps: a loaded machine serves fewer requests per second.
+    const servedSince = (from: number) => served.filter((s) => s.at > from).length;
+    const until = async (done: () => boolean): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      while (!done()) {
+        if (Date.now() > deadline) throw new Error(`phase did not complete: ${served.length} served`);
+        await sleep(20);
+      }
+    };
     const clients = [client(), client(), client(), client()];
-    await sleep(300);
+    await until(() => served.length >= 10);
     const downAt = Date.now() - started;
     const before = h.fakes['fake-a'].requests.length;
     await h.fakes['fake-a'].down();
-    await sleep(1200);
+    await sleep(300);
+    await until(() => servedSince(downAt + 300) > 25);
     const upAt = Date.now() - started;
     await h.fakes['fake-a'].up();
-    await sleep(1200);
+    await sleep(700);
+    await until(() => servedSince(upAt + 700) > 15);
     running = false;
     await Promise.all(clients);
 
