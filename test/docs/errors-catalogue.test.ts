@@ -13,6 +13,7 @@ import { budgetErrors } from '../../src/autonomous/ai-router/budgets/index.ts';
 import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts';
 import { identityErrors } from '../../src/core/identity/index.ts';
 import { authErrors } from '../../src/platform/auth/errors.ts';
+import { tokenErrors } from '../../src/core/identity/tokens/index.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
 
@@ -31,6 +32,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/autonomous/ai-router/learning/errors.ts', learningErrors],
   ['src/core/identity/errors.ts', identityErrors],
   ['src/platform/auth/errors.ts', authErrors],
+  ['src/core/identity/tokens/errors.ts', tokenErrors],
 ];
 
 interface DocumentedCode {
