@@ -53,6 +53,21 @@ async function main(argv: readonly string[]): Promise<number> {
     ].join('\n'),
   );
 
+  const first = running.identity?.firstStart();
+  if (first) {
+    // Standard output, once: the secret is not logged, and no later start can show it again.
+    console.info(
+      [
+        '',
+        `First start: created tenant '${first.tenant}' and an admin OAuth client (scope identity:admin).`,
+        `  client_id     ${first.clientId}`,
+        `  client_secret ${first.clientSecret}`,
+        'Store the secret now: it is shown only this once (rotate it at POST /api/v1/identity/clients/{client_id}/rotate-secret).',
+        '',
+      ].join('\n'),
+    );
+  }
+
   await new Promise<void>((resolveStop) => {
     const stop = (signal: NodeJS.Signals): void => {
       platform.logger.info({ signal }, 'shutting down');
