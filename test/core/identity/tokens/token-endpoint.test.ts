@@ -92,7 +92,12 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
   });
 
   it('refuses a wrong secret, an unknown client and missing credentials with invalid_client 401', async () => {
-    for (const headers of [{ authorization: basic(CLIENT.clientId, 'wrong') }, { authorization: basic('nobody', 'x') }, {}]) {
+    const attempts: Array<Record<string, string>> = [
+      { authorization: basic(CLIENT.clientId, 'wrong') },
+      { authorization: basic('nobody', 'x') },
+      {},
+    ];
+    for (const headers of attempts) {
       const response = await tokenRequest({ grant_type: 'client_credentials' }, headers);
       expect(response.status).toBe(401);
       expect(response.headers.get('www-authenticate')).toMatch(/^Basic realm="blocks"/);
