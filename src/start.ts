@@ -9,7 +9,8 @@ import { loadTls } from './platform/http/tls.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { createIdentityModule, type IdentityModule } from './core/identity/index.ts';
-import { serviceRoutes, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
+import { serviceRoutes, upstreamChecks, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
+import { createUpstreamPool } from './gateway/pool.ts';
 
 export type Role = 'gateway' | 'autonomous' | 'collaborative';
 export const ROLES: readonly Role[] = ['gateway', 'autonomous', 'collaborative'];
@@ -72,6 +73,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       started.push(module);
     }
     await identity?.start();
+    const upstreams = roles.includes('gateway') ? gatewayUpstreams(platform, modules) : [];
     for (const role of roles) {
       const app = await createHttpServer({
         name: role,
@@ -80,7 +82,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         metrics: platform.metrics,
         bodyLimitBytes: config.http.body_limit_bytes,
         keepAliveTimeoutMs: config.http.keep_alive_timeout,
-        checks: platform.checks,
+        checks: role === 'gateway' ? [...platform.checks, ...upstreamChecks(upstreams)] : platform.checks,
         logRequests: config.http.log_requests,
         accepting: () => accepting,
         rateLimits,
@@ -90,7 +92,8 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       });
       if (role === 'gateway') {
         if (identity) await app.register(identity.routes, { prefix: '/api/v1/identity' });
-        await app.register(upstreamRoutes, { upstreams: gatewayUpstreams(config, modules) });
+        const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.gateway.upstreams;
+        await app.register(upstreamRoutes, { upstreams, retryIdempotent, maxAttempts, metrics: platform.metrics });
       } else {
         await app.register(serviceRoutes(modules[role] as ServiceModule));
       }
@@ -132,12 +135,32 @@ const SERVICE_PREFIXES: Readonly<Record<'autonomous' | 'collaborative', readonly
   collaborative: ['/api/v1/collaborative'],
 };
 
-function gatewayUpstreams(config: Config, local: Partial<Record<'autonomous' | 'collaborative', ServiceModule>>): Upstream[] {
+function gatewayUpstreams(platform: Platform, local: Partial<Record<'autonomous' | 'collaborative', ServiceModule>>): Upstream[] {
+  const { config } = platform;
+  const settings = config.gateway.upstreams;
   return (['autonomous', 'collaborative'] as const).map((name): Upstream => {
     const service = local[name];
     if (service) return { kind: 'in-process', service };
-    const url = config.services[name].url;
-    if (!url) throw new Error(`services.${name}.url must be set for a gateway that does not run ${name} itself`);
-    return { kind: 'http', name, prefixes: SERVICE_PREFIXES[name], url };
+    const { url, urls } = config.services[name];
+    const members = urls ?? (url ? [url] : []);
+    if (members.length === 0) throw new Error(`services.${name}.url or .urls must be set for a gateway that does not run ${name} itself`);
+    const pool = createUpstreamPool({
+      service: name,
+      urls: members,
+      balancing: settings.balancing,
+      healthCheck: {
+        path: settings.health_check.path,
+        intervalMs: settings.health_check.interval,
+        timeoutMs: settings.health_check.timeout,
+        healthyThreshold: settings.health_check.healthy_threshold,
+        unhealthyThreshold: settings.health_check.unhealthy_threshold,
+      },
+      passive: { failures: settings.passive.failures, ejectionMs: settings.passive.ejection },
+      breakers: platform.breakers,
+      recoveryTimeoutMs: config.resilience.recovery_timeout,
+      clock: platform.clock,
+      logger: platform.logger,
+    });
+    return { kind: 'http', name, prefixes: SERVICE_PREFIXES[name], pool };
   });
 }

@@ -1,31 +1,108 @@
+import { Stream } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import replyFrom from '@fastify/reply-from';
 import type { ServiceModule } from '../platform/service-module.ts';
-import { upstreamUnavailable } from './errors.ts';
+import type { DependencyCheck } from '../platform/http/health.ts';
+import type { Metrics } from '../platform/telemetry/metrics.ts';
+import { isCircuitOpenError } from '../platform/resilience/errors.ts';
+import { upstreamCircuitOpen, upstreamUnavailable } from './errors.ts';
+import type { UpstreamPool } from './pool.ts';
 
 /**
  * Where the gateway sends a service's traffic: mounted in the same process (no network hop, as
- * in `blocks start`), or over HTTP to the service running elsewhere.
+ * in `blocks start`), or over HTTP to a pool of processes running it elsewhere.
  */
 export type Upstream =
   | { readonly kind: 'in-process'; readonly service: ServiceModule }
-  | { readonly kind: 'http'; readonly name: string; readonly prefixes: readonly string[]; readonly url: string };
+  | { readonly kind: 'http'; readonly name: string; readonly prefixes: readonly string[]; readonly pool: UpstreamPool };
+
+export interface UpstreamRoutesOptions {
+  readonly upstreams: readonly Upstream[];
+  /** Send an idempotent request that got no answer to another member. */
+  readonly retryIdempotent: boolean;
+  /** Members one request may be sent to, the first included. */
+  readonly maxAttempts: number;
+  /** Where the healthy-member gauge goes; none when absent. */
+  readonly metrics?: Metrics;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** RFC 9110 idempotent methods, and any request whose client made it so with an Idempotency-Key. */
+const isIdempotent = (request: FastifyRequest): boolean =>
+  IDEMPOTENT.has(request.method) || request.headers['idempotency-key'] !== undefined;
 
 const proxyTo =
-  (upstream: Extract<Upstream, { kind: 'http' }>): FastifyPluginAsync =>
+  (upstream: Extract<Upstream, { kind: 'http' }>, options: UpstreamRoutesOptions): FastifyPluginAsync =>
   async (app) => {
-    await app.register(replyFrom, { base: upstream.url, undici: { connections: 128, pipelining: 1 } });
-    const forward = {
-      config: { scope: 'upstream' },
-      schema: { hide: true },
-    } as const;
-    const handler = (request: FastifyRequest, reply: FastifyReply) =>
-      reply.from(request.url, {
-        rewriteRequestHeaders: (_req, headers) => ({ ...headers, 'x-correlation-id': request.id, traceparent: request.trace.traceparent }),
-        onError: (innerReply, { error }) => {
-          innerReply.send(upstreamUnavailable(upstream.name, error));
-        },
-      });
+    const { pool, name } = upstream;
+    // No `base`: the origin comes from each attempt's member. No retries of its own either: a
+    // retry on the same member is what failover below replaces.
+    await app.register(replyFrom, { undici: { connections: 128, pipelining: 1 }, destroyAgent: true, retryMethods: [] });
+    app.addHook('onReady', async () => pool.start());
+    app.addHook('onClose', async () => pool.close());
+
+    const giveUp = (reply: FastifyReply, cause?: Error): void => {
+      const retryAfterMs = cause ? undefined : pool.allOpenRetryAfterMs();
+      if (retryAfterMs === undefined) {
+        reply.send(upstreamUnavailable(name, cause));
+        return;
+      }
+      reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+      reply.send(upstreamCircuitOpen(name, retryAfterMs));
+    };
+
+    const handler = (request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+      // A parsed body can be sent again; a streamed one is gone after the first attempt.
+      const replayable = options.retryIdempotent && isIdempotent(request) && !(request.body instanceof Stream);
+      const tried = new Set<string>();
+      // The last member that failed to answer this request, reported over any breaker state.
+      let lastFailure: Error | undefined;
+      const attempt = (): void => {
+        const url = tried.size < options.maxAttempts ? pool.pick(tried) : undefined;
+        if (url === undefined) return giveUp(reply, lastFailure);
+        tried.add(url);
+        const leave = pool.enter(url);
+        reply.raw.once('close', leave);
+        const send = () =>
+          new Promise<number | undefined>((resolve, reject) => {
+            try {
+              reply.from(request.url, {
+                getUpstream: () => url,
+                rewriteRequestHeaders: (_req, headers) => ({
+                  ...headers,
+                  'x-correlation-id': request.id,
+                  traceparent: request.trace.traceparent,
+                }),
+                onResponse: (_req, inner, response) => {
+                  resolve(response.statusCode);
+                  inner.send(response.stream);
+                },
+                onError: (_inner, { error }) => reject(error),
+              });
+            } catch (error) {
+              // reply-from refused the request itself (a path escaping with `..`): not the member's fault.
+              reply.send(error);
+              resolve(undefined);
+            }
+          });
+        pool.call(url, send).then(
+          () => undefined,
+          (error: unknown) => {
+            leave();
+            // Refused by the member's open breaker: nothing was sent, so any request may go elsewhere.
+            const unsent = isCircuitOpenError(error);
+            if (!unsent) lastFailure = error instanceof Error ? error : new Error(String(error));
+            if (!reply.sent && (replayable || unsent)) return attempt();
+            if (!reply.sent) giveUp(reply, lastFailure);
+          },
+        );
+      };
+      attempt();
+      return reply;
+    };
+
+    const forward = { config: { scope: 'upstream' }, schema: { hide: true } } as const;
     for (const prefix of upstream.prefixes) {
       app.all(prefix, forward, handler);
       app.all(`${prefix}/*`, forward, handler);
@@ -40,10 +117,38 @@ export const serviceRoutes =
     for (const mount of service.extraMounts ?? []) await app.register(mount.routes, { prefix: mount.prefix });
   };
 
-/** Mounts each upstream's routes under its prefix. */
-export const upstreamRoutes: FastifyPluginAsync<{ upstreams: readonly Upstream[] }> = async (app, options) => {
+const pools = (upstreams: readonly Upstream[]): UpstreamPool[] => upstreams.flatMap((u) => (u.kind === 'http' ? [u.pool] : []));
+
+/**
+ * One non-required /health dependency per pool: the gateway still serves the other services when
+ * one has no member left, so it stays ready.
+ */
+export const upstreamChecks = (upstreams: readonly Upstream[]): DependencyCheck[] =>
+  pools(upstreams).map((pool) => ({
+    name: `upstream (${pool.service})`,
+    required: false,
+    check: async () => {
+      const members = pool.members();
+      if (pool.available() === 0) throw new Error(`no member of ${members.length} can take requests`);
+      return 0;
+    },
+  }));
+
+/** Mounts each upstream's routes under its prefix; pools check their members while the app runs. */
+export const upstreamRoutes: FastifyPluginAsync<UpstreamRoutesOptions> = async (app, options) => {
+  const http = pools(options.upstreams);
+  if (http.length > 0) {
+    options.metrics?.gauge(
+      'blocks_gateway_upstream_members_available',
+      'Members of each upstream pool that may take requests (healthy, not ejected, breaker not open)',
+      ['service'],
+      (set) => {
+        for (const pool of http) set(pool.available(), { service: pool.service });
+      },
+    );
+  }
   for (const upstream of options.upstreams) {
     if (upstream.kind === 'in-process') await app.register(serviceRoutes(upstream.service));
-    else await app.register(proxyTo(upstream));
+    else await app.register(proxyTo(upstream, options));
   }
 };

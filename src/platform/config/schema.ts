@@ -15,6 +15,8 @@ const Service = Type.Object(
     port: Port,
     /** Where the gateway reaches this service when it runs in another process. */
     url: Type.Optional(Url),
+    /** Several processes running this service: the gateway balances across them (`url` is a pool of one). */
+    urls: Type.Optional(Type.Array(Url, { minItems: 1 })),
   },
   { additionalProperties: false },
 );
@@ -27,6 +29,32 @@ const Cors = Type.Object(
     headers: Type.Array(Type.String({ minLength: 1 })),
     max_age: Duration,
     credentials: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+
+/** How the gateway spreads a service's traffic over its `urls` and routes around failed members (src/gateway/pool.ts). */
+const GatewayUpstreams = Type.Object(
+  {
+    balancing: Type.Enum(['round_robin', 'least_connections']),
+    health_check: Type.Object(
+      {
+        path: Type.String({ pattern: '^/' }),
+        /** Time between two checks of every member; 0 turns active checks off. */
+        interval: Duration,
+        timeout: Duration,
+        /** Consecutive passes that bring a member back, and consecutive failures that take it out. */
+        healthy_threshold: Type.Integer({ minimum: 1 }),
+        unhealthy_threshold: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
+    /** Consecutive failed answers (no answer, or a 5xx) that eject a member for `ejection`. */
+    passive: Type.Object({ failures: Type.Integer({ minimum: 1 }), ejection: Duration }, { additionalProperties: false }),
+    /** Send an idempotent request that got no answer to another member. */
+    retry_idempotent: Type.Boolean(),
+    /** Members one request may be sent to, the first included. */
+    max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
   },
   { additionalProperties: false },
 );
@@ -87,6 +115,7 @@ export const ConfigSchema = Type.Object(
     data_dir: Type.String({ minLength: 1 }),
     log: Type.Object({ level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }, { additionalProperties: false }),
     services: Type.Object({ gateway: Service, autonomous: Service, collaborative: Service }, { additionalProperties: false }),
+    gateway: Type.Object({ upstreams: GatewayUpstreams }, { additionalProperties: false }),
     /** Serve HTTPS on every port; TLS 1.3 only unless `allow_tls12`. Relative paths from the working directory. */
     tls: Type.Optional(
       Type.Object(
