@@ -1,3 +1,6 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
+import { request as undiciRequest } from 'undici';
 import { ProviderError, errorForStatus } from './errors.ts';
 
 /** One POST to a provider, bounded by a timeout, the caller's deadline and the caller's signal. */
@@ -15,8 +18,20 @@ export interface ProviderRequest {
  * An open exchange with a provider. `close()` aborts the connection if it is still open; call it
  * in a `finally` so an abandoned stream never keeps a socket.
  */
+/**
+ * The provider's answer as the adapters read it: the parts of a fetch `Response` they use. A
+ * whole body is read as text without web streams; a stream gets its web `ReadableStream` on first use.
+ */
+export interface ProviderResponse {
+  readonly ok: boolean;
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: ReadableStream<Uint8Array> | null;
+  text(): Promise<string>;
+}
+
 export interface ProviderExchange {
-  readonly response: Response;
+  readonly response: ProviderResponse;
   /**
    * What a failure while talking to the provider really was: the caller's abort reason, a
    * timeout `ProviderError`, or undefined when neither explains it.
@@ -80,14 +95,18 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
   request.signal?.throwIfAborted();
   request.signal?.addEventListener('abort', onCallerAbort, { once: true });
   touch();
-  let response: Response;
+  let response: ProviderResponse;
   try {
-    response = await fetch(request.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...request.headers },
-      body: JSON.stringify(request.body),
-      signal: controller.signal,
-    });
+    // undici's request, not fetch: the same keep-alive pool without the web-stream machinery
+    // fetch puts around every body, which was a fifth of the proxy's CPU per call.
+    response = responseOf(
+      await undiciRequest(request.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...request.headers },
+        body: JSON.stringify(request.body),
+        signal: controller.signal,
+      }),
+    );
   } catch (error) {
     close();
     const explained = explain(error);
@@ -111,6 +130,31 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
     throw errorForStatus(request.provider, response.status, response.headers, text);
   }
   return { response, explain, touch, pause: () => clearTimeout(timer), close, release };
+}
+
+type UndiciResponse = Awaited<ReturnType<typeof undiciRequest>>;
+
+function responseOf(answer: UndiciResponse): ProviderResponse {
+  let headers: Headers | undefined;
+  let body: ReadableStream<Uint8Array> | undefined;
+  return {
+    ok: answer.statusCode >= 200 && answer.statusCode < 300,
+    status: answer.statusCode,
+    get headers() {
+      if (headers === undefined) {
+        headers = new Headers();
+        for (const [name, value] of Object.entries(answer.headers)) {
+          if (value === undefined) continue;
+          for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+        }
+      }
+      return headers;
+    },
+    get body() {
+      return (body ??= Readable.toWeb(answer.body) as ReadableStream<Uint8Array>);
+    },
+    text: () => answer.body.text(),
+  };
 }
 
 /**
