@@ -6,6 +6,7 @@ import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { loadTls } from './platform/http/tls.ts';
+import { compileTransforms, transformsPlugin } from './platform/http/transforms.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { createIdentityModule, type IdentityModule } from './core/identity/index.ts';
@@ -49,6 +50,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const processName = roles.length === ROLES.length ? 'all' : roles.join('+');
   // Read once, before anything opens: every port serves the same certificate, and a bad path stops the start here.
   const tls = loadTls(config.tls);
+  const transforms = compileTransforms(config.gateway.transforms);
   const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
   let accepting = false;
 
@@ -91,6 +93,8 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         jsonMaxDepth: config.http.json_max_depth,
       });
       if (role === 'gateway') {
+        // First, so that every gateway route, mounted or proxied, sees transformed requests.
+        await app.register(transformsPlugin, { transforms });
         if (identity) await app.register(identity.routes, { prefix: '/api/v1/identity' });
         const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.gateway.upstreams;
         await app.register(upstreamRoutes, { upstreams, retryIdempotent, maxAttempts, metrics: platform.metrics });

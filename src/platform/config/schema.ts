@@ -21,18 +21,6 @@ const Service = Type.Object(
   { additionalProperties: false },
 );
 
-const Cors = Type.Object(
-  {
-    /** Exact origins allowed to call from a browser; empty: no cross-origin access. */
-    origins: Type.Array(Type.String({ minLength: 1 })),
-    methods: Type.Array(Type.String({ minLength: 1 })),
-    headers: Type.Array(Type.String({ minLength: 1 })),
-    max_age: Duration,
-    credentials: Type.Boolean(),
-  },
-  { additionalProperties: false },
-);
-
 /** How the gateway spreads a service's traffic over its `urls` and routes around failed members (src/gateway/pool.ts). */
 const GatewayUpstreams = Type.Object(
   {
@@ -55,6 +43,40 @@ const GatewayUpstreams = Type.Object(
     retry_idempotent: Type.Boolean(),
     /** Members one request may be sent to, the first included. */
     max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
+  },
+  { additionalProperties: false },
+);
+
+/** Header and JSON field changes of one direction of a gateway transform (src/platform/http/transforms.ts). */
+const TransformOps = Type.Object(
+  {
+    add_headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
+    remove_headers: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    rename_headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
+    /** Dotted paths (`a.b.c`) to values. */
+    add_json: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Unknown())),
+    remove_json: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    rename_json: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
+  },
+  { additionalProperties: false },
+);
+const Transform = Type.Object(
+  {
+    /** `<METHOD> /path/:param/*` (exact, `*` for the rest) or a bare `/prefix`. */
+    route: Type.String({ minLength: 1 }),
+    request: Type.Optional(TransformOps),
+    response: Type.Optional(TransformOps),
+  },
+  { additionalProperties: false },
+);
+const Cors = Type.Object(
+  {
+    /** Exact origins allowed to call from a browser; empty: no cross-origin access. */
+    origins: Type.Array(Type.String({ minLength: 1 })),
+    methods: Type.Array(Type.String({ minLength: 1 })),
+    headers: Type.Array(Type.String({ minLength: 1 })),
+    max_age: Duration,
+    credentials: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -115,7 +137,14 @@ export const ConfigSchema = Type.Object(
     data_dir: Type.String({ minLength: 1 }),
     log: Type.Object({ level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }, { additionalProperties: false }),
     services: Type.Object({ gateway: Service, autonomous: Service, collaborative: Service }, { additionalProperties: false }),
-    gateway: Type.Object({ upstreams: GatewayUpstreams }, { additionalProperties: false }),
+    gateway: Type.Object(
+      {
+        upstreams: GatewayUpstreams,
+        /** Per-route request/response changes, as Kong's request- and response-transformer plugins. */
+        transforms: Type.Array(Transform),
+      },
+      { additionalProperties: false },
+    ),
     /** Serve HTTPS on every port; TLS 1.3 only unless `allow_tls12`. Relative paths from the working directory. */
     tls: Type.Optional(
       Type.Object(
