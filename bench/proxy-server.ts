@@ -1,5 +1,6 @@
 // Blocks for bench/proxy.ts in a process of its own, on the embedded defaults, with a one-model
 // catalog whose provider is the fake named by BENCH_PROVIDER_URL (an OpenAI-compatible base URL).
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,8 @@ const config = loadConfig({
   },
   // The load comes from one address: the limiter runs on every request (its cost is measured) but never refuses.
   overrides: {
+    // Production wants a configured key-encryption key; a throwaway one serves a benchmark.
+    auth: { key_encryption_key: randomBytes(32).toString('base64') },
     rate_limits: { tiers: { default: { limit: 1_000_000_000, period: '1s', burst: 1_000_000_000 } } },
     ai: { catalog_file: catalogFile, providers: { bench: { protocol: 'openai', base_url: providerUrl, region: 'us' } } },
   },

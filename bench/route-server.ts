@@ -1,6 +1,7 @@
 // Serves the two targets of bench/route.ts in a process of its own, so the load generator does
 // not share an event loop with them: Blocks on the embedded defaults, and a bare fastify route.
 import Fastify from 'fastify';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,11 @@ const config = loadConfig({
   configDir: new URL('../config', import.meta.url).pathname,
   env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: dataDir },
   // The load comes from one address: the limiter runs on every request (its cost is measured) but never refuses.
-  overrides: { rate_limits: { tiers: { default: { limit: 1_000_000_000, period: '1s', burst: 1_000_000_000 } } } },
+  overrides: {
+    // Production wants a configured key-encryption key; a throwaway one serves a benchmark.
+    auth: { key_encryption_key: randomBytes(32).toString('base64') },
+    rate_limits: { tiers: { default: { limit: 1_000_000_000, period: '1s', burst: 1_000_000_000 } } },
+  },
 });
 // Production logging (one line per request) goes to /dev/null: its cost is measured, its output is not kept.
 const logger = createLogger({

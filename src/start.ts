@@ -9,7 +9,7 @@ import { loadTls } from './platform/http/tls.ts';
 import { compileTransforms, transformsPlugin } from './platform/http/transforms.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
-import { createIdentityModule, type IdentityModule } from './core/identity/index.ts';
+import { createIdentityModule, createTokenModule, resolveKeyEncryptionKey, type IdentityModule } from './core/identity/index.ts';
 import { serviceRoutes, upstreamChecks, upstreamRoutes, type Upstream } from './gateway/upstreams.ts';
 import { createUpstreamPool } from './gateway/pool.ts';
 
@@ -58,6 +58,18 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   if (roles.includes('autonomous')) modules.autonomous = createAutonomousService(platform);
   if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
   const identity = roles.includes('gateway') ? createIdentityModule(platform) : undefined;
+  const urls: Partial<Record<Role, string>> = {};
+  const tokens =
+    identity &&
+    createTokenModule({
+      db: platform.db,
+      clock: platform.clock,
+      issuer: () => config.auth.issuer ?? (urls.gateway as string),
+      audience: config.auth.audience,
+      accessTokenTtlMs: config.auth.access_token_ttl,
+      keyEncryptionKey: resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir }),
+      clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
+    });
 
   const rateLimits = createRateLimitHook({
     limiter: platform.rateLimiter,
@@ -66,7 +78,6 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     metrics: platform.metrics,
   });
   const apps: Partial<Record<Role, HttpServer>> = {};
-  const urls: Partial<Record<Role, string>> = {};
   const started: ServiceModule[] = [];
   try {
     // Modules start before any port opens, so the first request finds their data seeded and consumers running.
@@ -96,6 +107,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         // First, so that every gateway route, mounted or proxied, sees transformed requests.
         await app.register(transformsPlugin, { transforms });
         if (identity) await app.register(identity.routes, { prefix: '/api/v1/identity' });
+        if (tokens) await app.register(tokens.routes);
         const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.gateway.upstreams;
         await app.register(upstreamRoutes, { upstreams, retryIdempotent, maxAttempts, metrics: platform.metrics });
       } else {

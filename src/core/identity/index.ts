@@ -13,6 +13,7 @@ export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-c
 export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
 export { hashPassword, verifyPassword } from './secrets.ts';
 export { FIRST_TENANT, type FirstStart } from './bootstrap.ts';
+export { createTokenModule, resolveKeyEncryptionKey, type TokenModule } from './tokens/index.ts';
 export type { ApiKeyRecord, CreatedApiKey, VerifiedApiKey, ApiKeys } from './api-keys.ts';
 export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAuthClients } from './oauth-clients.ts';
 

@@ -61,6 +61,7 @@ function fromEnvironment(env: LoadConfigOptions['env']): Tree {
     ['NATS_URL', ['bus', 'nats_url']],
     ['BUS', ['bus', 'kind']],
     ['LOG_LEVEL', ['log', 'level']],
+    ['BLOCKS_KEY_ENCRYPTION_KEY', ['auth', 'key_encryption_key']],
     ['BLOCKS_GATEWAY_PORT', ['services', 'gateway', 'port']],
     ['BLOCKS_AUTONOMOUS_PORT', ['services', 'autonomous', 'port']],
     ['BLOCKS_COLLABORATIVE_PORT', ['services', 'collaborative', 'port']],

@@ -238,6 +238,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    auth: Type.Object(
+      {
+        /** `iss` of the tokens Blocks issues; the gateway's own URL when absent. */
+        issuer: Type.Optional(Url),
+        /** `aud` of tokens from `/oauth/token`. */
+        audience: Type.String({ minLength: 1 }),
+        access_token_ttl: Duration,
+        /** 32 bytes, base64 (`openssl rand -base64 32`): encrypts signing keys at rest. Required in production. */
+        key_encryption_key: Type.Optional(Type.String({ minLength: 1 })),
+      },
+      { additionalProperties: false },
+    ),
     ai: Type.Object(
       {
         /** The model catalog YAML; a relative path is resolved against the config directory. */
