@@ -51,6 +51,9 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   // Read once, before anything opens: every port serves the same certificate, and a bad path stops the start here.
   const tls = loadTls(config.tls);
   const transforms = compileTransforms(config.gateway.transforms);
+  const keyEncryptionKey = roles.includes('gateway')
+    ? resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir })
+    : undefined;
   const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
   let accepting = false;
 
@@ -61,13 +64,14 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const urls: Partial<Record<Role, string>> = {};
   const tokens =
     identity &&
+    keyEncryptionKey &&
     createTokenModule({
       db: platform.db,
       clock: platform.clock,
       issuer: () => config.auth.issuer ?? (urls.gateway as string),
       audience: config.auth.audience,
       accessTokenTtlMs: config.auth.access_token_ttl,
-      keyEncryptionKey: resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir }),
+      keyEncryptionKey,
       clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
     });
 
