@@ -70,6 +70,8 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
   redis.defineCommand('blocksGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
   const gcra = (redis as unknown as { blocksGcra: GcraCommand }).blocksGcra.bind(redis);
 
+  // Decisions arriving before the connection is ready share one wait (and one listener).
+  let waiting: Promise<void> | undefined;
   return {
     kind: 'redis',
     async take(key, policy, cost = 1) {
@@ -77,7 +79,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
       const { intervalMs, burstSpanMs } = gcraParameters(policy);
       let reply: [number, number, number, number];
       try {
-        if (redis.status !== 'ready') await readyWithin(redis, timeoutMs);
+        if (redis.status !== 'ready') await (waiting ??= readyWithin(redis, timeoutMs).finally(() => (waiting = undefined)));
         reply = await gcra(key, String(intervalMs), String(burstSpanMs), String(cost));
       } catch (error) {
         throw new RateLimiterUnavailableError(error);

@@ -103,9 +103,7 @@ export async function startTestIdp(): Promise<TestIdp> {
     },
     async sign(claims) {
       const key = keys[0] as JWK;
-      return new SignJWT(claims)
-        .setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' })
-        .sign(await importJWK(key, 'ES256'));
+      return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, typ: 'at+jwt' }).sign(await importJWK(key, 'ES256'));
     },
     async rotate() {
       keys.unshift(await signingKey(`idp-key-${keys.length + 1}`));
