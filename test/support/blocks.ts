@@ -8,9 +8,23 @@ import { startBlocks, type Role, type RunningBlocks } from '../../src/start.ts';
 
 export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
 
-/** Configuration as `blocks start` would load it in the test environment, plus the given variables. */
+/**
+ * Configuration as `blocks start` would load it in the test environment, plus the given variables.
+ * Without `BLOCKS_DATA_DIR` it gets a data directory of its own (removed when the test process
+ * exits): test files run in parallel, and two of them on the default `./data` would fight over
+ * PGlite's lock and the generated key-encryption key.
+ */
 export function testConfig(env: Record<string, string | undefined> = {}, overrides: Record<string, unknown> = {}): Config {
-  return loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'test', ...env }, overrides });
+  const dataDir = env.BLOCKS_DATA_DIR ?? ownDataDir();
+  return loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dataDir, ...env }, overrides });
+}
+
+const ownDataDirs: Array<{ remove(): void }> = [];
+function ownDataDir(): string {
+  if (ownDataDirs.length === 0) process.once('exit', () => ownDataDirs.forEach((dir) => dir.remove()));
+  const dir = tempDir('blocks-test-data');
+  ownDataDirs.push(dir);
+  return dir.path;
 }
 
 /** Log lines captured from a running Blocks, parsed. */

@@ -23,10 +23,23 @@ declare module 'fastify' {
      */
     scope?: string;
   }
+  interface FastifyInstance {
+    /** Every route registered so far, for the check that none is served undocumented (OWASP API9). */
+    routeInventory(): RouteInventoryEntry[];
+  }
   interface FastifyRequest {
     trace: TraceContext;
     caller: Caller;
   }
+}
+
+/** One method of one registered route. */
+export interface RouteInventoryEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly scope: string;
+  /** Left out of the OpenAPI document on purpose (the gateway's pass-through to a service documented elsewhere). */
+  readonly hidden: boolean;
 }
 
 export interface HttpServerOptions {
@@ -84,13 +97,19 @@ export async function createHttpServer(options: HttpServerOptions) {
   app.addHook('onSend', securityHeadersHook({ tls: options.tls !== undefined }));
 
   const methods = createMethodIndex();
+  const inventory: RouteInventoryEntry[] = [];
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/docs')) route.config = { ...route.config, scope: 'public' };
     if (!route.config?.scope) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }
     methods.add(route.method, route.url);
+    const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true;
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      inventory.push({ method, url: route.url, scope: route.config.scope, hidden });
+    }
   });
+  app.decorate('routeInventory', () => [...inventory]);
 
   app.decorateRequest('trace', null as unknown as TraceContext);
   app.decorateRequest('caller', null as unknown as Caller);

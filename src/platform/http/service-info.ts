@@ -13,7 +13,8 @@ export interface ServiceInfoOptions {
 export const serviceInfoRoute: FastifyPluginAsync<ServiceInfoOptions> = async (app, options) => {
   const body = { service: options.service, version: options.version, modules: [...options.modules], settings: { ...options.settings } };
   app.get(
-    '/',
+    // '' rather than '/': the service's own prefix, without a trailing slash, is the one documented path.
+    '',
     {
       config: { scope: 'service:read' },
       schema: {
