@@ -104,7 +104,7 @@ export async function createHttpServer(options: HttpServerOptions) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }
     methods.add(route.method, route.url);
-    const hidden = (route.schema as { hide?: boolean } | undefined)?.hide === true;
+    const hidden = route.schema?.hide === true;
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
       inventory.push({ method, url: route.url, scope: route.config.scope, hidden });
     }
