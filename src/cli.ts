@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { loadConfig, ConfigError } from './platform/config/load-config.ts';
 import { startBlocks, ROLES, type Role } from './start.ts';
-import { migrateDatabase } from './platform/open-platform.ts';
+import { migrateDatabase, withDatabase } from './platform/open-platform.ts';
+import { rotateSigningKeys } from './core/identity/index.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const version = (JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -12,6 +13,7 @@ const USAGE = `Usage: blocks <command>
 
   start [gateway|autonomous|collaborative ...]   run the given services (all three when none is named)
   migrate                                        apply database migrations and exit
+  keys rotate                                    make a new token signing key current (the old one verifies until its tokens expire)
   help                                           show this text
 
 Configuration: config/default.yaml, config/environments/$BLOCKS_ENV.yaml, then environment
@@ -28,6 +30,15 @@ async function main(argv: readonly string[]): Promise<number> {
   if (command === 'migrate') {
     const applied = await migrateDatabase(config);
     console.error(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+    return 0;
+  }
+  if (command === 'keys') {
+    if (rest.join(' ') !== 'rotate') {
+      console.error(`usage: blocks keys rotate\n\n${USAGE}`);
+      return 2;
+    }
+    const { kid, retired } = await withDatabase(config, (db) => rotateSigningKeys(db, config));
+    console.error(`signing key ${kid} is current${retired ? `; ${retired} is retired and published until its tokens have expired` : ''}`);
     return 0;
   }
   if (command !== 'start') {
@@ -49,7 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
       '',
       `Try it:  curl -s -X POST ${running.urls.gateway ?? Object.values(running.urls)[0]}/api/v1/autonomous/ai/route \\`,
       `           -H 'content-type: application/json' -d '{"task_type":"code","complexity":"medium","context":{"prompt":"Write a binary search"}}'`,
-      'Tokens: this version has no identity service yet; every route is open. OAuth2/OIDC and API keys arrive with the gateway security work.',
+      'Tokens: POST /oauth/token (client_credentials) on the gateway; routes do not require them yet (scopes are enforced in a coming release).',
     ].join('\n'),
   );
 

@@ -55,6 +55,17 @@ export async function migrateDatabase(config: Config): Promise<string[]> {
   }
 }
 
+/** Opens the configured database, applies pending migrations, runs `work` on it and closes it (one-shot commands). */
+export async function withDatabase<T>(config: Config, work: (db: Database) => Promise<T>): Promise<T> {
+  const db = await openDatabaseFor(config);
+  try {
+    await runMigrations(db, MIGRATIONS_DIR);
+    return await work(db);
+  } finally {
+    await db.close();
+  }
+}
+
 /** The bus the configuration asks for; `auto` picks NATS when NATS_URL is set, else the in-process bus. */
 export function busKindOf(config: Config): EventBus['kind'] {
   if (config.bus.kind !== 'auto') return config.bus.kind;

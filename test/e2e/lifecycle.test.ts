@@ -44,6 +44,23 @@ describe('blocks start on the embedded defaults', () => {
     expect((await run()).stderr).toMatch(/database is up to date/);
   });
 
+  it('rotates the token signing key with `blocks keys rotate`, keeping the old one published until its tokens expire', async () => {
+    const dir = tempDir('blocks-keys');
+    dirs.push(dir);
+    const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+    const run = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [cli, ...args], {
+        env: { PATH: process.env.PATH, BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dir.path },
+      });
+    const first = (await run('keys', 'rotate')).stderr;
+    expect(first).toMatch(/^signing key \S+ is current\n$/);
+    const firstKid = /signing key (\S+)/.exec(first)?.[1];
+    const second = (await run('keys', 'rotate')).stderr;
+    expect(second).toContain(`; ${firstKid as string} is retired and published until its tokens have expired`);
+    expect(second).not.toContain(`signing key ${firstKid as string} is current`);
+    await expect(run('keys', 'spin')).rejects.toMatchObject({ code: 2 });
+  });
+
   it('refuses to start with a configuration error naming the key', async () => {
     await expect(spawnBlocks([], { BLOCKS__outbox__batch_size: '0' })).rejects.toThrow(/outbox\.batch_size: must be >= 1/);
   });

@@ -6,6 +6,10 @@ import { API_KEY_REVOKED, createApiKeys, type ApiKeys, type VerifiedApiKey } fro
 import { bootstrapIdentity, type FirstStart } from './bootstrap.ts';
 import { createOAuthClients, type AuthenticatedClient, type OAuthClients } from './oauth-clients.ts';
 import { identityRoutes } from './routes.ts';
+import type { Config } from '../../platform/config/schema.ts';
+import type { Database } from '../../platform/db/port.ts';
+import { createSystemClock } from '../../platform/clock.ts';
+import { createKeyEncryption, createSigningKeys, resolveKeyEncryptionKey } from './tokens/index.ts';
 
 export { identityErrors } from './errors.ts';
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
@@ -88,4 +92,18 @@ export function createIdentityModule(
       subscription = undefined;
     },
   };
+}
+
+/**
+ * `blocks keys rotate`: a new current signing key; the old one stays published until the tokens it
+ * signed have expired. Gateways read the current key per token, so running ones switch at once.
+ */
+export function rotateSigningKeys(db: Database, config: Config): Promise<{ kid: string; retired?: string }> {
+  const keyEncryptionKey = resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir });
+  return createSigningKeys({
+    db,
+    encryption: createKeyEncryption(keyEncryptionKey),
+    clock: createSystemClock(),
+    maxTokenTtlMs: config.auth.access_token_ttl,
+  }).rotateKeys();
 }

@@ -10,7 +10,7 @@ import type { ClientAuthenticator } from './types.ts';
 export { tokenErrors } from './errors.ts';
 export { createKeyEncryption, resolveKeyEncryptionKey, type KeyEncryption } from './key-encryption.ts';
 export type { AuthenticatedClient, ClientAuthenticator } from './types.ts';
-export type { SigningKeys, CurrentSigningKey, SigningAlgorithm } from './signing-keys.ts';
+export { createSigningKeys, type SigningKeys, type CurrentSigningKey, type SigningAlgorithm } from './signing-keys.ts';
 export type { AccessTokenIssuer, AccessTokenRequest, IssuedAccessToken } from './issuer.ts';
 
 export interface TokenModuleOptions {
