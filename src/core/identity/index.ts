@@ -99,7 +99,11 @@ export function createIdentityModule(
  * signed have expired. Gateways read the current key per token, so running ones switch at once.
  */
 export function rotateSigningKeys(db: Database, config: Config): Promise<{ kid: string; retired?: string }> {
-  const keyEncryptionKey = resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir });
+  const keyEncryptionKey = resolveKeyEncryptionKey({
+    configured: config.auth.key_encryption_key,
+    env: config.env,
+    dataDir: config.data_dir,
+  });
   return createSigningKeys({
     db,
     encryption: createKeyEncryption(keyEncryptionKey),
