@@ -66,3 +66,26 @@ export function forEachDatabase(postgres: ServiceProbe, define: (fixture: DbFixt
     });
   });
 }
+
+/** One database a whole Blocks can be started on: the variables for `testConfig`, and how to drop it. */
+export interface BlocksDatabase {
+  readonly name: 'PGlite' | 'PostgreSQL';
+  /** False when PostgreSQL is unreachable (probeService has said so; BLOCKS_REQUIRE_SERVICES makes that a failure). */
+  readonly available: boolean;
+  readonly open: () => Promise<{ readonly env: Record<string, string>; readonly drop: () => Promise<void> }>;
+}
+
+/** Embedded PGlite, and a fresh PostgreSQL database, for suites that start Blocks on each. */
+export function blocksDatabases(postgres: ServiceProbe): readonly BlocksDatabase[] {
+  return [
+    { name: 'PGlite', available: true, open: async () => ({ env: {}, drop: async () => undefined }) },
+    {
+      name: 'PostgreSQL',
+      available: postgres.ok,
+      open: async () => {
+        const db = await createTestDatabase();
+        return { env: { DATABASE_URL: db.url }, drop: () => db.drop() };
+      },
+    },
+  ];
+}
