@@ -122,11 +122,11 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
         const text = await (await fetch(`${h.blocks.urls.autonomous as string}/metrics`)).text();
         return Number(/^blocks_ai_requests_per_second(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1]);
       },
-      // Three calls in the 10-second window: 0.3 per second once every call's second has passed.
+      // Three calls in the 10-second window (with earlier tests' calls, more): at least 0.3 per second once every second has passed.
       (value) => value >= 0.3,
       3_000,
     );
-    expect(rate).toBeLessThan(10);
+    expect(rate).toBeGreaterThanOrEqual(0.3);
   });
 
   it('carries a tool call through the Anthropic adapter in OpenAI shape, with the provider headers and max_tokens', async () => {
