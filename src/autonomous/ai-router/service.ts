@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../platform/db/port.ts';
-import type { Caller } from '../../platform/http/caller.ts';
+import type { Tenancy } from '../../platform/http/caller.ts';
 import type { RouteDecider } from './decide.ts';
 import type { RouteDecision, RouteRequest } from './types.ts';
 import { appendEvents } from '../../platform/events/index.ts';
@@ -28,7 +28,7 @@ export interface AiRouterService {
    * tenant selects its routing policy (`ai.tenants`) and is recorded in the event.
    * @throws BlocksError UNKNOWN_TASK_TYPE / NO_ELIGIBLE_MODEL (422), INVALID_ROUTE_CONTEXT (400) from the decider.
    */
-  route(request: RouteRequest, trace: RequestTrace, caller: Caller): Promise<RoutedDecision>;
+  route(request: RouteRequest, trace: RequestTrace, caller: Tenancy): Promise<RoutedDecision>;
 }
 
 export interface AiRouterServiceOptions {

@@ -10,6 +10,12 @@ import type { Config } from '../../platform/config/schema.ts';
 import type { Database } from '../../platform/db/port.ts';
 import { createSystemClock } from '../../platform/clock.ts';
 import { createKeyEncryption, createSigningKeys, resolveKeyEncryptionKey } from './tokens/index.ts';
+import { selectVerificationKeys } from './tokens/store.ts';
+import { createAccess, type Access } from '../../platform/http/access.ts';
+import { createIdentityAuthenticator } from './access/authenticator.ts';
+import { createContextPolicy } from './access/context-policy.ts';
+import { createDeviceRegistry } from './access/device-registry.ts';
+import { createDenialAudit } from './access/denial-audit.ts';
 
 export { identityErrors } from './errors.ts';
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
@@ -17,6 +23,7 @@ export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-c
 export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
 export { hashPassword, verifyPassword } from './secrets.ts';
 export { FIRST_TENANT, type FirstStart } from './bootstrap.ts';
+export { ACCESS_DENIED_EVENT } from './access/denial-audit.ts';
 export { createTokenModule, resolveKeyEncryptionKey, type TokenModule } from './tokens/index.ts';
 export type { ApiKeyRecord, CreatedApiKey, VerifiedApiKey, ApiKeys } from './api-keys.ts';
 export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAuthClients } from './oauth-clients.ts';
@@ -24,6 +31,8 @@ export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAu
 export interface IdentityModule {
   readonly apiKeys: ApiKeys;
   readonly clients: OAuthClients;
+  /** The zero-trust decision for every app of this process: add its hooks to each (createHttpServer does). */
+  readonly access: Access;
   /** The admin API; mount under `/api/v1/identity`. */
   readonly routes: FastifyPluginAsync;
   /** See {@link ApiKeys.verify}: the hot path of every keyed request. */
@@ -32,12 +41,17 @@ export interface IdentityModule {
   authenticateClient(clientId: string, secret: string): Promise<AuthenticatedClient | null>;
   /** Set by `start()` on the process that made the first tenant and its admin client; null otherwise. */
   firstStart(): FirstStart | null;
-  /** Makes the first tenant on an empty database, follows key revocations from every replica, records key use. Call before serving. */
-  start(): Promise<void>;
+  /**
+   * Follows key revocations from every replica, records key use, writes denial audit events and,
+   * with `bootstrap`, makes the first tenant on an empty database. Call before serving.
+   */
+  start(options?: { bootstrap?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface IdentityModuleOptions {
+  /** `iss` of Blocks' own tokens (the gateway's URL unless configured), asked when the first token arrives. */
+  readonly ownIssuer: () => string;
   /** Passed to the API key cache (tests shorten them). */
   readonly apiKeys?: { cacheTtlMs?: number; lastUsedEveryMs?: number; flushEveryMs?: number };
 }
@@ -48,26 +62,46 @@ export interface IdentityModuleOptions {
  * replica revoked it.
  */
 export function createIdentityModule(
-  platform: Pick<Platform, 'db' | 'bus' | 'clock' | 'logger' | 'relay'>,
-  options: IdentityModuleOptions = {},
+  platform: Pick<Platform, 'config' | 'db' | 'bus' | 'clock' | 'logger' | 'relay' | 'metrics' | 'rateLimiter'>,
+  options: IdentityModuleOptions,
 ): IdentityModule {
-  const { db, bus, clock, logger, relay } = platform;
+  const { config, db, bus, clock, logger, relay, metrics } = platform;
   const onEventAppended = (): void => relay.notify();
   const apiKeys = createApiKeys({ db, clock, logger, onEventAppended, ...options.apiKeys });
   const clients = createOAuthClients({ db, onEventAppended });
+  const devices = createDeviceRegistry({ db, clock });
+  const audit = createDenialAudit({ db, logger, metrics, onEventAppended });
+  const { auth } = config;
+  const access = createAccess({
+    authenticator: createIdentityAuthenticator({
+      verifyApiKey: (raw) => apiKeys.verify(raw),
+      ownIssuer: options.ownIssuer,
+      audience: auth.audience,
+      ownKeys: async () => ({ keys: await selectVerificationKeys(db, clock.now()) }),
+      externalIssuers: auth.external_issuers,
+      clockSkewSec: Math.round(auth.clock_skew / 1000),
+    }),
+    contextPolicy: createContextPolicy(auth.tenants, devices),
+    onDenied: (denial) => audit.record(denial),
+    limiter: platform.rateLimiter,
+    failedAttempts: { limit: auth.failed_attempts.limit, periodMs: auth.failed_attempts.period, burst: auth.failed_attempts.burst },
+    metrics,
+    clock,
+  });
   let subscription: Subscription | undefined;
   let first: FirstStart | null = null;
 
   return {
     apiKeys,
     clients,
+    access,
     routes: async (app) => {
       await app.register(identityRoutes, { apiKeys, clients });
     },
     verifyApiKey: (raw) => apiKeys.verify(raw),
     authenticateClient: (clientId, secret) => clients.authenticate(clientId, secret),
     firstStart: () => first,
-    async start() {
+    async start(startOptions = {}) {
       // Subscribed before anything is served, so no revocation published from now on is missed.
       subscription = await bus.subscribe(
         { consumer: `identity-revocations-${randomUUID().slice(0, 8)}`, subject: API_KEY_REVOKED, ephemeral: true },
@@ -76,18 +110,22 @@ export function createIdentityModule(
           if (typeof keyId === 'string') apiKeys.forget(keyId);
         },
       );
-      first = await bootstrapIdentity(db, clients);
-      if (first) {
-        relay.notify();
-        logger.warn(
-          { tenant: first.tenant, client_id: first.clientId },
-          'first start: created tenant and an admin OAuth client; its secret is printed once on standard output',
-        );
+      if (startOptions.bootstrap) {
+        first = await bootstrapIdentity(db, clients);
+        if (first) {
+          relay.notify();
+          logger.warn(
+            { tenant: first.tenant, client_id: first.clientId },
+            'first start: created tenant and an admin OAuth client; its secret is printed once on standard output',
+          );
+        }
       }
       apiKeys.start();
+      audit.start();
     },
     async stop() {
       await apiKeys.stop();
+      await audit.stop();
       await subscription?.stop();
       subscription = undefined;
     },

@@ -14,6 +14,8 @@ export const KNOWN_SCOPES: readonly string[] = [
   'ai:models:write',
   'ai:read',
   'ai:route',
+  'docs:read',
   IDENTITY_ADMIN_SCOPE,
+  'metrics:read',
   'service:read',
 ];

@@ -127,15 +127,39 @@ function peek(token: string): { alg: string; issuer: string } {
 }
 
 async function resolveKeySet(trusted: TrustedIssuer, fetching: { cooldownMs: number; timeoutMs: number }): Promise<JWTVerifyGetKey> {
-  if (trusted.keys) {
-    const keys = trusted.keys;
-    // Local keys are re-read for each token: rotation in this process shows at once.
-    return async (header, input) => createLocalJWKSet(await keys())(header, input);
-  }
+  if (trusted.keys) return localKeySet(trusted.keys);
   let jwksUri = trusted.jwksUri;
   if (!jwksUri && trusted.discovery) jwksUri = await discoverJwksUri(trusted.issuer, fetching.timeoutMs);
   if (!jwksUri) throw new Error(`trusted issuer ${trusted.issuer} has neither jwksUri, discovery nor keys`);
   return createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: fetching.cooldownMs, timeoutDuration: fetching.timeoutMs });
+}
+
+/** How long local keys are trusted before being re-read, so a retired key leaves without a restart. */
+const LOCAL_KEYS_MAX_AGE_MS = 60_000;
+/** Least time between two re-reads caused by an unknown `kid` (another replica rotated). */
+const LOCAL_KEYS_MISS_COOLDOWN_MS = 1_000;
+
+/**
+ * Keys read in-process (from the database), kept in memory: reading them per token would put a
+ * query on every request. An unknown `kid` re-reads them at once, at most once per cooldown.
+ */
+function localKeySet(read: () => Promise<JSONWebKeySet>): JWTVerifyGetKey {
+  let cached: { keySet: JWTVerifyGetKey; readAt: number } | undefined;
+  let lastMiss = 0;
+  const reload = async (): Promise<JWTVerifyGetKey> => {
+    cached = { keySet: createLocalJWKSet(await read()), readAt: Date.now() };
+    return cached.keySet;
+  };
+  return async (header, input) => {
+    const keySet = cached && Date.now() - cached.readAt < LOCAL_KEYS_MAX_AGE_MS ? cached.keySet : await reload();
+    try {
+      return await keySet(header, input);
+    } catch (error) {
+      if (!(error instanceof errors.JWKSNoMatchingKey) || Date.now() - lastMiss < LOCAL_KEYS_MISS_COOLDOWN_MS) throw error;
+      lastMiss = Date.now();
+      return (await reload())(header, input);
+    }
+  };
 }
 
 async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<string> {

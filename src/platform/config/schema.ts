@@ -47,6 +47,42 @@ const GatewayUpstreams = Type.Object(
   { additionalProperties: false },
 );
 
+/** An external OIDC issuer (src/core/identity/access/authenticator.ts). */
+const ExternalIssuer = Type.Object(
+  {
+    /** Exactly the `iss` its tokens carry; discovery is fetched from `<issuer>/.well-known/openid-configuration`. */
+    issuer: Url,
+    /** The `aud` its tokens must name. */
+    audience: Type.Union([Type.String({ minLength: 1 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
+    /** Skips discovery. */
+    jwks_uri: Type.Optional(Url),
+    /** Claim naming the tenant (`tenant` by default); a token without it is refused unless `tenant` is set. */
+    tenant_claim: Type.Optional(Type.String({ minLength: 1 })),
+    /** Every token of this issuer acts for this tenant (an IdP that serves one tenant). */
+    tenant: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' })),
+  },
+  { additionalProperties: false },
+);
+
+/** A tenant's context rules: where from, when, and from which devices its callers may come. */
+const TenantAccess = Type.Object(
+  {
+    /** CIDRs (or single addresses) the tenant's callers must come from; any address when absent. */
+    ip_allow: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    /** CIDRs refused even when allowed above. */
+    ip_deny: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+    /** Hours (UTC unless `time_zone`) in which calls are allowed, e.g. `08:00-18:00`; any time when absent. */
+    hours: Type.Optional(Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-4]):[0-5][0-9]$' })),
+    /** Days calls are allowed (`mon`..`sun`); every day when absent. */
+    days: Type.Optional(Type.Array(Type.Enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']), { minItems: 1 })),
+    /** IANA time zone of `hours` and `days`. */
+    time_zone: Type.Optional(Type.String({ minLength: 1 })),
+    /** Callers must name a device registered for the tenant (`x-blocks-device`) or present its client certificate. */
+    require_device: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
 /** Header and JSON field changes of one direction of a gateway transform (src/platform/http/transforms.ts). */
 const TransformOps = Type.Object(
   {
@@ -245,8 +281,25 @@ export const ConfigSchema = Type.Object(
         /** `aud` of tokens from `/oauth/token`. */
         audience: Type.String({ minLength: 1 }),
         access_token_ttl: Duration,
+        /** Lifetime of refresh tokens; each use returns a new one and retires the old (rotation). */
+        refresh_token_ttl: Duration,
+        /** Allow the resource-owner password grant (off by default: OAuth 2.1 drops it). */
+        password_grant: Type.Boolean(),
         /** 32 bytes, base64 (`openssl rand -base64 32`): encrypts signing keys at rest. Required in production. */
         key_encryption_key: Type.Optional(Type.String({ minLength: 1 })),
+        /** Leeway on `exp` and `nbf` of every token verified. */
+        clock_skew: Duration,
+        /** Other OIDC issuers whose tokens are trusted, each through its discovery document and JWKS. */
+        external_issuers: Type.Array(ExternalIssuer),
+        /** Routes anyone may call besides health: `/metrics` and the OpenAPI document at `/docs`. */
+        anonymous: Type.Object({ metrics: Type.Boolean(), docs: Type.Boolean() }, { additionalProperties: false }),
+        /** Failed authentications one source address may make per `period` (with that burst) before it is throttled. */
+        failed_attempts: Type.Object(
+          { limit: Type.Integer({ minimum: 1 }), period: Duration, burst: Type.Optional(Type.Integer({ minimum: 1 })) },
+          { additionalProperties: false },
+        ),
+        /** Per-tenant context rules of the zero-trust decision (src/core/identity/access/context-policy.ts). */
+        tenants: Type.Record(Type.String({ minLength: 1 }), TenantAccess),
       },
       { additionalProperties: false },
     ),

@@ -6,7 +6,8 @@ import { buildProblem, problemFor, sendProblem } from './problem.ts';
 import { httpErrors } from './errors.ts';
 import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
-import { callerOf, type Caller } from './caller.ts';
+import type { Caller } from './caller.ts';
+import { PUBLIC_SCOPE, type Access } from './access.ts';
 import type { RateLimitHook } from './rate-limit.ts';
 import type { HttpsServerOptions } from './tls.ts';
 import { securityHeadersHook } from './security-headers.ts';
@@ -18,7 +19,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * The scope a caller needs, or `public` for the anonymous health, metrics and docs routes.
+     * The scope a caller needs, or one of the kinds in access.ts (`public`, `client`, `upstream`).
      * Every route declares one: a route without it stops the server from starting.
      */
     scope?: string;
@@ -54,6 +55,10 @@ export interface HttpServerOptions {
   /** Log one line per answered request. */
   readonly logRequests: boolean;
   readonly accepting: () => boolean;
+  /** The zero-trust decision (see access.ts): who the caller is and whether it may call the route. */
+  readonly access: Access;
+  /** Whether `/metrics` and `/docs` answer without a credential (else they need `metrics:read`, `docs:read`). */
+  readonly anonymous: { readonly metrics: boolean; readonly docs: boolean };
   /** Per-caller rate limits (see rate-limit.ts); none when absent. */
   readonly rateLimits?: RateLimitHook;
   /** Serve HTTPS with these (see tls.ts); plain HTTP when absent. */
@@ -99,7 +104,7 @@ export async function createHttpServer(options: HttpServerOptions) {
   const methods = createMethodIndex();
   const inventory: RouteInventoryEntry[] = [];
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, scope: 'public' };
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, scope: options.anonymous.docs ? PUBLIC_SCOPE : 'docs:read' };
     if (!route.config?.scope) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }
@@ -117,11 +122,11 @@ export async function createHttpServer(options: HttpServerOptions) {
     request.trace = traceOf(request.raw);
     reply.header('x-correlation-id', request.id);
     reply.header('traceparent', request.trace.traceparent);
-    // After the headers above, so that a rejected tenant still gets its correlation id back.
-    request.caller = callerOf(request.headers);
   });
-  // Before the rate limits: a preflight is answered here and costs the caller nothing.
+  // Before access: a preflight carries no credential, is answered here and costs the caller nothing.
   if (options.cors) app.addHook('onRequest', corsHook(options.cors));
+  app.addHook('onRequest', options.access.onRequest);
+  app.addHook('onResponse', options.access.onResponse);
   // After the caller is known: allowances are per caller.
   if (options.rateLimits) app.addHook('onRequest', options.rateLimits);
 
@@ -160,7 +165,10 @@ export async function createHttpServer(options: HttpServerOptions) {
   await app.register(healthRoutes, { version: options.version, checks: options.checks, accepting: options.accepting });
   app.get(
     '/metrics',
-    { config: { scope: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['health'], hide: false } },
+    {
+      config: { scope: options.anonymous.metrics ? PUBLIC_SCOPE : 'metrics:read' },
+      schema: { summary: 'Prometheus metrics', tags: ['health'], hide: false },
+    },
     async (_request, reply) => reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
   );
   return app;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../../platform/clock.ts';
 import type { Database, Queryable } from '../../../platform/db/port.ts';
-import type { Caller } from '../../../platform/http/caller.ts';
+import type { Tenancy } from '../../../platform/http/caller.ts';
 import { BlocksError } from '../../../platform/errors.ts';
 import type { BudgetIndex } from './budget-index.ts';
 import { budgetExceeded } from './errors.ts';
@@ -36,7 +36,7 @@ export interface BudgetGuard {
    * @throws BlocksError BUDGET_EXCEEDED (402) naming the budget, its limit, spent+held and when the period resets.
    * Costs nothing (no I/O) when no budget applies to the caller.
    */
-  reserve(caller: Caller, estimatedUsd: number): Promise<BudgetHold>;
+  reserve(caller: Tenancy, estimatedUsd: number): Promise<BudgetHold>;
 }
 
 export interface BudgetGuardOptions {

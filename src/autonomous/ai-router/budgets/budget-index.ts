@@ -1,4 +1,4 @@
-import type { Caller } from '../../../platform/http/caller.ts';
+import type { Tenancy } from '../../../platform/http/caller.ts';
 import { compareBudgetKeys, type BudgetKey } from './periods.ts';
 
 /**
@@ -7,7 +7,7 @@ import { compareBudgetKeys, type BudgetKey } from './periods.ts';
  */
 export interface BudgetIndex {
   /** The budgets that limit `caller`'s calls, in lock order; the same empty array when none. O(1) apart from the copy. */
-  applicable(caller: Caller): readonly BudgetKey[];
+  applicable(caller: Tenancy): readonly BudgetKey[];
   /** Swaps in a fresh list of every budget. */
   replace(keys: readonly BudgetKey[]): void;
   readonly size: number;

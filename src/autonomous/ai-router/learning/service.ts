@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../../platform/db/port.ts';
 import { appendEvent } from '../../../platform/events/index.ts';
-import type { Caller } from '../../../platform/http/caller.ts';
+import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import type { Complexity } from '../types.ts';
 import { calibrationOf, type Calibration } from './calibration.ts';
@@ -59,9 +59,9 @@ export interface LearningService {
    * @throws BlocksError DECISION_NOT_FOUND (404) for an unknown id or another tenant's decision,
    *   OUTCOME_ALREADY_RECORDED (409) when the decision already has feedback.
    */
-  recordFeedback(caller: Caller, input: FeedbackInput, trace: RequestTrace): Promise<RecordedOutcome>;
+  recordFeedback(caller: Tenancy, input: FeedbackInput, trace: RequestTrace): Promise<RecordedOutcome>;
   /** Current estimates for the enabled catalog, and the calibration of the tenant's recorded outcomes. */
-  stats(caller: Caller, query: StatsQuery): Promise<LearningStats>;
+  stats(caller: Tenancy, query: StatsQuery): Promise<LearningStats>;
 }
 
 export interface LearningServiceOptions {

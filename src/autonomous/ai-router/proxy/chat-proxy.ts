@@ -1,6 +1,6 @@
 import type { Config } from '../../../platform/config/schema.ts';
 import { BlocksError, isBlocksError } from '../../../platform/errors.ts';
-import type { Caller } from '../../../platform/http/caller.ts';
+import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { BudgetGuard, BudgetHold } from '../budgets/budget-guard.ts';
 import type { ModelCatalog } from '../catalog.ts';
@@ -28,7 +28,7 @@ import { cacheKeyOf, cacheTtlOf, type ResponseCache } from './response-cache.ts'
 export interface ChatCallInput {
   /** Already checked against `ChatCompletionBody`. */
   readonly body: ChatCompletionBodyType;
-  readonly caller: Caller;
+  readonly caller: Tenancy;
   readonly trace: { readonly correlationId: string; readonly traceparent: string };
   /** The `x-blocks-cache-ttl` header. */
   readonly cacheTtlHeader: string | string[] | undefined;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../../platform/config/schema.ts';
-import type { Caller } from '../../../platform/http/caller.ts';
+import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import type { DecideOptions, RankedDecision } from '../decide.ts';
 import type { Tokenizer } from '../tokenizer.ts';
@@ -39,7 +39,7 @@ export interface PlannerOptions {
   readonly directory: DeploymentDirectory;
 }
 
-export type Planner = (body: ChatCompletionBodyType, caller: Caller, hasImages: boolean) => CallPlan;
+export type Planner = (body: ChatCompletionBodyType, caller: Tenancy, hasImages: boolean) => CallPlan;
 
 /**
  * Plans calls: `auto` and routing policy names go through the decider (task type, complexity and

@@ -119,7 +119,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRoutesOptions> = async (fastif
   app.post(
     '/oauth/token',
     {
-      config: { scope: 'public' },
+      config: { scope: 'client' },
       schema: {
         summary: 'Issue an access token (client_credentials)',
         tags: ['auth'],
