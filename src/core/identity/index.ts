@@ -24,6 +24,8 @@ export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
 export { hashPassword, verifyPassword } from './secrets.ts';
 export { FIRST_TENANT, type FirstStart } from './bootstrap.ts';
 export { ACCESS_DENIED_EVENT } from './access/denial-audit.ts';
+export { createIdentityAuthenticator } from './access/authenticator.ts';
+export { createContextPolicy, type DeviceRegistry } from './access/context-policy.ts';
 export { createTokenModule, resolveKeyEncryptionKey, type TokenModule } from './tokens/index.ts';
 export type { ApiKeyRecord, CreatedApiKey, VerifiedApiKey, ApiKeys } from './api-keys.ts';
 export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAuthClients } from './oauth-clients.ts';

@@ -2,13 +2,42 @@ import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
+import { CLIENT_SCOPE, PUBLIC_SCOPE, UPSTREAM_SCOPE } from './access.ts';
 
-/** OpenAPI 3.1 generated from the route schemas: the page at /docs, the document at /docs/json. */
+/**
+ * OpenAPI 3.1 generated from the route schemas: the page at /docs, the document at /docs/json.
+ * Each operation lists how to authenticate and the scope it needs, taken from the route's own
+ * `config.scope`, so the document cannot drift from what the access hook enforces.
+ */
 export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: string; version: string }) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: options.title, version: options.version, description: 'Blocks API. Errors are RFC 9457 problem+json.' },
+      info: {
+        title: options.title,
+        version: options.version,
+        description:
+          'Blocks API. Errors are RFC 9457 problem+json. Every operation but health (and, unless configured otherwise, ' +
+          '/metrics and /docs) needs an access token from POST /oauth/token or an API key, holding the scope the operation names.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or API key', description: 'Access token, or an API key (bk_…)' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key', description: 'An API key (bk_…), shown once when created' },
+          oauth2: {
+            type: 'oauth2',
+            flows: { clientCredentials: { tokenUrl: '/oauth/token', scopes: {} } },
+            description: 'Tokens for OAuth clients; scopes as listed on each operation',
+          },
+        },
+      },
+    },
+    transform: ({ schema, url, route }) => {
+      const scope = route.config?.scope;
+      if (scope === undefined || scope === PUBLIC_SCOPE || scope === CLIENT_SCOPE)
+        return { schema: { ...schema, security: [] }, url };
+      const scopes = scope === UPSTREAM_SCOPE ? [] : [scope];
+      return { schema: { ...schema, security: [{ bearer: scopes }, { apiKey: scopes }, { oauth2: scopes }] }, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
