@@ -53,18 +53,18 @@ async function main(argv: readonly string[]): Promise<number> {
   const roles = rest.length ? (rest as Role[]) : ROLES;
   const running = await startBlocks({ config, roles, version });
   const { platform } = running;
+  const gateway = running.urls.gateway ?? Object.values(running.urls)[0] ?? '';
   console.error(
     [
       `Blocks ${version} is running (${platform.db.kind} database, ${platform.bus.kind} bus, ${platform.cache.kind} cache; data in ${config.data_dir}):`,
       ...Object.entries(running.urls).map(([role, url]) => `  ${role.padEnd(13)} ${url}   docs ${url}/docs   health ${url}/health`),
       '',
-      `Try it:  curl -s -X POST ${running.urls.gateway ?? Object.values(running.urls)[0]}/api/v1/autonomous/ai/route \\`,
-      `           -H 'content-type: application/json' -d '{"task_type":"code","complexity":"medium","context":{"prompt":"Write a binary search"}}'`,
-      'Tokens: POST /oauth/token (client_credentials) on the gateway; routes do not require them yet (scopes are enforced in a coming release).',
+      `Every route but health needs a credential: a token from POST ${gateway}/oauth/token or an API key (x-api-key).`,
+      'See README.md, "First requests".',
     ].join('\n'),
   );
 
-  const first = running.identity?.firstStart();
+  const first = running.identity.firstStart();
   if (first) {
     // Standard output, once: the secret is not logged, and no later start can show it again.
     console.info(
@@ -74,6 +74,13 @@ async function main(argv: readonly string[]): Promise<number> {
         `  client_id     ${first.clientId}`,
         `  client_secret ${first.clientSecret}`,
         'Store the secret now: it is shown only this once (rotate it at POST /api/v1/identity/clients/{client_id}/rotate-secret).',
+        '',
+        'Get an admin token, make an API key for the AI routes, and route a request:',
+        `  TOKEN=$(curl -s -u '${first.clientId}:${first.clientSecret}' -d grant_type=client_credentials ${gateway}/oauth/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')`,
+        `  KEY=$(curl -s ${gateway}/api/v1/identity/api-keys -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\`,
+        `        -d '{"name":"dev","scopes":["ai:route","ai:invoke","ai:read"]}' | sed -E 's/.*"key":"([^"]+)".*/\\1/')`,
+        `  curl -s ${gateway}/api/v1/autonomous/ai/route -H "x-api-key: $KEY" -H 'content-type: application/json' \\`,
+        `        -d '{"task_type":"code","complexity":"medium","context":{"prompt":"Write a binary search"}}'`,
         '',
       ].join('\n'),
     );

@@ -34,10 +34,10 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
     },
     transform: ({ schema, url, route }) => {
       const scope = route.config?.scope;
-      if (scope === undefined || scope === PUBLIC_SCOPE || scope === CLIENT_SCOPE)
-        return { schema: { ...schema, security: [] }, url };
+      if (scope === undefined || scope === PUBLIC_SCOPE || scope === CLIENT_SCOPE) return { schema: { ...schema, security: [] }, url };
       const scopes = scope === UPSTREAM_SCOPE ? [] : [scope];
-      return { schema: { ...schema, security: [{ bearer: scopes }, { apiKey: scopes }, { oauth2: scopes }] }, url };
+      const security: Array<Record<string, string[]>> = [{ bearer: scopes }, { apiKey: scopes }, { oauth2: scopes }];
+      return { schema: { ...schema, security }, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
