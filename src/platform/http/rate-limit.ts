@@ -28,7 +28,7 @@ export type RateLimitHook = (request: FastifyRequest, reply: FastifyReply) => Pr
 
 /**
  * Per-caller rate limits for every route: the caller's tier allowance (by tenant), then the
- * route scope's own allowance if configured. The caller is its API key, else its address. Limited
+ * route scope's own allowance if configured. The caller is its API key or its token's subject, else its address. Limited
  * answers carry the IETF draft's `RateLimit-Policy` and `RateLimit` fields; a refusal is a 429
  * problem with `Retry-After`.
  *
@@ -74,7 +74,8 @@ export function createRateLimitHook(options: RateLimitOptions): RateLimitHook {
   const onRequest = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined || UNLIMITED_SCOPES.has(scope)) return;
-    const identity = request.caller.apiKeyId ?? `ip:${request.ip}`;
+    const { caller } = request;
+    const identity = caller.subject === null ? `ip:${request.ip}` : `${caller.kind}:${caller.subject}`;
     const tier = tiers.get(config.tenant_tiers[request.caller.tenant] ?? 'default') as NamedPolicy;
     const scoped = scopes.get(scope);
     for (const policy of scoped === undefined ? [tier] : [tier, scoped]) {
