@@ -25,7 +25,7 @@ const start = <T>(script: string, env: Record<string, string> = {}): { child: Ch
 
 const provider = start<{ baseUrl: string }>('./proxy-provider.ts');
 const { baseUrl } = await provider.ready;
-const server = start<{ gateway: string; autonomous: string }>('./proxy-server.ts', { BENCH_PROVIDER_URL: baseUrl });
+const server = start<{ gateway: string; autonomous: string; apiKey: string }>('./proxy-server.ts', { BENCH_PROVIDER_URL: baseUrl });
 const urls = await server.ready;
 
 // A fixed system prompt, as an application sends with every call, and a user message that differs
@@ -43,14 +43,24 @@ const request = (model: string) => (): string =>
     ],
     max_tokens: 64,
   });
-const post = (makeBody: () => string) => ({ method: 'POST' as const, makeBody, headers: { 'content-type': 'application/json' } });
+// The provider gets no key (the fake takes any); Blocks gets its own, as an application sends one.
+const post = (makeBody: () => string, headers: Record<string, string> = {}) => ({
+  method: 'POST' as const,
+  makeBody,
+  headers: { 'content-type': 'application/json', ...headers },
+});
+const keyed = { authorization: `Bearer ${urls.apiKey}` };
 const direct: LoadTarget = { label: 'provider directly', url: `${baseUrl}/chat/completions`, ...post(request('bench-model')) };
 const viaService: LoadTarget = {
   label: 'Blocks :8001 /v1',
   url: `${urls.autonomous}/v1/chat/completions`,
-  ...post(request('bench-model')),
+  ...post(request('bench-model'), keyed),
 };
-const viaGateway: LoadTarget = { label: 'Blocks gateway /v1', url: `${urls.gateway}/v1/chat/completions`, ...post(request('bench-model')) };
+const viaGateway: LoadTarget = {
+  label: 'Blocks gateway /v1',
+  url: `${urls.gateway}/v1/chat/completions`,
+  ...post(request('bench-model'), keyed),
+};
 const targets = [direct, viaService, viaGateway];
 
 console.log(`bench:proxy — ${rounds} rounds × ${seconds}s per target, medians; node ${process.version}, embedded defaults`);

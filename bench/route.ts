@@ -22,6 +22,8 @@ interface BenchUrls {
   gateway: string;
   autonomous: string;
   bare: string;
+  /** Holds ai:route only. */
+  apiKey: string;
 }
 const urls = await new Promise<BenchUrls>((resolve, reject) => {
   server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
@@ -36,7 +38,13 @@ const body = JSON.stringify({
 const post = { method: 'POST' as const, body, headers: { 'content-type': 'application/json' } };
 const targets: LoadTarget[] = [
   { label: 'bare fastify route', url: `${urls.bare}/route`, ...post },
-  { label: 'gateway /ai/route', url: `${urls.gateway}/api/v1/autonomous/ai/route`, ...post },
+  // Every request is authenticated: the gateway figure includes the access decision and the rate limit.
+  {
+    label: 'gateway /ai/route',
+    url: `${urls.gateway}/api/v1/autonomous/ai/route`,
+    ...post,
+    headers: { ...post.headers, 'x-api-key': urls.apiKey },
+  },
 ];
 
 console.log(`bench:route — ${rounds} rounds × ${seconds}s per target, medians; node ${process.version}, embedded defaults`);

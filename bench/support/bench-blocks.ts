@@ -6,22 +6,33 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/platform/config/load-config.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBlocks, type RunningBlocks } from '../../src/start.ts';
+import { FIRST_TENANT } from '../../src/core/identity/index.ts';
 
 export interface BenchBlocks {
   readonly blocks: RunningBlocks;
   /** A fresh directory of this run, removed by `close`. */
   readonly dataDir: string;
+  /** An API key of the first tenant holding the scopes asked for, for the load generator (`x-api-key`). */
+  readonly apiKey: string;
   close(): Promise<void>;
+}
+
+export interface BenchBlocksOptions {
+  /** What the load generator's key may do: the scopes of the routes it loads, nothing more. */
+  readonly scopes: readonly string[];
+  /** May write files into the data directory; returns extra configuration. */
+  readonly prepare?: (dataDir: string) => Record<string, unknown>;
 }
 
 /**
  * All three services in this process as production runs them, on the embedded defaults in a
  * fresh data directory (or PostgreSQL with DATABASE_URL), for a benchmark's server process.
- * `prepare` may write files into the data directory and returns extra configuration.
+ * Every request needs a credential, so a real API key is made through identity, as the admin API
+ * would: the load pays the same access decision (key lookup, scope check, rate limit) any caller does.
  */
-export async function startBenchBlocks(prepare: (dataDir: string) => Record<string, unknown> = () => ({})): Promise<BenchBlocks> {
+export async function startBenchBlocks(options: BenchBlocksOptions): Promise<BenchBlocks> {
   const dataDir = mkdtempSync(join(tmpdir(), 'blocks-bench-'));
-  const extra = prepare(dataDir);
+  const extra = options.prepare?.(dataDir) ?? {};
   const config = loadConfig({
     configDir: new URL('../../config', import.meta.url).pathname,
     env: {
@@ -51,12 +62,26 @@ export async function startBenchBlocks(prepare: (dataDir: string) => Record<stri
     ephemeralPorts: true,
     logger,
   });
+  const close = async (): Promise<void> => {
+    await blocks.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  let apiKey: string;
+  try {
+    const created = await blocks.identity.apiKeys.create(
+      FIRST_TENANT,
+      { name: 'bench load', scopes: [...options.scopes], expiresAt: null },
+      { correlationId: 'bench' },
+    );
+    apiKey = created.key;
+  } catch (error) {
+    await close();
+    throw error;
+  }
   return {
     blocks,
     dataDir,
-    async close() {
-      await blocks.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    apiKey,
+    close,
   };
 }
