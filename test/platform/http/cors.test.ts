@@ -5,6 +5,10 @@ import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import type { RunningBlocks } from '../../../src/start.ts';
+import { testAccess } from '../../support/http-access.ts';
+
+const { access, ...kit } = await testAccess();
+const auth = await kit.bearer('t1', ['things:write']);
 
 const ALLOWED = 'https://app.example.com';
 const OTHER = 'https://evil.example.net';
@@ -20,6 +24,8 @@ async function serve(cors: CorsConfig): Promise<{ app: HttpServer; base: string 
     checks: [],
     logRequests: false,
     accepting: () => true,
+    access,
+    anonymous: { metrics: true, docs: true },
     cors,
   });
   app.post('/things', { config: { scope: 'things:write' } }, async () => ({ ok: true }));
@@ -74,11 +80,11 @@ describe('CORS', () => {
     });
 
     it('marks actual answers for allowed origins only, and exposes the correlation id', async () => {
-      const allowed = await fetch(`${server.base}/things`, { method: 'POST', headers: { origin: ALLOWED } });
+      const allowed = await fetch(`${server.base}/things`, { method: 'POST', headers: { ...auth, origin: ALLOWED } });
       expect(allowed.status).toBe(200);
       expect(allowed.headers.get('access-control-allow-origin')).toBe(ALLOWED);
       expect(allowed.headers.get('access-control-expose-headers')).toContain('x-correlation-id');
-      const other = await fetch(`${server.base}/things`, { method: 'POST', headers: { origin: OTHER } });
+      const other = await fetch(`${server.base}/things`, { method: 'POST', headers: { ...auth, origin: OTHER } });
       expect(other.status).toBe(200);
       expect(corsHeaders(other)).toEqual([]);
       expect(other.headers.get('vary')).toMatch(/origin/i);
@@ -88,6 +94,11 @@ describe('CORS', () => {
       const res = await fetch(`${server.base}/nowhere`, { headers: { origin: ALLOWED } });
       expect(res.status).toBe(404);
       expect(res.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+      // A missing credential included: the script must be able to read why it was refused.
+      const refused = await fetch(`${server.base}/things`, { method: 'POST', headers: { origin: ALLOWED } });
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+      expect(((await refused.json()) as { code: string }).code).toBe('AUTHENTICATION_REQUIRED');
     });
 
     it('leaves a plain OPTIONS (not a preflight) to the router', async () => {

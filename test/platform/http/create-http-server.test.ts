@@ -4,6 +4,11 @@ import { createHttpServer, type HttpServer } from '../../../src/platform/http/cr
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { BlocksError } from '../../../src/platform/errors.ts';
+import { testAccess } from '../../support/http-access.ts';
+
+const { access, ...kit } = await testAccess();
+// The routes under test declare these scopes; access itself is covered by access.test.ts.
+const auth = await kit.bearer('t1', ['things:write', 'x']);
 
 const bare = (overrides: { checks?: Parameters<typeof createHttpServer>[0]['checks']; accepting?: () => boolean } = {}) =>
   createHttpServer({
@@ -16,6 +21,8 @@ const bare = (overrides: { checks?: Parameters<typeof createHttpServer>[0]['chec
     checks: overrides.checks ?? [],
     logRequests: false,
     accepting: overrides.accepting ?? (() => true),
+    access,
+    anonymous: { metrics: true, docs: true },
   });
 
 const build = async (overrides: Parameters<typeof bare>[0] = {}): Promise<HttpServer> => {
@@ -49,7 +56,7 @@ describe('HTTP server factory', () => {
   afterAll(() => app.close());
 
   const post = (payload: string, contentType = 'application/json') =>
-    app.inject({ method: 'POST', url: '/things/abc', payload, headers: { 'content-type': contentType } });
+    app.inject({ method: 'POST', url: '/things/abc', payload, headers: { ...auth, 'content-type': contentType } });
 
   it('answers schema violations with a 400 problem naming every bad field', async () => {
     const res = await post(JSON.stringify({ size: 'xl', count: '3', extra: true }));
@@ -90,20 +97,20 @@ describe('HTTP server factory', () => {
   });
 
   it('validates path parameters', async () => {
-    const res = await app.inject({ method: 'POST', url: '/things/ABC', payload: { size: 's', count: 1 } });
+    const res = await app.inject({ method: 'POST', url: '/things/ABC', payload: { size: 's', count: 1 }, headers: auth });
     expect(res.statusCode).toBe(400);
     expect(res.json().errors[0]).toMatchObject({ location: 'params', pointer: '/id' });
   });
 
   it('hides internal errors behind a 500 problem with the correlation id', async () => {
-    const res = await app.inject({ method: 'GET', url: '/boom', headers: { 'x-correlation-id': 'corr-500' } });
+    const res = await app.inject({ method: 'GET', url: '/boom', headers: { ...auth, 'x-correlation-id': 'corr-500' } });
     expect(res.statusCode).toBe(500);
     expect(res.body).not.toContain('secret internal detail');
     expect(res.json()).toMatchObject({ code: 'INTERNAL', correlation_id: 'corr-500' });
   });
 
   it('maps BlocksError to its status, code and extensions', async () => {
-    const res = await app.inject({ method: 'GET', url: '/coded' });
+    const res = await app.inject({ method: 'GET', url: '/coded', headers: auth });
     expect(res.statusCode).toBe(402);
     expect(res.json()).toMatchObject({
       code: 'BUDGET_EXCEEDED',

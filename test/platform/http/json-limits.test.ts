@@ -4,6 +4,7 @@ import { createHttpServer, type HttpServer } from '../../../src/platform/http/cr
 import { jsonDepthExceeds } from '../../../src/platform/http/json-limits.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
+import { testAccess } from '../../support/http-access.ts';
 
 const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
 
@@ -22,7 +23,10 @@ describe('JSON depth', () => {
 describe('JSON body limits', () => {
   let app: HttpServer;
   let base: string;
+  let auth: Record<string, string>;
   beforeAll(async () => {
+    const { access, ...kit } = await testAccess();
+    auth = await kit.bearer('t1', ['x']);
     app = await createHttpServer({
       name: 'test',
       version: 'test',
@@ -33,6 +37,8 @@ describe('JSON body limits', () => {
       checks: [],
       logRequests: false,
       accepting: () => true,
+      access,
+      anonymous: { metrics: true, docs: true },
       jsonMaxDepth: 8,
     });
     app.post('/echo', { config: { scope: 'x' }, schema: { body: Type.Unknown() } }, async (request) => ({ body: request.body }));
@@ -41,7 +47,7 @@ describe('JSON body limits', () => {
   afterAll(() => app.close());
 
   const post = (body: string, contentType = 'application/json') =>
-    fetch(`${base}/echo`, { method: 'POST', headers: { 'content-type': contentType }, body });
+    fetch(`${base}/echo`, { method: 'POST', headers: { ...auth, 'content-type': contentType }, body });
 
   it('accepts a body at the limit', async () => {
     const res = await post(JSON.stringify({ a: { b: { c: { d: { e: { f: { g: [1] } } } } } } }));

@@ -2,13 +2,17 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
+import { testAccess } from '../../support/http-access.ts';
 
 const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 
 describe('security headers', () => {
   let app: HttpServer;
   let base: string;
+  let auth: Record<string, string>;
   beforeAll(async () => {
+    const { access, ...kit } = await testAccess();
+    auth = await kit.bearer('t1', ['x']);
     app = await createHttpServer({
       name: 'test',
       version: 'test',
@@ -19,6 +23,8 @@ describe('security headers', () => {
       checks: [],
       logRequests: false,
       accepting: () => true,
+      access,
+      anonymous: { metrics: true, docs: true },
     });
     app.get('/boom', { config: { scope: 'x' } }, async () => {
       throw new Error('boom');
@@ -40,13 +46,14 @@ describe('security headers', () => {
     expect(res.headers.get('x-powered-by')).toBeNull();
   };
 
-  it('puts them on successful answers, errors, 404s and 405s alike', async () => {
-    for (const [path, status] of [
-      ['/health/live', 200],
-      ['/boom', 500],
-      ['/nowhere', 404],
+  it('puts them on successful answers, errors, refusals, 404s and 405s alike', async () => {
+    for (const [path, headers, status] of [
+      ['/health/live', {}, 200],
+      ['/boom', auth, 500],
+      ['/boom', {}, 401],
+      ['/nowhere', {}, 404],
     ] as const) {
-      const res = await fetch(`${base}${path}`);
+      const res = await fetch(`${base}${path}`, { headers });
       expect(res.status).toBe(status);
       expectApiHeaders(res);
     }
@@ -56,7 +63,7 @@ describe('security headers', () => {
   });
 
   it('strips server banners a handler or upstream set', async () => {
-    const res = await fetch(`${base}/bannered`);
+    const res = await fetch(`${base}/bannered`, { headers: auth });
     expect(res.status).toBe(200);
     expectApiHeaders(res);
   });

@@ -9,6 +9,7 @@ import { loadTls } from '../../../src/platform/http/tls.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { testAccess } from '../../support/http-access.ts';
 
 const dir = tempDir('blocks-tls');
 const certFile = join(dir.path, 'cert.pem');
@@ -46,6 +47,7 @@ afterAll(() => dir.remove());
 
 async function serve(allowTls12: boolean): Promise<{ app: HttpServer; port: number }> {
   const tls = loadTls({ cert: certFile, key: keyFile, allow_tls12: allowTls12 });
+  const { access } = await testAccess();
   const app = await createHttpServer({
     name: 'test',
     version: 'test',
@@ -56,6 +58,8 @@ async function serve(allowTls12: boolean): Promise<{ app: HttpServer; port: numb
     checks: [],
     logRequests: false,
     accepting: () => true,
+    access,
+    anonymous: { metrics: true, docs: true },
     ...(tls ? { tls } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
