@@ -1,4 +1,5 @@
 import type { JSONWebKeySet } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../../../platform/config/schema.ts';
 import type { Authenticator } from '../../../platform/http/access.ts';
 import type { Caller } from '../../../platform/http/caller.ts';
@@ -17,6 +18,10 @@ export interface IdentityAuthenticatorOptions {
   readonly ownKeys: () => Promise<JSONWebKeySet>;
   readonly externalIssuers: Config['auth']['external_issuers'];
   readonly clockSkewSec: number;
+  /** Seconds since the epoch; the system clock by default. */
+  readonly now?: () => number;
+  /** Verified tokens remembered at once (by their exact text, until they expire). */
+  readonly maxCachedTokens?: number;
 }
 
 /**
@@ -24,9 +29,15 @@ export interface IdentityAuthenticatorOptions {
  * token of Blocks' own authorization server (keys from the database, in memory), or a token of a
  * configured external OIDC issuer (discovery and JWKS, cached, refetched on an unknown `kid`).
  * A token must name its tenant, in its tenant claim or by its issuer's configured `tenant`.
+ *
+ * A verified token is remembered by its exact text until its `exp`: clients send the same token
+ * for minutes, and a signature check per request would be most of the access decision's cost.
+ * Nothing about a token can change before it expires (tokens are not revocable; keep them short).
  */
 export function createIdentityAuthenticator(options: IdentityAuthenticatorOptions): Authenticator {
   const fixedTenants = new Map<string, string>();
+  const now = options.now ?? ((): number => Date.now() / 1000);
+  const verified = new LRUCache<string, { caller: Caller; expiresAt: number }>({ max: options.maxCachedTokens ?? 10_000 });
   // Built on the first token, when the own issuer's URL is known.
   let verifier: JwtVerifier | undefined;
   const verifierOf = (): JwtVerifier => {
@@ -52,11 +63,13 @@ export function createIdentityAuthenticator(options: IdentityAuthenticatorOption
         if (!key) return null;
         return { tenant: key.tenant, kind: 'api_key', subject: key.keyId, apiKeyId: key.keyId, clientId: null, scopes: key.scopes };
       }
+      const cached = verified.get(credential.value);
+      if (cached && cached.expiresAt > now()) return cached.caller;
       const token = await verifierOf().verify(credential.value);
       const tenant = fixedTenants.get(token.issuer) ?? token.tenant;
       if (tenant === undefined || !TENANT.test(tenant)) throw invalidToken('The token names no valid tenant');
       const clientId = token.claims.client_id;
-      return {
+      const caller: Caller = {
         tenant,
         kind: 'token',
         subject: token.subject,
@@ -64,6 +77,9 @@ export function createIdentityAuthenticator(options: IdentityAuthenticatorOption
         clientId: typeof clientId === 'string' ? clientId : null,
         scopes: token.scopes,
       };
+      // Until exp exactly, not exp + skew: the skew forgives clocks, it does not extend tokens.
+      if (typeof token.claims.exp === 'number') verified.set(credential.value, { caller, expiresAt: token.claims.exp });
+      return caller;
     },
   };
 }
