@@ -5,11 +5,14 @@ import { appendEvent } from '../../platform/events/index.ts';
 export interface ChangeContext {
   readonly correlationId: string;
   readonly traceparent?: string | undefined;
-  /** The caller's key or client id, when it has one. */
+  /** Who made the change: the caller's key id or token subject; null for the platform itself (first start). */
   readonly actor?: string | null | undefined;
 }
 
-/** Creates the tenant on its first write: until tokens are enforced, tenants come from the caller (interim). */
+/**
+ * Creates the tenant on its first write if it has no row yet: a tenant named only by an external
+ * issuer's tokens (`auth.external_issuers[].tenant` or its tenant claim) exists from its first admin change.
+ */
 export async function ensureTenant(tx: Queryable, tenant: string): Promise<void> {
   await tx.query('INSERT INTO tenants (id, name) VALUES ($1, $1) ON CONFLICT (id) DO NOTHING', [tenant]);
 }
