@@ -8,6 +8,9 @@ import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { probeService, uniqueName } from '../../support/services.ts';
+import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
+import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
+import { testAccess } from '../../support/http-access.ts';
 
 const limits = {
   enabled: true,
@@ -22,11 +25,15 @@ describe('rate limits on every route (embedded)', () => {
   const dir = tempDir('blocks-ratelimit');
   let blocks: RunningBlocks;
   let base: string;
+  let creds: TestCredentials;
   const list = (headers: Record<string, string> = {}) => fetch(`${base}/api/v1/autonomous/ai/models?limit=1`, { headers });
+  // Allowances are per API key: testCredentials makes one key per tenant and scope set, so each test names its own.
+  const READ = ['ai:models:read'];
 
   beforeAll(async () => {
     blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }, { rate_limits: limits }), roles: ['autonomous'] });
     base = blocks.urls.autonomous as string;
+    creds = testCredentials(blocks);
   });
   afterAll(async () => {
     await blocks?.close();
@@ -34,7 +41,7 @@ describe('rate limits on every route (embedded)', () => {
   });
 
   it("admits the tier's allowance with RateLimit fields, then answers 429 with Retry-After and a problem", async () => {
-    const headers = { authorization: 'Bearer key-one' };
+    const headers = await creds.headers('one', READ);
     const answers = [await list(headers), await list(headers), await list(headers)];
     expect(answers.map((r) => r.status)).toEqual([200, 200, 200]);
     expect(answers.map((r) => r.headers.get('ratelimit'))).toEqual([
@@ -56,9 +63,12 @@ describe('rate limits on every route (embedded)', () => {
   });
 
   it('gives each API key its own allowance, and never limits health, metrics or docs', async () => {
-    for (let i = 0; i < 3; i++) expect((await list({ authorization: 'Bearer key-two' })).status).toBe(200);
-    expect((await list({ authorization: 'Bearer key-two' })).status).toBe(429);
-    expect((await list({ 'x-api-key': 'key-three' })).status).toBe(200);
+    const first = await creds.headers('two', READ);
+    // Another key of the same tenant (another scope set, so another key).
+    const second = await creds.headers('two', [...READ, 'ai:read']);
+    for (let i = 0; i < 3; i++) expect((await list(first)).status).toBe(200);
+    expect((await list(first)).status).toBe(429);
+    expect((await list(second)).status).toBe(200);
     for (let i = 0; i < 10; i++) {
       expect((await fetch(`${base}/health/live`)).status).toBe(200);
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
@@ -66,14 +76,14 @@ describe('rate limits on every route (embedded)', () => {
   });
 
   it("applies the tenant's tier", async () => {
-    const headers = { authorization: 'Bearer key-four', 'x-blocks-tenant': 'bigco' };
+    const headers = { ...(await creds.headers('bigco', READ)), 'x-blocks-tenant': 'bigco' };
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) statuses.push((await list(headers)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 200, 200, 429]);
   });
 
   it("applies a scope's stricter allowance on top of the tier", async () => {
-    const headers = { authorization: 'Bearer key-five' };
+    const headers = await creds.headers('five', [...READ, 'ai:models:write']);
     const remove = () => fetch(`${base}/api/v1/autonomous/ai/models/no-such-model`, { method: 'DELETE', headers });
     expect((await remove()).status).toBe(404);
     const refused = await remove();
@@ -83,16 +93,20 @@ describe('rate limits on every route (embedded)', () => {
 });
 
 const redis = await probeService('redis');
+const postgres = await probeService('postgres');
 
-describe.skipIf(!redis.ok)('rate limits shared through Redis', () => {
+describe.skipIf(!redis.ok || !postgres.ok)('rate limits shared through Redis', () => {
   const dirs = [tempDir('blocks-rl-a'), tempDir('blocks-rl-b')];
   const prefix = `${uniqueName('rl')}:`;
   const replicas: RunningBlocks[] = [];
+  // Replicas share their database as in production, so a key made through one is valid at the other.
+  let database: TestDatabase;
 
   beforeAll(async () => {
+    database = await createTestDatabase();
     for (const dir of dirs) {
       const config = testConfig(
-        { BLOCKS_DATA_DIR: dir.path, REDIS_URL: redis.url },
+        { BLOCKS_DATA_DIR: dir.path, REDIS_URL: redis.url, DATABASE_URL: database.url },
         {
           rate_limits: { ...limits, tiers: { default: { limit: 10, period: '1m', burst: 10 } }, tenant_tiers: {} },
           cache: { key_prefix: prefix },
@@ -103,6 +117,7 @@ describe.skipIf(!redis.ok)('rate limits shared through Redis', () => {
   });
   afterAll(async () => {
     await Promise.all(replicas.map((r) => r.close()));
+    await database?.drop();
     for (const dir of dirs) dir.remove();
     const client = new Redis(redis.url);
     const keys = await client.keys(`${prefix}*`);
@@ -112,11 +127,10 @@ describe.skipIf(!redis.ok)('rate limits shared through Redis', () => {
 
   it('is exact across two processes under concurrent requests: 40 at once, split over both, admit exactly 10', async () => {
     const urls = replicas.map((r) => r.urls.autonomous as string);
+    const headers = await testCredentials(replicas[0] as RunningBlocks).headers('default', ['ai:models:read']);
     const statuses = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        fetch(`${urls[i % 2] as string}/api/v1/autonomous/ai/models?limit=1`, { headers: { authorization: 'Bearer shared-key' } }).then(
-          (r) => r.status,
-        ),
+        fetch(`${urls[i % 2] as string}/api/v1/autonomous/ai/models?limit=1`, { headers }).then((r) => r.status),
       ),
     );
     expect(statuses.filter((s) => s === 200)).toHaveLength(10);
@@ -125,8 +139,9 @@ describe.skipIf(!redis.ok)('rate limits shared through Redis', () => {
 });
 
 describe('when the shared limiter does not answer', () => {
-  const build = async (onStoreFailure: 'open' | 'closed'): Promise<HttpServer> => {
+  const build = async (onStoreFailure: 'open' | 'closed'): Promise<{ app: HttpServer; auth: Record<string, string> }> => {
     const metrics = createMetrics();
+    const { access, ...kit } = await testAccess({ metrics });
     const logger = createLogger({ level: 'silent', service: 'test', version: '1' });
     const app = await createHttpServer({
       name: 'test',
@@ -138,6 +153,8 @@ describe('when the shared limiter does not answer', () => {
       checks: [],
       logRequests: false,
       accepting: () => true,
+      access,
+      anonymous: { metrics: true, docs: true },
       rateLimits: createRateLimitHook({
         // Nothing listens on port 9: every decision fails within the limiter's bound.
         limiter: createRedisRateLimiter({ url: 'redis://127.0.0.1:9', keyPrefix: 'x:', timeoutMs: 100 }),
@@ -155,14 +172,14 @@ describe('when the shared limiter does not answer', () => {
     });
     app.get('/thing', { config: { scope: 'things:read' } }, async () => ({ ok: true }));
     await app.ready();
-    return app;
+    return { app, auth: await kit.bearer('t1', ['things:read']) };
   };
 
   it('fails open by policy: the request is served, within a bounded wait, and counted', async () => {
-    const app = await build('open');
+    const { app, auth } = await build('open');
     try {
       const started = Date.now();
-      const [first, second] = [await app.inject({ url: '/thing' }), await app.inject({ url: '/thing' })];
+      const [first, second] = [await app.inject({ url: '/thing', headers: auth }), await app.inject({ url: '/thing', headers: auth })];
       expect([first.statusCode, second.statusCode]).toEqual([200, 200]);
       expect(Date.now() - started).toBeLessThan(2_000);
       expect((await app.inject({ url: '/metrics' })).body).toMatch(/blocks_rate_limiter_failures_total\{[^}]*outcome="open"[^}]*\} 2/);
@@ -172,10 +189,10 @@ describe('when the shared limiter does not answer', () => {
   });
 
   it('fails closed by policy: 503 problem, within a bounded wait', async () => {
-    const app = await build('closed');
+    const { app, auth } = await build('closed');
     try {
       const started = Date.now();
-      const res = await app.inject({ url: '/thing' });
+      const res = await app.inject({ url: '/thing', headers: auth });
       expect(res.statusCode).toBe(503);
       expect(res.json()).toMatchObject({ code: 'RATE_LIMITER_UNAVAILABLE' });
       expect(Date.now() - started).toBeLessThan(2_000);
