@@ -1,0 +1,89 @@
+// Serves the targets of bench/gateway.ts in a process of its own, so the load generator does not
+// share an event loop with them (see bench/gateway.ts for what is compared and why):
+// - `gateway`: Blocks as `blocks start` runs it (startBenchBlocks), every check on;
+// - `unchecked`: a twin of the gateway's app in this same process, built by the same
+//   createHttpServer with the same options and the same service route plugin, whose access hook
+//   hands every request the caller identity verified once at start and which has no rate limits;
+// - `authOnly`: the same twin with identity's real access decision, and still no rate limits, to
+//   tell the cost of authentication from that of the limiter.
+// The first line on stdout names their URLs, the API key and the OAuth client the load uses.
+import { createHttpServer, type HttpServer } from '../src/platform/http/create-http-server.ts';
+import type { Caller } from '../src/platform/http/caller.ts';
+import type { Access } from '../src/platform/http/access.ts';
+import { compileTransforms, transformsPlugin } from '../src/platform/http/transforms.ts';
+import { createCollaborativeService } from '../src/collaborative/index.ts';
+import { FIRST_TENANT } from '../src/core/identity/index.ts';
+import { serviceRoutes } from '../src/gateway/index.ts';
+import { startBenchBlocks } from './support/bench-blocks.ts';
+
+/** The one scope GET /api/v1/collaborative (service info) needs. */
+const SCOPE = 'service:read';
+
+const bench = await startBenchBlocks({ scopes: [SCOPE] });
+const { blocks } = bench;
+const { platform, identity } = blocks;
+const { config } = platform;
+
+const client = await identity.clients.create(FIRST_TENANT, { name: 'bench load', scopes: [SCOPE] }, { correlationId: 'bench' });
+const verified = await identity.verifyApiKey(bench.apiKey);
+if (verified === null) throw new Error('the bench API key does not verify');
+// Exactly what the access decision sets for a request with this key; the unchecked twin sets it without looking.
+const caller: Caller = {
+  tenant: verified.tenant,
+  kind: 'api_key',
+  subject: verified.keyId,
+  apiKeyId: verified.keyId,
+  clientId: null,
+  scopes: verified.scopes,
+};
+const unchecked: Access = {
+  onRequest: async (request) => {
+    request.caller = caller;
+  },
+  onResponse: async () => undefined,
+};
+
+// The gateway's own app options (src/start.ts), but for `access` and `rateLimits`.
+const twin = async (access: Access): Promise<{ app: HttpServer; url: string }> => {
+  const app = await createHttpServer({
+    name: 'gateway',
+    version: platform.version,
+    logger: platform.logger.child({ role: 'gateway' }),
+    metrics: platform.metrics,
+    bodyLimitBytes: config.http.body_limit_bytes,
+    keepAliveTimeoutMs: config.http.keep_alive_timeout,
+    checks: platform.checks,
+    logRequests: config.http.log_requests,
+    accepting: () => true,
+    access,
+    anonymous: config.auth.anonymous,
+    cors: config.http.cors,
+    jsonMaxDepth: config.http.json_max_depth,
+  });
+  // As the gateway mounts an in-process service: its transforms first, then the module's routes.
+  await app.register(transformsPlugin, { transforms: compileTransforms(config.gateway.transforms) });
+  await app.register(serviceRoutes(createCollaborativeService(platform)));
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, url: address };
+};
+const off = await twin(unchecked);
+const authOnly = await twin(identity.access);
+
+process.stdout.write(
+  `${JSON.stringify({
+    gateway: blocks.urls.gateway,
+    unchecked: off.url,
+    authOnly: authOnly.url,
+    apiKey: bench.apiKey,
+    clientId: client.client_id,
+    clientSecret: client.client_secret,
+    scope: SCOPE,
+  })}\n`,
+);
+
+const stop = async (): Promise<void> => {
+  await Promise.allSettled([off.app.close(), authOnly.app.close()]);
+  await bench.close();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void stop());

@@ -1,0 +1,143 @@
+// npm run bench:gateway — what the gateway's checks cost: GET /api/v1/collaborative (the service
+// info route: scope service:read, a constant body, no database, cache or bus work per request)
+// through the gateway with the access decision and the rate limit on, against the same route with
+// them off, all measured in the same run with autocannon; rounds alternate between targets and the
+// medians are printed side by side with the cost of the checks (throughput lost, p50/p99 added).
+// Target: the checks cost under 20 % of throughput and under 2 ms at p99.
+//
+// Targets (bench/gateway-server.ts serves them, in a process of its own):
+// - `API key` and `JWT` go to the gateway as `blocks start` runs it: the access decision
+//   (API key: SHA-256 and a cache lookup; JWT: an ES256 signature, issuer, audience and expiry
+//   checks, the token from the gateway's own POST /oauth/token for a client holding service:read),
+//   the tenant's context rules, the scope check, then the rate limiter (in memory, or Redis with
+//   REDIS_URL), which counts every request but is sized never to refuse one;
+// - `checks off` is the baseline. No configuration turns the checks off, and a route cannot be
+//   made `public` without editing src/, so it is a twin of the gateway's app in the same process:
+//   the same createHttpServer with the same options (hooks, logging, metrics, security headers,
+//   CORS, JSON limits) and the same route plugin (the collaborative module, mounted as the gateway
+//   mounts it), but an `access` whose hook hands every request the caller that identity verified
+//   once at start, without looking at the request, and no rate-limit hook. It gets the same API key
+//   header, unread. Its router holds only this service's routes, the gateway's all of them: one
+//   radix-tree lookup either way;
+// - `API key, no limiter`: the twin with identity's real access decision and no rate-limit hook,
+//   which splits the cost between authentication and the limiter.
+//
+// BENCH_SECONDS (10), BENCH_ROUNDS (3) and BENCH_CONNECTIONS (10,50) change the load;
+// BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process there (open it in Chrome
+// DevTools or speedscope) to see where the time goes.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { formatTable, medianOf, runLoad, type LoadResult, type LoadTarget } from './support/load.ts';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const connectionSets = (process.env.BENCH_CONNECTIONS ?? '10,50').split(',').map(Number);
+const profileDir = process.env.BENCH_CPU_PROF;
+
+const TARGET_THROUGHPUT_COST = 0.2;
+const TARGET_ADDED_P99_MS = 2;
+const PATH = '/api/v1/collaborative';
+const NO_LIMITER = 'API key, no limiter';
+
+interface BenchServer {
+  gateway: string;
+  unchecked: string;
+  authOnly: string;
+  apiKey: string;
+  clientId: string;
+  clientSecret: string;
+  scope: string;
+}
+
+const server = spawn(
+  process.execPath,
+  [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), new URL('./gateway-server.ts', import.meta.url).pathname],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const urls = await new Promise<BenchServer>((resolve, reject) => {
+  server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+  createInterface({ input: server.stdout }).once('line', (line) => resolve(JSON.parse(line) as BenchServer));
+});
+
+/** A fresh token per round: a run longer than the token's lifetime must not turn into 401s. */
+const issueToken = async (): Promise<string> => {
+  const response = await fetch(`${urls.gateway}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: urls.clientId,
+      client_secret: urls.clientSecret,
+      scope: urls.scope,
+    }).toString(),
+  });
+  if (response.status !== 200) throw new Error(`POST /oauth/token answered ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { access_token: string }).access_token;
+};
+
+const keyed = { 'x-api-key': urls.apiKey };
+const targetsWith = (token: string): LoadTarget[] => [
+  { label: 'checks off', url: `${urls.unchecked}${PATH}`, headers: keyed },
+  { label: 'API key', url: `${urls.gateway}${PATH}`, headers: keyed },
+  { label: 'JWT', url: `${urls.gateway}${PATH}`, headers: { authorization: `Bearer ${token}` } },
+  { label: NO_LIMITER, url: `${urls.authOnly}${PATH}`, headers: keyed },
+];
+
+// Before any load: each target answers what it should, so no figure below measures a refusal.
+const probe = async (url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; limited: boolean }> => {
+  const response = await fetch(url, { headers });
+  return { status: response.status, body: await response.text(), limited: response.headers.has('ratelimit') };
+};
+const firstTargets = targetsWith(await issueToken());
+const answers = await Promise.all(firstTargets.map((t) => probe(t.url, t.headers)));
+const [offAnswer] = answers;
+for (const [i, answer] of answers.entries()) {
+  const target = firstTargets[i] as LoadTarget;
+  if (answer.status !== 200) throw new Error(`${target.label}: GET ${PATH} answered ${answer.status}: ${answer.body}`);
+  if (answer.body !== offAnswer?.body) throw new Error(`${target.label}: GET ${PATH} answered another body than the baseline`);
+}
+const anonymous = await Promise.all([probe(`${urls.gateway}${PATH}`), probe(`${urls.unchecked}${PATH}`), probe(`${urls.authOnly}${PATH}`)]);
+if (anonymous.map((a) => a.status).join() !== '401,200,401') {
+  throw new Error(`without a credential: gateway, checks off, no limiter answered ${anonymous.map((a) => a.status).join(', ')}`);
+}
+if (answers.map((a) => a.limited).join() !== 'false,true,true,false') throw new Error('the rate limiter is not where it should be');
+
+console.log(
+  `bench:gateway — GET ${PATH} (service info, no database work), ${rounds} rounds × ${seconds}s per target, medians; ` +
+    `node ${process.version}, embedded defaults${process.env.REDIS_URL ? ', limiter in Redis' : ', limiter in memory'}`,
+);
+console.log('checked: without a credential the gateway answers 401 and the checks-off twin 200; every target answers the same body');
+for (const target of firstTargets) await runLoad(target, { seconds: 2, connections: 10 }); // warm-up: JIT, key caches
+
+for (const connections of connectionSets) {
+  const byTarget = new Map<string, LoadResult[]>();
+  for (let round = 0; round < rounds; round++) {
+    for (const target of targetsWith(await issueToken())) {
+      const result = await runLoad(target, { seconds, connections });
+      byTarget.set(target.label, [...(byTarget.get(target.label) ?? []), result]);
+    }
+  }
+  const rows = firstTargets.map((t) => medianOf(byTarget.get(t.label) ?? []));
+  const [off, ...checked] = rows as [LoadResult, ...LoadResult[]];
+  console.log(`\n${connections} connections`);
+  console.log(formatTable(rows));
+  for (const row of checked) {
+    const cost = 1 - row.rps / off.rps;
+    const added50 = row.p50 - off.p50;
+    const added99 = row.p99 - off.p99;
+    const errors = row.errors + row.non2xx;
+    const met = cost < TARGET_THROUGHPUT_COST && added99 < TARGET_ADDED_P99_MS && errors === 0;
+    // The no-limiter twin only splits the cost; the target is about the gateway with every check.
+    const verdict =
+      row.label === NO_LIMITER
+        ? ''
+        : ` → target (cost < ${TARGET_THROUGHPUT_COST * 100} %, added p99 < ${TARGET_ADDED_P99_MS} ms) ${met ? 'met' : 'NOT met'}`;
+    console.log(
+      `${row.label.padEnd(NO_LIMITER.length)} vs checks off: throughput ${(row.rps / off.rps).toFixed(2)}× (cost ${(cost * 100).toFixed(1)} %), ` +
+        `added p50 ${added50.toFixed(2)} ms, p99 ${added99.toFixed(2)} ms, errors ${errors}${verdict}`,
+    );
+  }
+}
+server.kill('SIGTERM');
+await new Promise((resolve) => server.once('exit', resolve));
+if (profileDir) console.log(`\nserver CPU profile written to ${profileDir}`);
