@@ -369,6 +369,19 @@ export const ConfigSchema = Type.Object(
           },
           { additionalProperties: false },
         ),
+        /**
+         * Where URLs that callers set (a catalog deployment's `base_url`) may point (src/platform/net/egress.ts):
+         * public addresses only, checked when written and at connect time. `ai.providers` are the operator's and not checked.
+         */
+        egress: Type.Object(
+          {
+            /** Lift the address checks altogether (one machine in development); http(s) only and no credentials still hold. */
+            allow_private: Type.Boolean(),
+            /** Host names (`llm.corp.example`, `*.corp.example`), addresses or CIDRs reachable although not public. */
+            allow: Type.Array(Type.String({ minLength: 1 })),
+          },
+          { additionalProperties: false },
+        ),
       },
       { additionalProperties: false },
     ),
