@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { RunningBlocks } from '../../../src/start.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { testCredentials } from '../../support/credentials.ts';
 
 const send = (method: string, body?: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method,
@@ -28,12 +29,23 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
   const configured = (parseYaml(readFileSync(testConfig().ai.catalog_file, 'utf8')) as { models: Array<{ model: string }> }).models;
   let blocks: RunningBlocks;
   let base: string;
-  const call = (path: string, init?: RequestInit) => fetch(`${base}/api/v1/autonomous/ai/models${path}`, init);
+  // Read through a getter: the keys are in the data directory and outlast the restart below.
+  const creds = testCredentials({
+    get identity() {
+      return blocks.identity;
+    },
+  });
+  /** A call with a key of the default tenant holding `scopes` (all of them unless said). */
+  const call = async (path: string, init: RequestInit = {}, scopes?: readonly string[]) =>
+    fetch(`${base}/api/v1/autonomous/ai/models${path}`, {
+      ...init,
+      headers: { ...(await creds.headers('default', scopes)), ...(init.headers as Record<string, string> | undefined) },
+    });
   const route = async (taskType = 'code', complexity = 'high') => {
-    const res = await fetch(
-      `${base}/api/v1/autonomous/ai/route`,
-      send('POST', { task_type: taskType, complexity, context: { prompt: 'hi' } }),
-    );
+    const res = await fetch(`${base}/api/v1/autonomous/ai/route`, {
+      ...send('POST', { task_type: taskType, complexity, context: { prompt: 'hi' } }),
+      headers: { 'content-type': 'application/json', ...(await creds.headers()) },
+    });
     return { status: res.status, body: (await res.json()) as { selected_model?: string; code?: string } };
   };
   const counts = async () => {
@@ -100,6 +112,47 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
     expect(seen).toEqual(all.rows.map((r) => r.model));
     expect(new Set(seen).size).toBe(seen.length);
     expect((await call('?cursor=not-ours!')).status).toBe(400);
+  });
+
+  it('lets a key holding only ai:models:read list and read models but change none (403 naming ai:models:write)', async () => {
+    const read = ['ai:models:read'];
+    const listed = await call('?limit=2', {}, read);
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { items: unknown[] }).items).toHaveLength(2);
+    expect((await call(`/${configured[1]?.model}`, {}, read)).status).toBe(200);
+
+    const before = await counts();
+    const { model: _, ...fields } = newModel(configured[1]?.model as string, { typical_latency_ms: 1 });
+    for (const [label, res] of [
+      ['POST', await call('', send('POST', newModel('read-only-coder')), read)],
+      ['PUT', await call(`/${configured[1]?.model}`, send('PUT', fields), read)],
+      ['DELETE', await call(`/${configured[1]?.model}`, send('DELETE'), read)],
+    ] as const) {
+      expect(res.status, label).toBe(403);
+      expect(res.headers.get('www-authenticate'), label).toContain('scope="ai:models:write"');
+      expect(await res.json(), label).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope: 'ai:models:write' });
+    }
+    expect(await counts()).toEqual(before);
+    expect((await call('/read-only-coder')).status).toBe(404);
+    expect(await (await call(`/${configured[1]?.model}`)).json()).toMatchObject({ version: 1 });
+
+    // Writing is not reading either: each scope grants only its own routes.
+    const writeOnly = await call('?limit=2', {}, ['ai:models:write']);
+    expect(writeOnly.status).toBe(403);
+    expect(await writeOnly.json()).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope: 'ai:models:read' });
+  });
+
+  it('refuses the catalog to a caller without a credential (401 AUTHENTICATION_REQUIRED)', async () => {
+    const before = await counts();
+    for (const res of [
+      await fetch(`${base}/api/v1/autonomous/ai/models`),
+      await fetch(`${base}/api/v1/autonomous/ai/models`, send('POST', newModel('anonymous-coder'))),
+    ]) {
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="blocks"');
+      expect(await res.json()).toMatchObject({ code: 'AUTHENTICATION_REQUIRED' });
+    }
+    expect(await counts()).toEqual(before);
   });
 
   it('creates a model (201), never returns its credentials reference, and writes the event with it', async () => {

@@ -1,14 +1,15 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
 import { eventually, startTestBlocks, testConfig } from '../../support/blocks.ts';
+import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../../support/real-services.ts';
 
 const available = await probeRealServices();
 
-const routeCode = async (blocks: RunningBlocks): Promise<string | undefined> => {
+const routeCode = async (blocks: RunningBlocks, creds: TestCredentials): Promise<string | undefined> => {
   const res = await fetch(`${blocks.urls.autonomous}/api/v1/autonomous/ai/route`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(await creds.headers()) },
     body: JSON.stringify({ task_type: 'code', complexity: 'high', context: { prompt: 'hi' } }),
   });
   return ((await res.json()) as { selected_model?: string }).selected_model;
@@ -18,12 +19,15 @@ describe.skipIf(!available)('AI model catalog across two replicas (PostgreSQL, N
   let services: RealServicesEnv;
   let a: RunningBlocks;
   let b: RunningBlocks;
+  // Keys made through replica a: both replicas read them from the one database.
+  let creds: TestCredentials;
 
   beforeAll(async () => {
     services = await realServicesEnv('nats');
     const config = testConfig(services.env);
     // Started together on an empty table: both try to seed.
     [a, b] = await Promise.all([startTestBlocks({ config, roles: ['autonomous'] }), startTestBlocks({ config, roles: ['autonomous'] })]);
+    creds = testCredentials(a);
   }, 60_000);
 
   afterAll(async () => {
@@ -39,10 +43,10 @@ describe.skipIf(!available)('AI model catalog across two replicas (PostgreSQL, N
   });
 
   it('a change made on one replica reaches the other through ai.catalog.changed', async () => {
-    const before = await routeCode(b);
+    const before = await routeCode(b, creds);
     const res = await fetch(`${a.urls.autonomous}/api/v1/autonomous/ai/models`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(await creds.headers()) },
       body: JSON.stringify({
         model: 'replica-coder',
         provider: 'openai',
@@ -55,19 +59,23 @@ describe.skipIf(!available)('AI model catalog across two replicas (PostgreSQL, N
     });
     expect(res.status).toBe(201);
     expect(before).not.toBe('replica-coder');
-    expect(await routeCode(a)).toBe('replica-coder');
+    expect(await routeCode(a, creds)).toBe('replica-coder');
     expect(
       await eventually(
-        () => routeCode(b),
+        () => routeCode(b, creds),
         (m) => m === 'replica-coder',
         15_000,
       ),
     ).toBe('replica-coder');
 
-    expect((await fetch(`${a.urls.autonomous}/api/v1/autonomous/ai/models/replica-coder`, { method: 'DELETE' })).status).toBe(204);
+    const deleted = await fetch(`${a.urls.autonomous}/api/v1/autonomous/ai/models/replica-coder`, {
+      method: 'DELETE',
+      headers: await creds.headers(),
+    });
+    expect(deleted.status).toBe(204);
     expect(
       await eventually(
-        () => routeCode(b),
+        () => routeCode(b, creds),
         (m) => m !== 'replica-coder',
         15_000,
       ),

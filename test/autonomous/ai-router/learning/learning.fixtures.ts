@@ -82,17 +82,20 @@ export interface Stats {
   };
 }
 
-const headers = (tenant?: string): Record<string, string> => ({
-  'content-type': 'application/json',
-  ...(tenant === undefined ? {} : { 'x-blocks-tenant': tenant }),
-});
+/** The headers a call of `tenant` carries: its credential (see test/support/credentials.ts). */
+export type CredentialsOf = (tenant: string) => Promise<Record<string, string>>;
 
-export function clientOf(baseUrl: () => string): Client {
+/** A client of the learning routes; each call carries a key of `tenant` ('default' unless said). */
+export function clientOf(baseUrl: () => string, credentialsOf: CredentialsOf): Client {
+  const headers = async (tenant = 'default'): Promise<Record<string, string>> => ({
+    'content-type': 'application/json',
+    ...(await credentialsOf(tenant)),
+  });
   return {
     async route(body, tenant) {
       const res = await fetch(`${baseUrl()}/api/v1/autonomous/ai/route`, {
         method: 'POST',
-        headers: headers(tenant),
+        headers: await headers(tenant),
         body: JSON.stringify(body),
       });
       if (res.status !== 200) throw new Error(`route answered ${res.status}: ${await res.text()}`);
@@ -101,13 +104,13 @@ export function clientOf(baseUrl: () => string): Client {
     async feedback(body, tenant) {
       const res = await fetch(`${baseUrl()}/api/v1/autonomous/ai/feedback`, {
         method: 'POST',
-        headers: headers(tenant),
+        headers: await headers(tenant),
         body: typeof body === 'string' ? body : JSON.stringify(body),
       });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
     async stats(query = '', tenant) {
-      const res = await fetch(`${baseUrl()}/api/v1/autonomous/ai/stats${query}`, { headers: headers(tenant) });
+      const res = await fetch(`${baseUrl()}/api/v1/autonomous/ai/stats${query}`, { headers: await headers(tenant) });
       return { status: res.status, body: (await res.json()) as Stats & Record<string, unknown> };
     },
   };

@@ -32,7 +32,9 @@ describe('learning from proxied calls (PGlite, fake providers)', () => {
     return event;
   };
   const availabilityOf = async (model: string): Promise<number> => {
-    const res = await fetch(`${harness.blocks.urls.autonomous as string}/api/v1/autonomous/ai/stats?model=${model}&task_type=chat`);
+    const res = await fetch(`${harness.blocks.urls.autonomous as string}/api/v1/autonomous/ai/stats?model=${model}&task_type=chat`, {
+      headers: await harness.credentials.headers(),
+    });
     const body = (await res.json()) as { estimates: Array<{ complexity: string; availability: number; call_observations: number }> };
     return body.estimates.find((e) => e.complexity === 'medium')?.availability ?? Number.NaN;
   };
@@ -55,7 +57,7 @@ describe('learning from proxied calls (PGlite, fake providers)', () => {
     expect(rows).toEqual([{ source: 'proxy', model: 'alpha', success: true, confidence: event.payload.confidence }]);
     const res = await fetch(`${harness.blocks.urls.autonomous as string}/api/v1/autonomous/ai/feedback`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(await harness.credentials.headers()) },
       body: JSON.stringify({ decision_id: decisionId, success: true, quality_score: 0.9 }),
     });
     expect(res.status).toBe(201);

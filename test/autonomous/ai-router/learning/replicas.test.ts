@@ -2,6 +2,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import type { RunningBlocks } from '../../../../src/start.ts';
 import type { Config } from '../../../../src/platform/config/schema.ts';
 import { eventually, startTestBlocks, testConfig } from '../../../support/blocks.ts';
+import { testCredentials } from '../../../support/credentials.ts';
 import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../../../support/real-services.ts';
 import { clientOf, emitCallEvent, estimateOf, learningOverrides, writeLearningCatalog } from './learning.fixtures.ts';
 
@@ -14,8 +15,15 @@ describe.skipIf(!available)('AI learning across replicas (PostgreSQL, NATS)', ()
   let a: RunningBlocks;
   let b: RunningBlocks;
   const late: RunningBlocks[] = [];
-  const onA = clientOf(() => a.urls.autonomous as string);
-  const onB = clientOf(() => b.urls.autonomous as string);
+  // Keys made through replica a's identity module: the replicas share the database, so b and c take them too.
+  const creds = testCredentials({
+    get identity() {
+      return a.identity;
+    },
+  });
+  const credentialsOf = (tenant: string) => creds.headers(tenant);
+  const onA = clientOf(() => a.urls.autonomous as string, credentialsOf);
+  const onB = clientOf(() => b.urls.autonomous as string, credentialsOf);
 
   beforeAll(async () => {
     services = await realServicesEnv('nats');
@@ -89,10 +97,32 @@ describe.skipIf(!available)('AI learning across replicas (PostgreSQL, NATS)', ()
     expect(estimateOf((await onA.stats()).body, 'proxy-a', 'extraction', 'medium').call_observations).toBeLessThan(20.01);
   });
 
+  it('a key revoked through one replica is refused by the other, which had accepted it', async () => {
+    const made = await a.identity.apiKeys.create(
+      'default',
+      { name: 'revoked', scopes: ['ai:route'], expiresAt: null },
+      { correlationId: 'replica-revoke' },
+    );
+    const routeOnB = async () => {
+      const res = await fetch(`${b.urls.autonomous as string}/api/v1/autonomous/ai/route`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': made.key },
+        body: JSON.stringify({ task_type: 'code', complexity: 'low', context: { prompt: 'hi' } }),
+      });
+      return { status: res.status, body: (await res.json()) as { code?: string } };
+    };
+    // Accepted (and so cached) by b before the revocation.
+    expect((await routeOnB()).status).toBe(200);
+    await a.identity.apiKeys.revoke('default', made.id, { correlationId: 'replica-revoke' });
+    // b learns of it from identity.api_key.revoked, well before its cache entry would expire (60 s).
+    const refused = await eventually(routeOnB, (res) => res.status === 401, 15_000);
+    expect(refused).toMatchObject({ status: 401, body: { code: 'INVALID_CREDENTIALS' } });
+  });
+
   it('a replica started later knows what the others learned', async () => {
     const c = await startTestBlocks({ config, roles: ['autonomous'] });
     late.push(c);
-    const onC = clientOf(() => c.urls.autonomous as string);
+    const onC = clientOf(() => c.urls.autonomous as string, credentialsOf);
     const fromA = (await onA.stats()).body;
     const fromC = (await onC.stats()).body;
     for (const [model, task, complexity] of [
