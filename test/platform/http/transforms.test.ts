@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { applyJsonOps, compileTransforms, type TransformConfig } from '../../../src/platform/http/transforms.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import type { RunningBlocks } from '../../../src/start.ts';
+import { testCredentials } from '../../support/credentials.ts';
 
 interface Seen {
   method: string;
@@ -64,6 +65,8 @@ describe('gateway transforms', () => {
   let echo: Awaited<ReturnType<typeof startEcho>>;
   let blocks: RunningBlocks;
   let gateway: string;
+  // The proxied routes take any authenticated caller (the service behind decides the scope).
+  let auth: Record<string, string>;
   beforeAll(async () => {
     echo = await startEcho();
     const config = testConfig(
@@ -75,6 +78,7 @@ describe('gateway transforms', () => {
     );
     blocks = await startTestBlocks({ config, roles: ['gateway'] });
     gateway = blocks.urls.gateway ?? '';
+    auth = await testCredentials(blocks).headers('default', ['ai:read']);
   });
   afterAll(async () => {
     await blocks.close();
@@ -84,7 +88,7 @@ describe('gateway transforms', () => {
   it('rewrites request headers and JSON fields before the upstream sees them', async () => {
     const res = await fetch(`${gateway}/api/v1/autonomous/things/t1`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-drop': '1', 'x-old': 'o', 'x-kept': 'client' },
+      headers: { ...auth, 'content-type': 'application/json', 'x-drop': '1', 'x-old': 'o', 'x-kept': 'client' },
       body: JSON.stringify({ user_name: 'ann', password: 'p', profile: { ssn: '1', tel: '555', city: 'x' } }),
     });
     expect(res.status).toBe(200);
@@ -96,6 +100,8 @@ describe('gateway transforms', () => {
     expect(sent?.headers['x-old']).toBeUndefined();
     expect(sent?.headers['x-new']).toBe('o');
     expect(sent?.headers['x-correlation-id']).toBe(res.headers.get('x-correlation-id'));
+    // The service decides access again itself (zero trust), so the credential reaches it.
+    expect(sent?.headers['x-api-key']).toBe(auth['x-api-key']);
     expect(sent?.body).toEqual({
       name: 'ann',
       profile: { city: 'x' },
@@ -108,7 +114,7 @@ describe('gateway transforms', () => {
   it('rewrites response headers and JSON fields, buffering the proxied stream', async () => {
     const res = await fetch(`${gateway}/api/v1/autonomous/things/t1`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...auth, 'content-type': 'application/json' },
       body: '{}',
     });
     expect(res.status).toBe(200);
@@ -123,21 +129,21 @@ describe('gateway transforms', () => {
   });
 
   it('leaves other methods and paths alone', async () => {
-    const res = await fetch(`${gateway}/api/v1/autonomous/things/t1`, { method: 'PUT', headers: { 'x-drop': '1' } });
+    const res = await fetch(`${gateway}/api/v1/autonomous/things/t1`, { method: 'PUT', headers: { ...auth, 'x-drop': '1' } });
     expect(res.status).toBe(200);
     expect(echo.seen.at(-1)?.headers['x-drop']).toBe('1');
     expect(res.headers.get('x-internal')).toBe('yes');
     expect(((await res.json()) as { secret: string }).secret).toBe('s');
     await fetch(`${gateway}/api/v1/autonomous/things/t1/sub`, {
       method: 'POST',
-      headers: { 'x-drop': '1', 'content-type': 'application/json' },
+      headers: { ...auth, 'x-drop': '1', 'content-type': 'application/json' },
       body: '{}',
     });
     expect(echo.seen.at(-1)?.headers['x-drop']).toBe('1');
   });
 
   it('never rewrites a problem document: its fields and correlation id reach the client', async () => {
-    const res = await fetch(`${gateway}/api/v1/autonomous/missing`);
+    const res = await fetch(`${gateway}/api/v1/autonomous/missing`, { headers: auth });
     expect(res.status).toBe(404);
     expect(res.headers.get('x-internal')).toBeNull();
     expect(res.headers.get('x-correlation-id')).toMatch(/.+/);
