@@ -2,6 +2,7 @@ import type { Database, Queryable } from '../../platform/db/port.ts';
 import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { appendEvent } from '../../platform/events/index.ts';
 import { BlocksError } from '../../platform/errors.ts';
+import { createEgressPolicy, type EgressPolicy } from '../../platform/net/egress.ts';
 import { DEFAULT_CAPABILITIES, loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { aiRouterErrors } from './errors.ts';
 import type { Capability, Deployment, ModelSpec, QualityByComplexity } from './types.ts';
@@ -116,8 +117,11 @@ export function createModelCatalogStore(options: {
   onChanged: () => Promise<void>;
   /** Providers configured in `ai.providers`; a model or deployment naming another is refused. */
   providers?: readonly string[];
+  /** Where a deployment's `base_url` may point (`ai.egress`); public addresses only when absent. */
+  egress?: EgressPolicy;
 }): ModelCatalogStore {
   const { db, onChanged, providers } = options;
+  const egress = options.egress ?? PUBLIC_ONLY;
 
   const changed = async (tx: Queryable, model: string, action: string, context: ChangeContext): Promise<void> => {
     await appendEvent(tx, {
@@ -165,7 +169,7 @@ export function createModelCatalogStore(options: {
     },
 
     async create(input, context) {
-      validateModel(input, providers);
+      validateModel(input, providers, egress);
       let row: ModelRow | undefined;
       try {
         row = await db.transaction(async (tx) => {
@@ -182,7 +186,7 @@ export function createModelCatalogStore(options: {
     },
 
     async replace(input, context, expectedVersion) {
-      validateModel(input, providers);
+      validateModel(input, providers, egress);
       const row = await db.transaction(async (tx) => {
         const current = await tx.query<{ version: number }>('SELECT version FROM ai_models WHERE model = $1 FOR UPDATE', [input.model]);
         const found = current.rows[0];
@@ -240,28 +244,35 @@ function insertRow(tx: Queryable, input: ModelInput, ignoreExisting: boolean) {
   );
 }
 
+/** The egress policy of a store given none: callers' URLs reach public addresses only. */
+const PUBLIC_ONLY = createEgressPolicy({ allow_private: false, allow: [] });
+
 /**
  * The cross-field checks of config/models.yaml (quality for exactly the declared task types, each
- * 0..1, non-negative prices…) applied to one API input, so the API and the config share one validator.
+ * 0..1, non-negative prices…) applied to one API input, so the API and the config share one validator;
+ * then the egress check of every deployment's `base_url` (OWASP API7: a caller must not point the
+ * proxy at loopback, the metadata service or the internal network).
  * @throws BlocksError INVALID_MODEL (400) naming the bad field.
  */
-export function validateModel(input: ModelInput, providers?: readonly string[]): void {
+export function validateModel(input: ModelInput, providers?: readonly string[], egress: EgressPolicy = PUBLIC_ONLY): void {
   const { enabled: _enabled, ...spec } = input;
   try {
     loadModelCatalog([spec], { providers });
   } catch (error) {
     if (!(error instanceof BlocksError) || error.code !== 'INVALID_ROUTER_CONFIG') throw error;
     const path = String(error.extensions.path).replace(/^models\[0\](?: \([^)]*\))?\.?/, '');
-    throw new BlocksError(
-      'INVALID_MODEL',
-      aiRouterErrors.INVALID_MODEL.status,
-      `Invalid model '${input.model}': ${path}: ${error.detail.split(': ').slice(1).join(': ')}`,
-      {
-        extensions: { field: path },
-      },
-    );
+    throw invalidModel(input.model, path, error.detail.split(': ').slice(1).join(': '));
   }
+  (input.deployments ?? []).forEach((deployment, i) => {
+    const refusal = deployment.base_url === undefined ? null : egress.checkUrl(deployment.base_url);
+    if (refusal !== null) throw invalidModel(input.model, `deployments[${i}].base_url`, refusal);
+  });
 }
+
+const invalidModel = (model: string, field: string, problem: string): BlocksError =>
+  new BlocksError('INVALID_MODEL', aiRouterErrors.INVALID_MODEL.status, `Invalid model '${model}': ${field}: ${problem}`, {
+    extensions: { field },
+  });
 
 /** A row in the shape loadModelCatalog reads (what was entered, before defaults). */
 const entryOf = (row: ModelRow): Omit<ModelInput, 'enabled'> => ({
