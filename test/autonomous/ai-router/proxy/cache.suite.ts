@@ -25,7 +25,8 @@ export function responseCacheSuite(name: string, makeEnvironment: () => Promise<
     let seq = 0;
     const unique = (label: string): string => `${label} ${Date.now()} ${seq++}`;
     const calls = () => h.fakes['fake-a'].requests.length;
-    const ask = (body: unknown, headers: Record<string, string> = {}) => h.chat(body, { headers });
+    const ask = (body: unknown, headers: Record<string, string> = {}, key: { tenant?: string; scopes?: readonly string[] } = {}) =>
+      h.chat(body, { headers, ...key });
 
     it('answers an identical request from the cache: hit header, no provider call, a free cached event', async () => {
       const text = unique('cache me');
@@ -58,13 +59,17 @@ export function responseCacheSuite(name: string, makeEnvironment: () => Promise<
 
     it('never shares an answer across tenants', async () => {
       const text = unique('tenant');
-      await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60', 'x-blocks-tenant': 'tenant-a' });
+      await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60' }, { tenant: 'tenant-a' });
       const before = calls();
-      const b = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60', 'x-blocks-tenant': 'tenant-b' });
+      const b = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60' }, { tenant: 'tenant-b' });
       expect(b.headers.get('x-blocks-cache')).toBe('miss');
       expect(calls()).toBe(before + 1);
-      const again = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60', 'x-blocks-tenant': 'tenant-a' });
+      const again = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60' }, { tenant: 'tenant-a' });
       expect(again.headers.get('x-blocks-cache')).toBe('hit');
+      // The cache is the tenant's, not the key's: another key of tenant-a gets the same answer.
+      const otherKey = await ask(chatBody('alpha', text), { 'x-blocks-cache-ttl': '60' }, { tenant: 'tenant-a', scopes: ['ai:invoke'] });
+      expect(otherKey.headers.get('x-blocks-cache')).toBe('hit');
+      expect(calls()).toBe(before + 1);
       const keys = await env.storedKeys();
       if (keys !== null) {
         expect(keys.some((k) => k.includes('ai:chat:tenant-a:'))).toBe(true);

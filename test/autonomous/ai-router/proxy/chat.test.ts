@@ -59,7 +59,9 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
   it('answers a concrete OpenAI-compatible model, charges its usage and records one completed event', async () => {
     const id = correlation('openai');
     const res = await h.chat(chatBody('alpha', 'héllo wörld', { temperature: 0.2, blocks: { task_type: 'code' } }), {
-      headers: { 'x-correlation-id': id, authorization: 'Bearer sk-client-1', 'x-blocks-tenant': 'acme' },
+      tenant: 'acme',
+      // Optional, and accepted when it names the key's own tenant.
+      headers: { 'x-correlation-id': id, 'x-blocks-tenant': 'acme' },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
@@ -91,7 +93,8 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
       completion_tokens: body.usage.completion_tokens,
       attempts: [{ model: 'alpha', provider: 'fake-a', deployment: 'default', outcome: 'success', kind: null }],
     });
-    expect(event?.payload.api_key_id).toMatch(/^key_[0-9a-f]{16}$/);
+    // The identity key the call was made with, by its id: what per-key budgets and usage go by.
+    expect(event?.payload.api_key_id).toBe(await h.credentials.keyId('acme'));
     expect(event?.payload.cost_usd).toBeCloseTo(costFor(body.usage.prompt_tokens, body.usage.completion_tokens), 12);
   });
 
@@ -149,6 +152,8 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     expect((await h.chat(chatBody('beta'))).status).toBe(200);
     expect(h.fakes['fake-b'].requests.at(-1)?.headers.authorization).toBe(`Bearer ${FAKE_B_KEY}`);
     expect(h.fakes['fake-a'].requests.at(-1)?.headers.authorization).toBeUndefined();
+    // The caller's own Blocks key never travels on to a provider.
+    expect(h.fakes['fake-a'].requests.at(-1)?.headers['x-api-key']).toBeUndefined();
     const upstreams = new Set<string>();
     for (let i = 0; i < 12; i++) {
       const res = await h.chat(chatBody('delta'));
@@ -214,16 +219,16 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     const res = await h.chat(chatBody('eu-only'));
     expect(res.status).toBe(200);
     expect(res.headers.get('x-blocks-model')).toBe('beta');
-    const tenant = await h.chat(chatBody('auto'), { headers: { 'x-blocks-tenant': 'eu-tenant' } });
+    const tenant = await h.chat(chatBody('auto'), { tenant: 'eu-tenant' });
     expect(tenant.status).toBe(200);
     expect(tenant.headers.get('x-blocks-model')).not.toBe('alpha');
-    const refused = await h.chat(chatBody('alpha'), { headers: { 'x-blocks-tenant': 'eu-tenant' } });
+    const refused = await h.chat(chatBody('alpha'), { tenant: 'eu-tenant' });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as Problem).code).toBe('MODEL_NOT_ALLOWED');
   });
 
   it('lists auto, the routing policies and the enabled catalog models', async () => {
-    const res = await fetch(`${h.blocks.urls.autonomous as string}/v1/models`);
+    const res = await fetch(`${h.blocks.urls.autonomous as string}/v1/models`, { headers: await h.credentials.headers() });
     expect(res.status).toBe(200);
     const list = (await res.json()) as { object: string; data: { id: string; object: string; owned_by: string }[] };
     expect(list.object).toBe('list');
@@ -237,6 +242,67 @@ describe('/v1/chat/completions and /v1/models (OpenAI wire format)', () => {
     expect(((await res.json()) as Completion).choices[0]?.message.content).toBe('echo: via gateway');
     const stream = await h.chat(chatBody('gamma', 'via gateway', { stream: true }), { via: 'gateway' });
     expect(sseData(await stream.text()).at(-1)).toBe('[DONE]');
+  });
+
+  describe('lets only a credential holding ai:invoke call a model, before calling anyone', () => {
+    const providerCalls = (): number => Object.values(h.fakes).reduce((sum, fake) => sum + fake.requests.length, 0);
+    const callEvents = async (id: string): Promise<number> =>
+      (await h.blocks.platform.db.query('SELECT 1 FROM events WHERE correlation_id = $1 AND event_type LIKE $2', [id, 'ai.request.%'])).rows
+        .length;
+
+    it.each(['autonomous', 'gateway'] as const)('no credential: 401 AUTHENTICATION_REQUIRED (%s)', async (via) => {
+      const before = providerCalls();
+      const id = correlation('anonymous');
+      const res = await h.chat(chatBody('alpha'), { anonymous: true, via, headers: { 'x-correlation-id': id } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect(((await res.json()) as Problem).code).toBe('AUTHENTICATION_REQUIRED');
+      expect(providerCalls()).toBe(before);
+      expect(await callEvents(id)).toBe(0);
+    });
+
+    it.each(['autonomous', 'gateway'] as const)('a key without ai:invoke: 403 INSUFFICIENT_SCOPE naming it (%s)', async (via) => {
+      const before = providerCalls();
+      const id = correlation('scope');
+      const res = await h.chat(chatBody('alpha'), {
+        scopes: ['ai:read', 'ai:budgets', 'ai:route'],
+        via,
+        headers: { 'x-correlation-id': id },
+      });
+      expect(res.status).toBe(403);
+      const problem = (await res.json()) as Problem & { scope?: string };
+      expect(problem.code).toBe('INSUFFICIENT_SCOPE');
+      expect(problem.scope).toBe('ai:invoke');
+      // In OpenAI's error shape too, so SDK clients raise their permission error.
+      expect(problem.error).toMatchObject({ type: 'permission_error', code: 'insufficient_scope' });
+      expect(res.headers.get('www-authenticate')).toContain('scope="ai:invoke"');
+      const models = await fetch(`${h.blocks.urls[via] as string}/v1/models`, {
+        headers: await h.credentials.headers('default', ['ai:read']),
+      });
+      expect(models.status).toBe(403);
+      expect(providerCalls()).toBe(before);
+      expect(await callEvents(id)).toBe(0);
+    });
+
+    it('a key holding ai:invoke alone is enough', async () => {
+      const res = await h.chat(chatBody('alpha', 'least privilege'), { tenant: 'invoker', scopes: ['ai:invoke'] });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as Completion).choices[0]?.message.content).toBe('echo: least privilege');
+    });
+
+    it("x-blocks-tenant naming another tenant than the key's: 403 TENANT_MISMATCH", async () => {
+      const before = providerCalls();
+      const res = await h.chat(chatBody('alpha'), { tenant: 'acme', headers: { 'x-blocks-tenant': 'eu-tenant' } });
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as Problem).code).toBe('TENANT_MISMATCH');
+      expect(providerCalls()).toBe(before);
+    });
+
+    it('an unknown key: 401 INVALID_CREDENTIALS', async () => {
+      const res = await h.chat(chatBody('alpha'), { headers: { 'x-api-key': 'bk_not_a_key_of_this_blocks' } });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as Problem).code).toBe('INVALID_CREDENTIALS');
+    });
   });
 
   describe('refuses bad requests with a 400 problem naming the member, before calling anyone', () => {

@@ -189,10 +189,11 @@ describe('fallbacks', () => {
     const abandoned = h.fakes['fake-a'].nextAbandoned();
     // node:http, not fetch: an aborted fetch leaves a fresh idle socket behind that holds the server open.
     const url = new URL(`${h.blocks.urls.autonomous as string}/v1/chat/completions`);
+    const key = await h.credentials.headers();
     await new Promise<void>((resolve, reject) => {
       const req = request(
         url,
-        { method: 'POST', headers: { 'content-type': 'application/json', 'x-correlation-id': id }, agent: false },
+        { method: 'POST', headers: { 'content-type': 'application/json', 'x-correlation-id': id, ...key }, agent: false },
         (res) => {
           expect(res.statusCode).toBe(200);
           res.once('data', () => {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { RunningBlocks } from '../../../../src/start.ts';
 import { captureLogs, eventually, startTestBlocks, tempDir, testConfig, type CapturedLogs } from '../../../support/blocks.ts';
+import { testCredentials, type TestCredentials } from '../../../support/credentials.ts';
 import { startFakeAnthropic, startFakeOpenAi, type FakeBehaviour, type FakeProvider } from '../../../support/fake-providers/index.ts';
 
 /** Test models: `auto` ranks them alpha, beta, gamma (quality), all at the same price and latency. */
@@ -44,16 +45,28 @@ export interface CallEvent {
   };
 }
 
+export interface ChatOptions {
+  /** Sent last, over the defaults; an `authorization` or `x-api-key` here replaces the default key. */
+  readonly headers?: Record<string, string>;
+  /** The tenant whose API key the call carries ('default' unless said). */
+  readonly tenant?: string;
+  /** The scopes of that key (every known scope unless said). */
+  readonly scopes?: readonly string[];
+  /** Send no credential at all. */
+  readonly anonymous?: boolean;
+  readonly via?: 'gateway' | 'autonomous';
+  readonly signal?: AbortSignal;
+}
+
 export interface ProxyHarness {
   readonly blocks: RunningBlocks;
   /** fake-a and fake-b speak OpenAI, fake-c Anthropic. */
   readonly fakes: Readonly<Record<'fake-a' | 'fake-b' | 'fake-c' | 'fake-a2', FakeProvider>>;
   readonly logs: CapturedLogs;
-  /** POST /v1/chat/completions on the autonomous service (or the gateway). */
-  chat(
-    body: unknown,
-    options?: { headers?: Record<string, string>; via?: 'gateway' | 'autonomous'; signal?: AbortSignal },
-  ): Promise<Response>;
+  /** Real identity API keys of this Blocks, one per tenant and scope set. */
+  readonly credentials: TestCredentials;
+  /** POST /v1/chat/completions on the autonomous service (or the gateway), with an API key of `tenant` unless the caller sends its own. */
+  chat(body: unknown, options?: ChatOptions): Promise<Response>;
   /** The call events with this correlation id, once `count` of them are committed. */
   eventsFor(correlationId: string, count?: number): Promise<CallEvent[]>;
   setAll(behaviour: FakeBehaviour): void;
@@ -139,18 +152,23 @@ export async function startProxyHarness(options: HarnessOptions = {}): Promise<P
   const logs = captureLogs('warn');
   const config = testConfig({ BLOCKS_DATA_DIR: dir.path, ...options.env }, overrides);
   const blocks = await startTestBlocks({ config, roles: ['gateway', 'autonomous'], logger: logs.logger });
+  const credentials = testCredentials(blocks);
 
   return {
     blocks,
     fakes,
     logs,
-    chat: (body, call = {}) =>
-      fetch(`${blocks.urls[call.via ?? 'autonomous'] as string}/v1/chat/completions`, {
+    credentials,
+    chat: async (body, call = {}) => {
+      const own = call.headers !== undefined && Object.keys(call.headers).some((name) => CREDENTIAL_HEADERS.has(name.toLowerCase()));
+      const key = call.anonymous === true || own ? {} : await credentials.headers(call.tenant, call.scopes);
+      return fetch(`${blocks.urls[call.via ?? 'autonomous'] as string}/v1/chat/completions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...call.headers },
+        headers: { 'content-type': 'application/json', ...key, ...call.headers },
         body: typeof body === 'string' ? body : JSON.stringify(body),
         ...(call.signal === undefined ? {} : { signal: call.signal }),
-      }),
+      });
+    },
     eventsFor: async (correlationId, count = 1) =>
       eventually(
         async () =>
@@ -173,6 +191,9 @@ export async function startProxyHarness(options: HarnessOptions = {}): Promise<P
     },
   };
 }
+
+/** Headers that carry a credential: a caller sending one means it, and gets no default key beside it. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key']);
 
 /** A chat request; `text` is what the fakes echo. */
 export const chatBody = (model: string, text = 'hello there', extra: Record<string, unknown> = {}) => ({
