@@ -16,23 +16,43 @@ import { createIdentityAuthenticator } from './access/authenticator.ts';
 import { createContextPolicy } from './access/context-policy.ts';
 import { createDeviceRegistry } from './access/device-registry.ts';
 import { createDenialAudit } from './access/denial-audit.ts';
+import { identityErrors as baseIdentityErrors } from './errors.ts';
+import { userAndDeviceErrors } from './admin-errors.ts';
+import { createUsers, type Users } from './users.ts';
+import { createDevices, type Devices } from './devices.ts';
 
-export { identityErrors } from './errors.ts';
+/** Every error code the identity admin API raises (listed in docs/errors.md). */
+export const identityErrors = { ...baseIdentityErrors, ...userAndDeviceErrors } as const;
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
 export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-clients.ts';
 export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+export { ROLES, ROLE_NAMES, scopesOfRoles, type RoleName } from './roles.ts';
+export { USER_CREATED, USER_DELETED, USER_PASSWORD_RESET, USER_ROLES_CHANGED, MIN_PASSWORD_LENGTH } from './users.ts';
+export { DEVICE_DELETED, DEVICE_REGISTERED } from './devices.ts';
+export type { NewUser, UserPage, UserRecord, Users } from './users.ts';
+export type { DevicePage, DeviceRecord, Devices } from './devices.ts';
 export { hashPassword, verifyPassword } from './secrets.ts';
 export { FIRST_TENANT, type FirstStart } from './bootstrap.ts';
 export { ACCESS_DENIED_EVENT } from './access/denial-audit.ts';
 export { createIdentityAuthenticator } from './access/authenticator.ts';
 export { createContextPolicy, type DeviceRegistry } from './access/context-policy.ts';
-export { createTokenModule, resolveKeyEncryptionKey, type TokenModule } from './tokens/index.ts';
+export {
+  createTokenModule,
+  resolveKeyEncryptionKey,
+  REFRESH_TOKEN_REUSED,
+  type TokenModule,
+  type UserAuthenticator,
+} from './tokens/index.ts';
 export type { ApiKeyRecord, CreatedApiKey, VerifiedApiKey, ApiKeys } from './api-keys.ts';
 export type { AuthenticatedClient, OAuthClientRecord, OAuthClientWithSecret, OAuthClients } from './oauth-clients.ts';
 
 export interface IdentityModule {
   readonly apiKeys: ApiKeys;
   readonly clients: OAuthClients;
+  /** Users and their roles; also the password check of the token endpoint (pass it as its `users`). */
+  readonly users: Users;
+  /** Registered devices, for tenants whose rules require one. */
+  readonly devices: Devices;
   /** The zero-trust decision for every app of this process: add its hooks to each (createHttpServer does). */
   readonly access: Access;
   /** The admin API; mount under `/api/v1/identity`. */
@@ -44,7 +64,7 @@ export interface IdentityModule {
   /** Set by `start()` on the process that made the first tenant and its admin client; null otherwise. */
   firstStart(): FirstStart | null;
   /**
-   * Follows key revocations from every replica, records key use, writes denial audit events and,
+   * Follows key revocations and device changes from every replica, records key use, writes denial audit events and,
    * with `bootstrap`, makes the first tenant on an empty database. Call before serving.
    */
   start(options?: { bootstrap?: boolean }): Promise<void>;
@@ -59,9 +79,10 @@ export interface IdentityModuleOptions {
 }
 
 /**
- * Identity: tenants, API keys and OAuth clients in the database, with the admin API. Each replica
- * caches verified API keys and drops one the moment `identity.api_key.revoked` arrives, whichever
- * replica revoked it.
+ * Identity: tenants, API keys, OAuth clients, users (with roles) and registered devices in the
+ * database, with the admin API. Each replica caches verified API keys and device checks and drops
+ * an entry the moment `identity.api_key.revoked` or `identity.device.*` arrives, whichever replica
+ * made the change.
  */
 export function createIdentityModule(
   platform: Pick<Platform, 'config' | 'db' | 'bus' | 'clock' | 'logger' | 'relay' | 'metrics' | 'rateLimiter'>,
@@ -71,7 +92,9 @@ export function createIdentityModule(
   const onEventAppended = (): void => relay.notify();
   const apiKeys = createApiKeys({ db, clock, logger, onEventAppended, ...options.apiKeys });
   const clients = createOAuthClients({ db, onEventAppended });
-  const devices = createDeviceRegistry({ db, clock });
+  const deviceRegistry = createDeviceRegistry({ db, clock });
+  const users = createUsers({ db, onEventAppended });
+  const devices = createDevices({ db, onEventAppended, onChanged: (tenant, fingerprint) => deviceRegistry.forget(tenant, fingerprint) });
   const audit = createDenialAudit({ db, logger, metrics, onEventAppended });
   const { auth } = config;
   const access = createAccess({
@@ -83,34 +106,52 @@ export function createIdentityModule(
       externalIssuers: auth.external_issuers,
       clockSkewSec: Math.round(auth.clock_skew / 1000),
     }),
-    contextPolicy: createContextPolicy(auth.tenants, devices),
+    contextPolicy: createContextPolicy(auth.tenants, deviceRegistry),
     onDenied: (denial) => audit.record(denial),
     limiter: platform.rateLimiter,
     failedAttempts: { limit: auth.failed_attempts.limit, periodMs: auth.failed_attempts.period, burst: auth.failed_attempts.burst },
     metrics,
     clock,
   });
-  let subscription: Subscription | undefined;
+  let subscriptions: Subscription[] = [];
   let first: FirstStart | null = null;
 
   return {
     apiKeys,
     clients,
+    users,
+    devices,
     access,
     routes: async (app) => {
-      await app.register(identityRoutes, { apiKeys, clients });
+      await app.register(identityRoutes, { apiKeys, clients, users, devices });
     },
     verifyApiKey: (raw) => apiKeys.verify(raw),
     authenticateClient: (clientId, secret) => clients.authenticate(clientId, secret),
     firstStart: () => first,
     async start(startOptions = {}) {
       // Subscribed before anything is served, so no revocation published from now on is missed.
-      subscription = await bus.subscribe(
-        { consumer: `identity-revocations-${randomUUID().slice(0, 8)}`, subject: API_KEY_REVOKED, ephemeral: true },
-        async (delivery) => {
-          const keyId = (delivery.data as { payload?: { key_id?: unknown } } | null)?.payload?.key_id;
-          if (typeof keyId === 'string') apiKeys.forget(keyId);
-        },
+      const instance = randomUUID().slice(0, 8);
+      subscriptions.push(
+        await bus.subscribe(
+          { consumer: `identity-revocations-${instance}`, subject: API_KEY_REVOKED, ephemeral: true },
+          async (delivery) => {
+            const keyId = (delivery.data as { payload?: { key_id?: unknown } } | null)?.payload?.key_id;
+            if (typeof keyId === 'string') apiKeys.forget(keyId);
+          },
+        ),
+      );
+      // A deleted device is refused at once on every replica; a registered one is let in at once
+      // (a replica asked about it before remembers "unknown" for a while otherwise).
+      subscriptions.push(
+        await bus.subscribe(
+          { consumer: `identity-devices-${instance}`, subject: 'identity.device.*', ephemeral: true },
+          async (delivery) => {
+            const payload = (delivery.data as { payload?: { tenant?: unknown; fingerprint?: unknown } } | null)?.payload;
+            if (typeof payload?.tenant === 'string' && typeof payload.fingerprint === 'string') {
+              deviceRegistry.forget(payload.tenant, payload.fingerprint);
+            }
+          },
+        ),
       );
       if (startOptions.bootstrap) {
         first = await bootstrapIdentity(db, clients);
@@ -128,8 +169,8 @@ export function createIdentityModule(
     async stop() {
       await apiKeys.stop();
       await audit.stop();
-      await subscription?.stop();
-      subscription = undefined;
+      await Promise.all(subscriptions.map((subscription) => subscription.stop()));
+      subscriptions = [];
     },
   };
 }

@@ -7,6 +7,9 @@ import type { ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, unknownScope } from './errors.ts';
 import type { OAuthClients } from './oauth-clients.ts';
 import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+import { ROLE_NAMES, ROLES } from './roles.ts';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type Users } from './users.ts';
+import { FINGERPRINT, type Devices } from './devices.ts';
 
 const Name = Type.String({ minLength: 1, maxLength: 100, description: 'A label for humans' });
 const Scopes = Type.Array(Type.String({ minLength: 1, maxLength: 100 }), {
@@ -43,17 +46,46 @@ const ClientWithSecretAnswer = Type.Object({
 });
 const KeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const ClientParams = Type.Object({ client_id: Type.String({ minLength: 1, maxLength: 64 }) });
+const IdParams = KeyParams;
+
+const roleList = Object.entries(ROLES)
+  .map(([role, scopes]) => `${role}: ${scopes.join(' ')}`)
+  .join('; ');
+const Roles = Type.Array(Type.Enum([...ROLE_NAMES]), {
+  maxItems: ROLE_NAMES.length,
+  description: `Roles, each a bundle of scopes (${roleList}); none unless given (least privilege)`,
+});
+const Password = Type.String({
+  minLength: MIN_PASSWORD_LENGTH,
+  maxLength: MAX_PASSWORD_LENGTH,
+  description: `At least ${MIN_PASSWORD_LENGTH} characters; stored only as an argon2id hash`,
+});
+const UserAnswer = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  email: Type.String({ description: 'Lowercased: unique per tenant whatever the case typed' }),
+  roles: Type.Array(Type.String()),
+  scopes: Type.Array(Type.String(), { description: "What the user's roles grant together: the most a token of theirs carries" }),
+  created_at: Timestamp,
+});
+const DeviceAnswer = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  fingerprint: Type.String(),
+  created_at: Timestamp,
+});
 
 export interface IdentityRoutesOptions {
   readonly apiKeys: ApiKeys;
   readonly clients: OAuthClients;
+  readonly users: Users;
+  readonly devices: Devices;
 }
 
 /**
  * The identity admin API, mounted under `/api/v1/identity`. Every route acts for
  * `request.caller.tenant` only: another tenant's keys and clients answer 404, exactly as missing ones do.
  */
-export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients }) => {
+export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients, users, devices }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const config = { scope: IDENTITY_ADMIN_SCOPE };
   const tags = ['identity'];
@@ -196,6 +228,160 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
     },
     async (request, reply) => {
       await clients.remove(request.caller.tenant, request.params.client_id, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/users',
+    {
+      config,
+      schema: {
+        summary: 'Create a user who signs in with email and password (password grant); the answer never carries the password',
+        tags,
+        body: Type.Object(
+          { email: Type.String({ format: 'email', maxLength: 320 }), password: Password, roles: Type.Optional(Roles) },
+          { additionalProperties: false },
+        ),
+        response: { 201: UserAnswer, 400: Problem, 409: Problem },
+      },
+    },
+    async (request, reply) => {
+      const { email, password, roles = [] } = request.body;
+      return reply.code(201).send(await users.create(request.caller.tenant, { email, password, roles }, context(request)));
+    },
+  );
+
+  app.get(
+    '/users',
+    {
+      config,
+      schema: {
+        summary: "List the tenant's users",
+        tags,
+        querystring: PageQuerySchema,
+        response: { 200: pageSchemaOf(UserAnswer), 400: Problem },
+      },
+    },
+    async (request) => users.list(request.caller.tenant, pageSize(request.query.limit), request.query.cursor),
+  );
+
+  app.get(
+    '/users/:id',
+    { config, schema: { summary: 'One user', tags, params: IdParams, response: { 200: UserAnswer, 400: Problem, 404: Problem } } },
+    async (request) => users.get(request.caller.tenant, request.params.id),
+  );
+
+  app.put(
+    '/users/:id/roles',
+    {
+      config,
+      schema: {
+        summary: "Replace a user's roles; tokens refreshed from now on carry only what the new roles grant",
+        tags,
+        params: IdParams,
+        body: Type.Object({ roles: Roles }, { additionalProperties: false }),
+        response: { 200: UserAnswer, 400: Problem, 404: Problem },
+      },
+    },
+    async (request) => users.setRoles(request.caller.tenant, request.params.id, request.body.roles, context(request)),
+  );
+
+  app.post(
+    '/users/:id/password',
+    {
+      config,
+      schema: {
+        summary: "Reset a user's password; the user's refresh tokens stop working at once",
+        tags,
+        params: IdParams,
+        body: Type.Object({ password: Password }, { additionalProperties: false }),
+        response: { 204: Type.Null(), 400: Problem, 404: Problem },
+      },
+    },
+    async (request, reply) => {
+      await users.resetPassword(request.caller.tenant, request.params.id, request.body.password, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/users/:id',
+    {
+      config,
+      schema: {
+        summary: 'Delete a user, with every refresh token it holds',
+        tags,
+        params: IdParams,
+        response: { 204: Type.Null(), 400: Problem, 404: Problem },
+      },
+    },
+    async (request, reply) => {
+      await users.remove(request.caller.tenant, request.params.id, context(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    '/devices',
+    {
+      config,
+      schema: {
+        summary: 'Register a device, for tenants whose rules require a known one',
+        tags,
+        body: Type.Object(
+          {
+            name: Name,
+            fingerprint: Type.String({
+              pattern: FINGERPRINT.source,
+              description:
+                "The device id the device sends as x-blocks-device, or its client certificate's SHA-256 fingerprint (AB:CD:…, any case)",
+            }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: DeviceAnswer, 400: Problem, 409: Problem },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await devices.register(request.caller.tenant, request.body, context(request))),
+  );
+
+  app.get(
+    '/devices',
+    {
+      config,
+      schema: {
+        summary: "List the tenant's registered devices",
+        tags,
+        querystring: PageQuerySchema,
+        response: { 200: pageSchemaOf(DeviceAnswer), 400: Problem },
+      },
+    },
+    async (request) => devices.list(request.caller.tenant, pageSize(request.query.limit), request.query.cursor),
+  );
+
+  app.get(
+    '/devices/:id',
+    {
+      config,
+      schema: { summary: 'One registered device', tags, params: IdParams, response: { 200: DeviceAnswer, 400: Problem, 404: Problem } },
+    },
+    async (request) => devices.get(request.caller.tenant, request.params.id),
+  );
+
+  app.delete(
+    '/devices/:id',
+    {
+      config,
+      schema: {
+        summary: 'Delete a device; every replica refuses it at once',
+        tags,
+        params: IdParams,
+        response: { 204: Type.Null(), 400: Problem, 404: Problem },
+      },
+    },
+    async (request, reply) => {
+      await devices.remove(request.caller.tenant, request.params.id, context(request));
       return reply.code(204).send(null);
     },
   );

@@ -5,6 +5,7 @@
 export const tokenErrors = {
   OAUTH_INVALID_REQUEST: { status: 400, title: 'Token request is malformed' },
   OAUTH_INVALID_CLIENT: { status: 401, title: 'Client authentication failed' },
+  OAUTH_INVALID_GRANT: { status: 400, title: 'Grant is not valid' },
   OAUTH_INVALID_SCOPE: { status: 400, title: 'Requested scope is not granted to the client' },
   OAUTH_UNSUPPORTED_GRANT_TYPE: { status: 400, title: 'Grant type is not supported' },
 } as const;

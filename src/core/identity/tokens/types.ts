@@ -14,3 +14,26 @@ export interface AuthenticatedClient {
 export interface ClientAuthenticator {
   authenticate(clientId: string, secret: string): Promise<AuthenticatedClient | null>;
 }
+
+/** A user (resource owner) as the password and refresh grants see it. */
+export interface ResourceOwner {
+  readonly userId: string;
+  readonly tenant: string;
+  /** The scopes of the user's roles now; none without a role (least privilege). */
+  readonly scopes: readonly string[];
+}
+
+/**
+ * Checks users' passwords and looks users up again on refresh. The identity store implements it
+ * (src/core/identity/users.ts); the token endpoint only depends on this port.
+ */
+export interface UserAuthenticator {
+  /**
+   * The user of `tenant` whose email is `username`, when `password` is theirs; null for an unknown
+   * user or a wrong password alike, after the same argon2id work, so neither answer nor timing
+   * tells which emails exist.
+   */
+  authenticate(tenant: string, username: string, password: string): Promise<ResourceOwner | null>;
+  /** The user as they are now (roles may have changed since the grant), or null once deleted. */
+  find(tenant: string, userId: string): Promise<ResourceOwner | null>;
+}

@@ -9,6 +9,7 @@ import { MIGRATIONS_DIR, runMigrations } from '../../../../src/platform/db/migra
 import type { Database } from '../../../../src/platform/db/port.ts';
 import { createSystemClock } from '../../../../src/platform/clock.ts';
 import { createJwtVerifier } from '../../../../src/platform/auth/jwt-verifier.ts';
+import { testAccess } from '../../../support/http-access.ts';
 import { memoryClients, newKek } from './support.ts';
 
 const CLIENT = { clientId: 'svc-a', secret: 's3cret:with%chars', tenant: 'acme', scopes: ['models:read', 'models:write'] };
@@ -35,6 +36,8 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
       clients,
     });
     app = await createHttpServer({
+      access: (await testAccess()).access,
+      anonymous: { metrics: true, docs: true },
       name: 'test',
       version: '1',
       logger: createLogger({ level: 'silent', service: 'test', version: '1' }),
@@ -144,6 +147,57 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
     expect(await both.json()).toMatchObject({ code: 'OAUTH_INVALID_REQUEST' });
   });
 
+  it('answers malformed parameters with invalid_request in problem+json, before looking at the client', async () => {
+    const auth = { authorization: basic(CLIENT.clientId, CLIENT.secret) };
+    const cases: Array<Record<string, string>> = [
+      { grant_type: 'client_credentials', scope: 'x'.repeat(2001) },
+      { grant_type: 'password', username: 'a@example.com', password: 'p'.repeat(1025) },
+      { grant_type: 'refresh_token', refresh_token: 'r'.repeat(201) },
+      { grant_type: 'client_credentials', unknown_parameter: 'u'.repeat(2001) },
+    ];
+    const before = clients.calls;
+    for (const params of cases) {
+      const response = await tokenRequest(params, auth);
+      expect(response.status).toBe(400);
+      expect(response.headers.get('content-type')).toMatch(/application\/problem\+json/);
+      expect(response.headers.get('cache-control')).toBe('no-store');
+      expect(await response.json()).toMatchObject({ code: 'OAUTH_INVALID_REQUEST', error: 'invalid_request' });
+    }
+    expect(clients.calls).toBe(before);
+    const noBody = await fetch(`${base}/oauth/token`, { method: 'POST', headers: auth });
+    expect(noBody.status).toBe(400);
+    expect(await noBody.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('refresh_token grant: a missing token is invalid_request; a made-up, malformed or empty one is invalid_grant', async () => {
+    const auth = { authorization: basic(CLIENT.clientId, CLIENT.secret) };
+    const missing = await tokenRequest({ grant_type: 'refresh_token' }, auth);
+    expect(missing.status).toBe(400);
+    expect(await missing.json()).toMatchObject({ code: 'OAUTH_INVALID_REQUEST', error: 'invalid_request' });
+    for (const refresh_token of [`brt_${'A'.repeat(43)}`, 'not-a-token', '', `brt_${'A'.repeat(42)}'`]) {
+      const response = await tokenRequest({ grant_type: 'refresh_token', refresh_token }, auth);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ code: 'OAUTH_INVALID_GRANT', error: 'invalid_grant' });
+    }
+    // The client is authenticated first: a bad secret is invalid_client whatever the token.
+    const wrongClient = await tokenRequest(
+      { grant_type: 'refresh_token', refresh_token: 'x' },
+      { authorization: basic(CLIENT.clientId, 'no') },
+    );
+    expect(wrongClient.status).toBe(401);
+  });
+
+  it('password grant is unsupported unless configured, and says which grants are', async () => {
+    const response = await tokenRequest(
+      { grant_type: 'password', username: 'a@example.com', password: 'correct horse battery' },
+      { authorization: basic(CLIENT.clientId, CLIENT.secret) },
+    );
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: string; detail: string };
+    expect(body.error).toBe('unsupported_grant_type');
+    expect(body.detail).toMatch(/use one of client_credentials, refresh_token$/);
+  });
+
   it('refuses a JSON body (415), and its form parser stays inside the plugin', async () => {
     const json = await fetch(`${base}/oauth/token`, {
       method: 'POST',
@@ -167,7 +221,7 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
       issuer: base,
       token_endpoint: `${base}/oauth/token`,
       jwks_uri: `${base}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials'],
+      grant_types_supported: ['client_credentials', 'refresh_token'],
     });
   });
 
