@@ -9,6 +9,8 @@ export interface Member {
   readonly hits: Map<string, number>;
   /** Requests other than health checks this member received. */
   served(): number;
+  /** Headers of the last request other than a health check. */
+  lastHeaders: IncomingMessage['headers'];
   /** Whether /health/ready answers 200 (true) or 503. */
   ready: boolean;
   /** Requests to `/api/v1/autonomous/slow` wait until this resolves. */
@@ -33,6 +35,7 @@ export async function startMember(name: string): Promise<Member> {
     url: '',
     hits: new Map(),
     served: () => [...member.hits].filter(([key]) => !key.endsWith('/health/ready')).reduce((sum, [, n]) => sum + n, 0),
+    lastHeaders: {},
     ready: true,
     hold: Promise.resolve(),
     kill: async () => {
@@ -48,6 +51,7 @@ export async function startMember(name: string): Promise<Member> {
         const key = `${request.method} ${path}`;
         member.hits.set(key, (member.hits.get(key) ?? 0) + 1);
         const text = await body(request);
+        if (path !== '/health/ready') member.lastHeaders = request.headers;
         if (path === '/health/ready') {
           response.writeHead(member.ready ? 200 : 503, { 'content-type': 'application/json' });
           response.end(JSON.stringify({ ready: member.ready }));

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../src/start.ts';
 import { eventually, startTestBlocks, testConfig } from '../support/blocks.ts';
+import { testCredentials } from '../support/credentials.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { probeService } from '../support/services.ts';
 import { startMember, type Member } from './members.ts';
@@ -53,10 +54,20 @@ describe.skipIf(!postgres.ok)('gateway upstream pools (members are real HTTP ser
     const blocks = await startTestBlocks({ config, roles: ['gateway'] });
     running.push(blocks);
     const base = blocks.urls.gateway as string;
-    const call = async (method: string, path: string, init: { body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> => {
+    // Pass-through routes take any authenticated caller: a key with no scope at all is enough.
+    const credential = await testCredentials(blocks).headers('default', []);
+    const call = async (
+      method: string,
+      path: string,
+      init: { body?: unknown; headers?: Record<string, string>; anonymous?: boolean } = {},
+    ): Promise<Answer> => {
       const response = await fetch(`${base}${path}`, {
         method,
-        headers: { ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
+        headers: {
+          ...(init.anonymous === true ? {} : credential),
+          ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...init.headers,
+        },
         ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       });
       const text = await response.text();
@@ -67,7 +78,7 @@ describe.skipIf(!postgres.ok)('gateway upstream pools (members are real HTTP ser
       const line = /^blocks_gateway_upstream_members_available\{[^}]*service="autonomous"[^}]*\} (\d+)$/m.exec(text);
       return Number(line?.[1] ?? Number.NaN);
     };
-    return { blocks, call, available, base };
+    return { blocks, call, available, base, credential };
   };
 
   const sequential = async <T>(n: number, make: (i: number) => Promise<T>): Promise<T[]> => {
@@ -83,6 +94,25 @@ describe.skipIf(!postgres.ok)('gateway upstream pools (members are real HTTP ser
     expect(answers.map((a) => a.status)).toEqual(Array(30).fill(200));
     expect(pool.map((m) => m.served())).toEqual([10, 10, 10]);
     expect(new Set(answers.slice(0, 3).map((a) => a.body.member))).toEqual(new Set(['a', 'b', 'c']));
+  });
+
+  it('refuses callers without a valid credential itself, and passes the credential on for the service to decide again', async () => {
+    const [a] = (await startMembers('a')) as [Member];
+    const { call, credential } = await startGateway([a]);
+    const anonymous = await call('GET', '/api/v1/autonomous/items/1', { anonymous: true });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toMatchObject({ code: 'AUTHENTICATION_REQUIRED' });
+    const forged = await call('GET', '/api/v1/autonomous/items/1', { anonymous: true, headers: { 'x-api-key': 'bk_forged' } });
+    expect(forged.body).toMatchObject({ status: 401, code: 'INVALID_CREDENTIALS' });
+    // Naming another tenant than the key's is refused before anything is forwarded.
+    const otherTenant = await call('GET', '/api/v1/autonomous/items/1', { headers: { 'x-blocks-tenant': 'someone-else' } });
+    expect(otherTenant.body).toMatchObject({ status: 403, code: 'TENANT_MISMATCH' });
+    expect(a.served()).toBe(0);
+
+    const allowed = await call('GET', '/api/v1/autonomous/items/1');
+    expect(allowed.status).toBe(200);
+    expect(a.served()).toBe(1);
+    expect(a.lastHeaders['x-api-key']).toBe(credential['x-api-key']);
   });
 
   it('least-connections sends new requests to the idle member while the other is busy', async () => {
