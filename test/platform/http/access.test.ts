@@ -88,6 +88,8 @@ interface ServeOptions {
   readonly anonymous?: { metrics: boolean; docs: boolean };
   readonly failedAttempts?: { limit: number; periodMs: number };
   readonly contextPolicy?: ContextPolicy;
+  /** More routes, registered before the server is ready. */
+  readonly routes?: (app: HttpServer) => void;
 }
 
 const apps: HttpServer[] = [];
@@ -148,6 +150,7 @@ async function serve(options: ServeOptions = {}): Promise<Served> {
     return request.caller;
   });
   app.get('/pass/:name', { config: { scope: 'upstream' } }, async (request) => request.caller);
+  options.routes?.(app);
   await app.ready();
   const metricsAuth = await bearer({ scopes: ['metrics:read'] });
   return {
@@ -286,6 +289,13 @@ describe('identity: who the credential speaks for', () => {
 });
 
 describe('resource: the route scope', () => {
+  it('guards the HEAD route fastify derives from a GET like the GET itself', async () => {
+    const { app } = await serve();
+    expect((await app.inject({ method: 'HEAD', url: '/things' })).statusCode).toBe(401);
+    expect((await app.inject({ method: 'HEAD', url: '/things', headers: await bearer({ scopes: ['other'] }) })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'HEAD', url: '/things', headers: await bearer({ scopes: ['things:read'] }) })).statusCode).toBe(200);
+  });
+
   it('refuses a valid token lacking the scope: 403 INSUFFICIENT_SCOPE naming it', async () => {
     const { app } = await serve();
     const res = await app.inject({ url: '/things', headers: await bearer({ scopes: ['things:write', 'metrics:read'] }) });
@@ -514,6 +524,19 @@ describe('metrics and docs', () => {
       'http_requests_total',
     );
     for (const url of ['/health', '/health/live', '/health/ready']) expect((await app.inject({ url })).statusCode).toBe(200);
+  });
+
+  it('open the documentation only: a route that merely starts like /docs keeps the scope it declares', async () => {
+    const { app } = await serve({
+      routes: (server) => {
+        server.get('/docsearch', { config: { scope: 'things:read' } }, async () => ({ ok: true }));
+        server.get('/docs-admin/keys', { config: { scope: 'things:read' } }, async () => ({ ok: true }));
+      },
+    });
+    for (const url of ['/docsearch', '/docs-admin/keys']) {
+      expect([url, (await app.inject({ url })).statusCode]).toEqual([url, 401]);
+      expect((await app.inject({ url, headers: await bearer({ scopes: ['things:read'] }) })).statusCode).toBe(200);
+    }
   });
 });
 
