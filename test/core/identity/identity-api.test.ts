@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
 import type { IdentityModule } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
 
@@ -18,13 +19,19 @@ for (const setup of blocksDatabases(postgres)) {
     const dir = tempDir('blocks-identity');
     let blocks: RunningBlocks;
     let identity: IdentityModule;
+    let creds: TestCredentials;
     let drop: () => Promise<void>;
 
-    const call = async (method: string, path: string, options: { tenant?: string; body?: unknown } = {}): Promise<Answer> => {
+    /** As the tenant's admin: a key holding identity:admin (one per tenant, listed among its keys). */
+    const call = async (
+      method: string,
+      path: string,
+      options: { tenant?: string; body?: unknown; headers?: Record<string, string> } = {},
+    ): Promise<Answer> => {
       const res = await fetch(`${blocks.urls.gateway}/api/v1/identity${path}`, {
         method,
         headers: {
-          'x-blocks-tenant': options.tenant ?? 'acme',
+          ...(options.headers ?? (await creds.headers(options.tenant ?? 'acme', ['identity:admin']))),
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
@@ -43,8 +50,10 @@ for (const setup of blocksDatabases(postgres)) {
       const db = await setup.open();
       drop = db.drop;
       blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path, ...db.env }), roles: ['gateway'] });
-      identity = blocks.identity as IdentityModule;
+      identity = blocks.identity;
+      creds = testCredentials(blocks);
     });
+    const adminKeyId = (tenant = 'acme'): Promise<string> => creds.keyId(tenant, ['identity:admin']);
     afterAll(async () => {
       await blocks?.close();
       await drop?.();
@@ -77,7 +86,14 @@ for (const setup of blocksDatabases(postgres)) {
       const listed = await call('GET', '/api-keys');
       expect(listed.status).toBe(200);
       expect(JSON.stringify(listed.body)).not.toContain(key);
-      expect(listed.body.items).toEqual([expect.objectContaining({ id, prefix: key.slice(0, 11), revoked_at: null })]);
+      // The admin key the test calls with is the tenant's other key.
+      expect(listed.body.items).toHaveLength(2);
+      expect(listed.body.items).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ id: await adminKeyId() }),
+          expect.objectContaining({ id, prefix: key.slice(0, 11), revoked_at: null }),
+        ]),
+      );
       expect((await call('GET', `/api-keys/${id}`)).body).not.toHaveProperty('key');
 
       const revoked = await call('DELETE', `/api-keys/${id}`);
@@ -85,6 +101,39 @@ for (const setup of blocksDatabases(postgres)) {
       expect(revoked.body.revoked_at).toEqual(expect.any(String));
       expect(await identity.verifyApiKey(key)).toBeNull();
       expect(await auditEvents()).toEqual(expect.arrayContaining(['identity.api_key.created', 'identity.api_key.revoked']));
+      // The revoked key no longer opens anything, not even the route that revoked it.
+      const withRevoked = await call('GET', '/api-keys', { headers: { 'x-api-key': key } });
+      expect(withRevoked.status).toBe(401);
+      expect(withRevoked.body.code).toBe('INVALID_CREDENTIALS');
+      // The audit trail names the admin key that acted.
+      const { rows } = await blocks.platform.db.query<{ payload: { actor: string | null } }>(
+        "SELECT payload FROM events WHERE event_type = 'identity.api_key.revoked' AND payload->>'key_id' = $1",
+        [id],
+      );
+      expect(rows.map((r) => r.payload.actor)).toEqual([await adminKeyId()]);
+    });
+
+    it('refuses callers without identity:admin, and a tenant header naming another tenant, before anything changes', async () => {
+      // Keys made first: making one is itself audited.
+      const readerKey = await creds.headers('acme', ['ai:read']);
+      const before = (await auditEvents()).length;
+      const anonymous = await call('POST', '/api-keys', { headers: {}, body: { name: 'x' } });
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.code).toBe('AUTHENTICATION_REQUIRED');
+      const reader = await call('POST', '/api-keys', { headers: readerKey, body: { name: 'x' } });
+      expect(reader.status).toBe(403);
+      expect(reader.body).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope: 'identity:admin' });
+      const mismatch = await call('GET', '/api-keys', {
+        headers: { ...(await creds.headers('acme', ['identity:admin'])), 'x-blocks-tenant': 'tenant-b' },
+      });
+      expect(mismatch.status).toBe(403);
+      expect(mismatch.body.code).toBe('TENANT_MISMATCH');
+      // Naming its own tenant is allowed.
+      const own = await call('GET', '/api-keys', {
+        headers: { ...(await creds.headers('acme', ['identity:admin'])), 'x-blocks-tenant': 'acme' },
+      });
+      expect(own.status).toBe(200);
+      expect((await auditEvents()).length).toBe(before);
     });
 
     it('answers 400 naming the field for bad input, and writes nothing', async () => {
@@ -111,13 +160,13 @@ for (const setup of blocksDatabases(postgres)) {
       expect(created.status).toBe(201);
       expect(created.body.scopes).toEqual([]);
       const clientId = created.body.client_id as string;
+      const adminClients = (await call('GET', '/clients')).body.items as unknown[];
       const secret = created.body.client_secret as string;
       expect(await identity.authenticateClient(clientId, secret)).toEqual({ tenant: 'acme', clientId, scopes: [] });
       expect(await identity.authenticateClient(clientId, `${secret}x`)).toBeNull();
       expect(await identity.authenticateClient('cl_000000000000000000000000', secret)).toBeNull();
-      expect((await call('GET', '/clients')).body.items).toEqual([
-        expect.not.objectContaining({ client_secret: expect.anything() as unknown }),
-      ]);
+      expect(adminClients).toEqual([expect.objectContaining({ client_id: clientId })]);
+      expect(adminClients).toEqual([expect.not.objectContaining({ client_secret: expect.anything() as unknown })]);
 
       const rotated = await call('POST', `/clients/${clientId}/rotate-secret`);
       expect(rotated.status).toBe(200);
@@ -145,6 +194,7 @@ for (const setup of blocksDatabases(postgres)) {
       const client = await call('POST', '/clients', { tenant: 'tenant-a', body: { name: 'a', scopes: ['ai:read'] } });
       const keyId = key.body.id as string;
       const clientId = client.body.client_id as string;
+      await creds.headers('tenant-b', ['identity:admin']);
       const events = (await auditEvents()).length;
 
       const asB = [
@@ -159,7 +209,10 @@ for (const setup of blocksDatabases(postgres)) {
       const missing = await call('GET', '/api-keys/00000000-0000-4000-8000-000000000000', { tenant: 'tenant-b' });
       expect(missing.body.code).toBe(asB[0]?.body.code);
       expect(missing.body.title).toBe(asB[0]?.body.title);
-      expect((await call('GET', '/api-keys', { tenant: 'tenant-b' })).body.items).toEqual([]);
+      // B sees only the admin key it calls with.
+      expect(((await call('GET', '/api-keys', { tenant: 'tenant-b' })).body.items as Array<{ id: string }>).map((k) => k.id)).toEqual([
+        await adminKeyId('tenant-b'),
+      ]);
       expect((await call('GET', '/clients', { tenant: 'tenant-b' })).body.items).toEqual([]);
 
       expect(await identity.verifyApiKey(key.body.key as string)).toMatchObject({ tenant: 'tenant-a', keyId });
@@ -169,12 +222,15 @@ for (const setup of blocksDatabases(postgres)) {
     });
 
     it('pages through keys with a cursor', async () => {
+      // Three made here and the admin key the test calls with.
       for (let i = 0; i < 3; i++) await call('POST', '/api-keys', { tenant: 'pager', body: { name: `k${i}` } });
-      const first = await call('GET', '/api-keys?limit=2', { tenant: 'pager' });
-      expect(first.body.items).toHaveLength(2);
-      const second = await call('GET', `/api-keys?limit=2&cursor=${first.body.next_cursor as string}`, { tenant: 'pager' });
+      const first = await call('GET', '/api-keys?limit=3', { tenant: 'pager' });
+      expect(first.body.items).toHaveLength(3);
+      const second = await call('GET', `/api-keys?limit=3&cursor=${first.body.next_cursor as string}`, { tenant: 'pager' });
       expect(second.body.items).toHaveLength(1);
       expect(second.body.next_cursor).toBeNull();
+      const ids = [...(first.body.items as Array<{ id: string }>), ...(second.body.items as Array<{ id: string }>)].map((k) => k.id);
+      expect(new Set(ids).size).toBe(4);
     });
   });
 }
