@@ -9,11 +9,18 @@ import { isoDate, type BudgetKey, type BudgetPeriod, type BudgetScope } from './
 import { queryUsage, USAGE_DIMENSIONS, type UsageDimension } from './usage-store.ts';
 import { ProblemSchema as Problem, PageQuerySchema, pageSchemaOf } from '../../../platform/http/schemas.ts';
 
-const API_KEY_ID = /^key_[0-9a-f]{16}$/;
+/** An identity API key's id, as `/api/v1/identity/api-keys` shows it and `request.caller.apiKeyId` carries it. */
+const API_KEY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** What callers were keyed by before identity verified keys (`key_` + 16 hex of the key's SHA-256): no call matches one now. */
+const LEGACY_API_KEY_ID = /^key_[0-9a-f]{16}$/;
 
 const BudgetParams = Type.Object({
   scope: Type.Union([Type.Literal('tenant'), Type.Literal('api_key')], { description: 'Whom the budget limits' }),
-  subject: Type.String({ minLength: 1, maxLength: 63, description: 'The tenant itself, or an API key id (key_ + 16 hex)' }),
+  subject: Type.String({
+    minLength: 1,
+    maxLength: 63,
+    description: 'The tenant itself, or the id of one of its identity API keys (a lowercase UUID, as /api/v1/identity/api-keys lists it)',
+  }),
   period: Type.Union([Type.Literal('day'), Type.Literal('month')], { description: 'Resets at 00:00 UTC daily, or on the 1st monthly' }),
 });
 
@@ -59,12 +66,33 @@ export const budgetRoutes: FastifyPluginAsync<BudgetRoutesOptions> = async (fast
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const context = (request: FastifyRequest): ChangeContext => ({ correlationId: request.id, traceparent: request.trace.traceparent });
 
-  /** The budget the path names, for the caller's tenant; another tenant's budget is a 404. */
-  const keyOf = (request: FastifyRequest, params: { scope: BudgetScope; subject: string; period: BudgetPeriod }): BudgetKey => {
+  /**
+   * The budget the path names, for the caller's tenant; another tenant's budget is a 404. A budget
+   * on a pre-identity key id can still be read and removed (`legacyAllowed`), though no call matches it.
+   */
+  const keyOf = (
+    request: FastifyRequest,
+    params: { scope: BudgetScope; subject: string; period: BudgetPeriod },
+    legacyAllowed = true,
+  ): BudgetKey => {
     const { tenant } = request.caller;
     if (params.scope === 'tenant' && params.subject !== tenant) throw budgetNotFound(params);
-    if (params.scope === 'api_key' && !API_KEY_ID.test(params.subject))
-      throw invalidBudget('subject', `an API key id is key_ followed by 16 lowercase hex digits, got '${params.subject}'`);
+    if (params.scope === 'api_key' && !API_KEY_ID.test(params.subject)) {
+      if (LEGACY_API_KEY_ID.test(params.subject)) {
+        if (legacyAllowed) return { tenant, ...params };
+        throw invalidBudget(
+          'subject',
+          `'${params.subject}' is a key id from before identity verified keys and no call matches it any more; ` +
+            `cap the key by its identity id (a UUID) instead`,
+        );
+      }
+      throw invalidBudget(
+        'subject',
+        `an api_key budget's subject is the id of an identity API key, a lowercase UUID such as ` +
+          `3f0c2a9e-6b1d-4c8e-9a47-2d5e8f1b7c30 (GET /api/v1/identity/api-keys or /api/v1/autonomous/ai/usage?group_by=api_key ` +
+          `show them); got '${params.subject}'`,
+      );
+    }
     return { tenant, ...params };
   };
 
@@ -121,10 +149,15 @@ export const budgetRoutes: FastifyPluginAsync<BudgetRoutesOptions> = async (fast
       },
     },
     async (request, reply) => {
-      const key = keyOf(request, request.params);
-      // A tenant may cap its own key, or a key it has seen calls from; not guess at others'.
+      const key = keyOf(request, request.params, false);
+      // A tenant may cap the key it calls with, or one of its keys it has seen calls from (or already
+      // capped); a key id it has no sign of answers as another tenant's would, so ids cannot be probed.
       if (key.scope === 'api_key' && key.subject !== request.caller.apiKeyId && !(await store.knowsApiKey(key.tenant, key.subject)))
-        throw budgetNotFound(key, `Tenant '${key.tenant}' has seen no call made with API key ${key.subject}.`);
+        throw budgetNotFound(
+          key,
+          `Tenant '${key.tenant}' has seen no call made with API key ${key.subject}: cap the key you call with, ` +
+            `or one of the tenant's keys once it has made a call.`,
+        );
       const expected = request.body.version ?? ifMatchVersion(request.headers['if-match']);
       const { record, created } = await store.put(key, request.body.limit_usd, clock.now(), context(request), expected);
       return reply

@@ -4,7 +4,7 @@ import { probeService, uniqueName } from '../../../support/services.ts';
 import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
 import { runMigrations, MIGRATIONS_DIR } from '../../../../src/platform/db/migrate.ts';
 import { BlocksError } from '../../../../src/platform/errors.ts';
-import type { Caller } from '../../../../src/platform/http/caller.ts';
+import type { Tenancy } from '../../../../src/platform/http/caller.ts';
 import type { BudgetHold } from '../../../../src/autonomous/ai-router/budgets/budget-guard.ts';
 import type { BudgetKey } from '../../../../src/autonomous/ai-router/budgets/periods.ts';
 import { retryAfterSeconds } from '../../../../src/autonomous/ai-router/budgets/errors.ts';
@@ -23,9 +23,10 @@ const refusal = async (promise: Promise<unknown>): Promise<BlocksError> => {
 
 forEachDatabase(postgres, (fixture) => {
   let tenant: string;
-  let caller: Caller;
+  let caller: Tenancy;
   let tenantDay: BudgetKey;
-  const keyId = 'key_00112233445566aa';
+  // Identity API key ids, as request.caller.apiKeyId carries them.
+  const keyId = '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9';
 
   beforeEach(async () => {
     await fixture.db().query('TRUNCATE ai_budgets, ai_budget_spend, ai_budget_holds');
@@ -132,7 +133,7 @@ forEachDatabase(postgres, (fixture) => {
     await r.put(tenantDay, 1);
     await r.put(keyDay, 0.1);
     await r.put(keyMonth, 5);
-    const withKey: Caller = { tenant, apiKeyId: keyId };
+    const withKey: Tenancy = { tenant, apiKeyId: keyId };
 
     await r.guard.reserve(withKey, 0.08);
     const error = await refusal(r.guard.reserve(withKey, 0.08));
@@ -144,7 +145,7 @@ forEachDatabase(postgres, (fixture) => {
 
     // Without the key (or with another key) only the tenant's budget applies.
     await r.guard.reserve(caller, 0.5);
-    await r.guard.reserve({ tenant, apiKeyId: 'key_ffffffffffffffff' }, 0.41);
+    await r.guard.reserve({ tenant, apiKeyId: 'ffffffff-ffff-4fff-bfff-ffffffffffff' }, 0.41);
     // 0.019 fits the key's day (0.099 of 0.10) but not the tenant's (1.009 of 1.00).
     const tenantFull = await refusal(r.guard.reserve(withKey, 0.019));
     expect(tenantFull.extensions.budget).toEqual({ scope: 'tenant', subject: tenant, period: 'day' });
@@ -248,7 +249,7 @@ forEachDatabase(postgres, (fixture) => {
     await r.put(tenantDay, 1);
     const before = counted.count();
 
-    const other: Caller = { tenant: `${tenant}x`, apiKeyId: keyId };
+    const other: Tenancy = { tenant: `${tenant}x`, apiKeyId: keyId };
     const holds = await Promise.all(Array.from({ length: 100 }, () => r.guard.reserve(other, 1)));
     await Promise.all(holds.map((hold, i) => (i % 2 === 0 ? hold.settle(1) : hold.release())));
     expect(counted.count()).toBe(before);

@@ -1,16 +1,17 @@
-import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../../src/start.ts';
 import { appendEvent } from '../../../../src/platform/events/index.ts';
 import { USAGE_CONSUMER } from '../../../../src/autonomous/ai-router/budgets/index.ts';
 import { eventually, startTestBlocks, tempDir, testConfig } from '../../../support/blocks.ts';
+import { testCredentials, type TestCredentials } from '../../../support/credentials.ts';
 import { blocksDatabases } from '../../../support/databases.ts';
 import { probeService } from '../../../support/services.ts';
 import { replica } from './support.ts';
 
 const postgres = await probeService('postgres');
 
-const keyIdOf = (key: string): string => `key_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+/** Scopes of a key that may call models and read usage, but not touch budgets. */
+const NO_BUDGETS = ['ai:invoke', 'ai:read'];
 
 interface Answer {
   status: number;
@@ -24,16 +25,18 @@ for (const setup of blocksDatabases(postgres)) {
     let blocks: RunningBlocks;
     let drop: () => Promise<void>;
     let base: string;
+    let creds: TestCredentials;
 
+    /** A call with a key of `tenant` ('acme') holding `scopes` (all), or with no credential when `anonymous`. */
     const call = async (
       method: string,
       path: string,
-      options: { tenant?: string; body?: unknown; headers?: Record<string, string> } = {},
+      options: { tenant?: string; scopes?: readonly string[]; anonymous?: boolean; body?: unknown; headers?: Record<string, string> } = {},
     ): Promise<Answer> => {
       const res = await fetch(`${base}/api/v1/autonomous/ai${path}`, {
         method,
         headers: {
-          'x-blocks-tenant': options.tenant ?? 'acme',
+          ...(options.anonymous === true ? {} : await creds.headers(options.tenant ?? 'acme', options.scopes)),
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
           ...options.headers,
         },
@@ -54,6 +57,7 @@ for (const setup of blocksDatabases(postgres)) {
       drop = db.drop;
       blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path, ...db.env }), roles: ['autonomous'] });
       base = blocks.urls.autonomous as string;
+      creds = testCredentials(blocks);
     });
     afterAll(async () => {
       await blocks?.close();
@@ -111,9 +115,20 @@ for (const setup of blocksDatabases(postgres)) {
           expect(res.headers.get('content-type')).toContain('application/problem+json');
           expect(JSON.stringify(res.body.errors), path).toContain(pointer);
         }
-        const badKey = await call('PUT', '/budgets/api_key/sk-live-123/day', { body: { limit_usd: 1 } });
-        expect(badKey.status).toBe(400);
-        expect(badKey.body).toMatchObject({ code: 'INVALID_BUDGET', field: 'subject' });
+        // An api_key budget names an identity key by its id, never by the key itself nor by any other spelling.
+        const ownId = await creds.keyId('acme');
+        for (const subject of [
+          await creds.key('acme'),
+          'sk-live-123',
+          ownId.toUpperCase(),
+          ownId.replaceAll('-', ''),
+          'key_0123456789abcdef',
+        ]) {
+          const badKey = await call('PUT', `/budgets/api_key/${subject}/day`, { body: { limit_usd: 1 } });
+          expect(badKey.status, subject).toBe(400);
+          expect(badKey.body, subject).toMatchObject({ code: 'INVALID_BUDGET', field: 'subject' });
+          expect(badKey.body.detail, subject).toContain('UUID');
+        }
         const badIfMatch = await call('PUT', '/budgets/tenant/acme/day', { body: { limit_usd: 1 }, headers: { 'if-match': 'yesterday' } });
         expect(badIfMatch.body).toMatchObject({ status: 400, code: 'INVALID_BUDGET', field: 'If-Match' });
         expect((await call('GET', '/budgets?cursor=nonsense')).body).toMatchObject({
@@ -139,30 +154,48 @@ for (const setup of blocksDatabases(postgres)) {
         expect(((await call('GET', '/budgets')).body.items as Array<{ subject: string }>).map((b) => b.subject)).not.toContain('globex');
       });
 
-      it('lets a tenant cap its own API key or one it has seen calls from, and no other', async () => {
-        const own = keyIdOf('sk-acme-admin');
-        const unseen = keyIdOf('sk-someone-else');
-        const res = await call('PUT', `/budgets/api_key/${unseen}/month`, {
-          body: { limit_usd: 1 },
-          headers: { authorization: 'Bearer sk-acme-admin' },
-        });
-        expect(res.status).toBe(404);
-        expect(res.body.detail).toContain('has seen no call');
-        const mine = await call('PUT', `/budgets/api_key/${own}/month`, {
-          body: { limit_usd: 2 },
-          headers: { authorization: 'Bearer sk-acme-admin' },
-        });
+      it('lets a tenant cap the identity key it calls with, or one of its keys it has seen calls from, and no other', async () => {
+        const admin = { scopes: ['ai:budgets'] };
+        const own = await creds.keyId('acme', admin.scopes);
+        // A key of acme's that has made no call yet, and one of another tenant's.
+        const unseen = await creds.keyId('acme', ['ai:invoke']);
+        const foreign = await creds.keyId('globex');
+        for (const subject of [unseen, foreign, crypto.randomUUID()]) {
+          const res = await call('PUT', `/budgets/api_key/${subject}/month`, { body: { limit_usd: 1 }, ...admin });
+          expect(res.status, subject).toBe(404);
+          expect(res.body.detail, subject).toContain('has seen no call');
+        }
+        const mine = await call('PUT', `/budgets/api_key/${own}/month`, { body: { limit_usd: 2 }, ...admin });
         expect(mine.status).toBe(201);
-        // Once it has a budget here the tenant may change it from anywhere.
+        expect(mine.body).toMatchObject({ scope: 'api_key', subject: own, period: 'month', limit_usd: 2 });
+        // Once it has a budget here, any key of the tenant allowed to manage budgets may change it.
         expect((await call('PUT', `/budgets/api_key/${own}/month`, { body: { limit_usd: 3 } })).status).toBe(200);
         // A call seen from a key (usage recorded) also makes it manageable.
         await blocks.platform.db.query(
           "INSERT INTO ai_usage_daily (tenant, api_key_id, model, day, requests) VALUES ('acme', $1, 'm', '2026-01-01', 1)",
           [unseen],
         );
-        expect((await call('PUT', `/budgets/api_key/${unseen}/day`, { body: { limit_usd: 1 } })).status).toBe(201);
-        expect((await call('PUT', `/budgets/api_key/${unseen}/day`, { body: { limit_usd: 1 }, tenant: 'globex' })).status).toBe(404);
+        expect((await call('PUT', `/budgets/api_key/${unseen}/day`, { body: { limit_usd: 1 }, ...admin })).status).toBe(201);
+        // Not by another tenant: it has seen no call from acme's key, and acme's budget on it is not globex's.
+        const before = await changeEvents();
+        expect((await call('PUT', `/budgets/api_key/${unseen}/day`, { body: { limit_usd: 1000 }, tenant: 'globex' })).status).toBe(404);
+        for (const method of ['GET', 'DELETE'] as const) {
+          expect((await call(method, `/budgets/api_key/${unseen}/day`, { tenant: 'globex' })).status, method).toBe(404);
+        }
+        expect(await changeEvents()).toEqual(before);
+        expect((await call('GET', `/budgets/api_key/${unseen}/day`)).body).toMatchObject({ limit_usd: 1, version: 1 });
         await blocks.platform.db.query('DELETE FROM ai_usage_daily');
+      });
+
+      it('still reads and removes a budget on a key id from before identity, but sets none', async () => {
+        const legacy = { tenant: 'acme', scope: 'api_key', subject: 'key_00112233445566aa', period: 'day' } as const;
+        await replica(blocks.platform.db, blocks.platform.clock).put(legacy, 1);
+        expect((await call('GET', `/budgets/api_key/${legacy.subject}/day`)).body).toMatchObject({ subject: legacy.subject, limit_usd: 1 });
+        const put = await call('PUT', `/budgets/api_key/${legacy.subject}/day`, { body: { limit_usd: 2 } });
+        expect(put.status).toBe(400);
+        expect(put.body.detail).toContain('before identity');
+        expect((await call('DELETE', `/budgets/api_key/${legacy.subject}/day`)).status).toBe(204);
+        expect((await call('GET', `/budgets/api_key/${legacy.subject}/day`)).status).toBe(404);
       });
 
       it('lists the tenant budgets with the current spend, held money and reset time, a page at a time', async () => {
@@ -181,7 +214,11 @@ for (const setup of blocksDatabases(postgres)) {
         const all = [...items, ...(second.body.items as Array<Record<string, unknown>>)];
         expect(second.body.next_cursor).toBeNull();
         expect(all.map((b) => `${b.scope as string}/${b.subject as string}/${b.period as string}`).sort()).toEqual(
-          [`api_key/${keyIdOf('sk-someone-else')}/day`, `api_key/${keyIdOf('sk-acme-admin')}/month`, 'tenant/acme/day'].sort(),
+          [
+            `api_key/${await creds.keyId('acme', ['ai:invoke'])}/day`,
+            `api_key/${await creds.keyId('acme', ['ai:budgets'])}/month`,
+            'tenant/acme/day',
+          ].sort(),
         );
 
         const day = all.find((b) => b.scope === 'tenant') as Record<string, unknown>;
@@ -212,7 +249,10 @@ for (const setup of blocksDatabases(postgres)) {
     });
 
     describe('usage', () => {
-      const keyA = keyIdOf('sk-a');
+      let keyA: string;
+      beforeAll(async () => {
+        keyA = await creds.keyId('acme', ['ai:invoke']);
+      });
       let sent = 0;
       const completed = (payload: Record<string, unknown>, timestamp: string, failed = false) =>
         blocks.platform.db.transaction(async (tx) => {
@@ -374,6 +414,89 @@ for (const setup of blocksDatabases(postgres)) {
         expect(JSON.stringify(shape.body.errors)).toContain('/from');
         expect((await usage('from=2026-01-01&to=2027-01-01')).status).toBe(200); // 366 days is allowed
         expect((await usage('tenant=globex')).status).toBe(400);
+      });
+    });
+
+    describe('access', () => {
+      const refusedForScope = (res: Answer, scope: string, what: string): void => {
+        expect(res.status, what).toBe(403);
+        expect(res.body, what).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope });
+      };
+
+      it('a key without ai:budgets can neither read nor set budgets, and changes nothing; ai:budgets alone is enough', async () => {
+        const before = await changeEvents();
+        const ownId = await creds.keyId('acme', NO_BUDGETS);
+        const attempts: Array<[string, string, unknown]> = [
+          ['GET', '/budgets', undefined],
+          ['GET', '/budgets/tenant/acme/month', undefined],
+          ['PUT', '/budgets/tenant/acme/month', { limit_usd: 0 }],
+          ['PUT', `/budgets/api_key/${ownId}/month`, { limit_usd: 0 }],
+          ['DELETE', '/budgets/tenant/acme/month', undefined],
+        ];
+        for (const [method, path, body] of attempts) {
+          refusedForScope(await call(method, path, { scopes: NO_BUDGETS, body }), 'ai:budgets', `${method} ${path}`);
+        }
+        expect(await changeEvents()).toEqual(before);
+        expect((await call('GET', '/budgets/tenant/acme/month', { scopes: ['ai:budgets'] })).status).toBe(404);
+        expect((await call('PUT', '/budgets/tenant/acme/month', { scopes: ['ai:budgets'], body: { limit_usd: 9 } })).status).toBe(201);
+        expect((await call('GET', '/budgets', { scopes: ['ai:budgets'] })).status).toBe(200);
+      });
+
+      it('a key without ai:read cannot read usage; ai:read alone can', async () => {
+        const query = '/usage?from=2026-03-01&to=2026-03-31';
+        refusedForScope(await call('GET', query, { scopes: ['ai:budgets', 'ai:invoke'] }), 'ai:read', query);
+        const allowed = await call('GET', query, { scopes: ['ai:read'] });
+        expect(allowed.status).toBe(200);
+        expect(allowed.body.tenant).toBe('acme');
+      });
+
+      it('without a credential every budgets and usage route answers 401', async () => {
+        for (const [method, path] of [
+          ['GET', '/budgets'],
+          ['PUT', '/budgets/tenant/acme/month'],
+          ['DELETE', '/budgets/tenant/acme/month'],
+          ['GET', '/usage'],
+        ] as const) {
+          const res = await call(method, path, { anonymous: true, ...(method === 'PUT' ? { body: { limit_usd: 0 } } : {}) });
+          expect(res.status, `${method} ${path}`).toBe(401);
+          expect(res.body.code).toBe('AUTHENTICATION_REQUIRED');
+        }
+        expect((await call('GET', '/budgets/tenant/acme/month')).body).toMatchObject({ limit_usd: 9 });
+      });
+
+      it("another tenant's key sees none of a tenant's budgets or usage, cannot change them, and cannot claim its tenant", async () => {
+        const acmeKey = await creds.keyId('acme', ['ai:budgets']);
+        expect((await call('PUT', `/budgets/api_key/${acmeKey}/day`, { body: { limit_usd: 4 }, scopes: ['ai:budgets'] })).status).toBe(201);
+        const before = await changeEvents();
+        const globex = { tenant: 'globex' };
+
+        const listed = (await call('GET', '/budgets', globex)).body.items as Array<{ subject: string }>;
+        expect(listed.map((b) => b.subject)).toEqual(['globex']);
+        for (const path of ['/budgets/tenant/acme/month', `/budgets/api_key/${acmeKey}/day`]) {
+          for (const method of ['GET', 'DELETE'] as const) {
+            const res = await call(method, path, globex);
+            expect(res.status, `${method} ${path}`).toBe(404);
+            expect(res.body.code).toBe('BUDGET_NOT_FOUND');
+          }
+          expect((await call('PUT', path, { ...globex, body: { limit_usd: 1000 } })).status, `PUT ${path}`).toBe(404);
+        }
+        expect(await changeEvents()).toEqual(before);
+        expect((await call('GET', `/budgets/api_key/${acmeKey}/day`)).body).toMatchObject({ limit_usd: 4, version: 1 });
+        expect((await call('GET', '/budgets/tenant/acme/month')).body).toMatchObject({ limit_usd: 9, version: 1 });
+
+        // Its usage is its own: none of acme's keys appear in it.
+        const byKey = await call('GET', '/usage?from=2026-03-01&to=2026-03-31&group_by=api_key', globex);
+        expect(byKey.body).toMatchObject({ tenant: 'globex', totals: { requests: 1, cost_usd: 100 } });
+        expect(byKey.body.items).toEqual([
+          { api_key_id: null, requests: 1, failures: 0, cached: 0, prompt_tokens: 1, completion_tokens: 1, cost_usd: 100 },
+        ]);
+
+        // x-blocks-tenant no longer picks the tenant: naming one the key does not belong to is refused.
+        for (const path of ['/budgets', '/usage']) {
+          const claimed = await call('GET', path, { ...globex, headers: { 'x-blocks-tenant': 'acme' } });
+          expect(claimed.status, path).toBe(403);
+          expect(claimed.body.code).toBe('TENANT_MISMATCH');
+        }
       });
     });
   });

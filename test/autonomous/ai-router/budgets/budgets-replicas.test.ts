@@ -75,7 +75,9 @@ forEachDatabase(postgres, (fixture) => {
 
     const before = counted.count();
     const holds = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => b.guard.reserve({ tenant: `free-${i % 7}`, apiKeyId: 'key_0000000000000001' }, 1)),
+      Array.from({ length: 200 }, (_, i) =>
+        b.guard.reserve({ tenant: `free-${i % 7}`, apiKeyId: '00000000-0000-4000-8000-000000000001' }, 1),
+      ),
     );
     await Promise.all(holds.map((hold) => hold.settle(1)));
     expect(counted.count()).toBe(before);
