@@ -1,4 +1,4 @@
-import { finishReasonOf, isRecord, promptTokensOf } from './anthropic-translate.ts';
+import { count, finishReasonOf, isRecord, promptTokensOf } from './anthropic-translate.ts';
 import { ProviderError } from './errors.ts';
 import type { SseEvent } from './sse.ts';
 import type { ChatCompletionChunk, FinishReason } from './types.ts';
@@ -57,7 +57,7 @@ export async function* translateAnthropicStream(events: AsyncIterable<SseEvent>)
         model = typeof message['model'] === 'string' ? message['model'] : '';
         if (isRecord(message['usage'])) {
           promptTokens = promptTokensOf(message['usage']);
-          if (typeof message['usage']['output_tokens'] === 'number') completionTokens = message['usage']['output_tokens'];
+          completionTokens = count(message['usage']['output_tokens']);
         }
         started = true;
         yield chunk({ role: 'assistant', content: '' });
@@ -96,7 +96,7 @@ export async function* translateAnthropicStream(events: AsyncIterable<SseEvent>)
       case 'message_delta': {
         const delta = body['delta'];
         if (isRecord(body['usage'])) {
-          if (typeof body['usage']['output_tokens'] === 'number') completionTokens = body['usage']['output_tokens'];
+          if (body['usage']['output_tokens'] !== undefined) completionTokens = count(body['usage']['output_tokens']);
           // Newer API versions report (final) input tokens here too.
           const prompt = promptTokensOf(body['usage']);
           if (prompt > 0) promptTokens = prompt;

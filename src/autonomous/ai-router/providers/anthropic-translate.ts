@@ -133,7 +133,17 @@ export function finishReasonOf(stopReason: unknown): FinishReason | null {
 export const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-const count = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+/**
+ * A token count as Anthropic reports it: 0 when absent, a 'bad_response' when it is anything but a
+ * non-negative integer, so a provider cannot lower (or poison) what a call is charged.
+ */
+export function count(value: unknown): number {
+  if (value === undefined || value === null) return 0;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new ProviderError('bad_response', 'anthropic sent a token count that is not a non-negative integer', { provider: 'anthropic' });
+  }
+  return value;
+}
 
 /** Prompt tokens as Anthropic counts them: cache writes and reads are prompt tokens too. */
 export const promptTokensOf = (usage: Record<string, unknown>): number =>

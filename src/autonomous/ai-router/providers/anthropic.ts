@@ -1,3 +1,4 @@
+import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import { translateAnthropicStream } from './anthropic-stream.ts';
 import { fromAnthropicResponse, toAnthropicRequest } from './anthropic-translate.ts';
 import { openExchange, readJsonBody } from './http.ts';
@@ -17,6 +18,8 @@ export interface AnthropicOptions {
   readonly defaultMaxTokens?: number;
   /** Extra headers, e.g. `anthropic-beta`. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Checks every connection after DNS resolution (a `baseUrl` a caller set); none for the operator's own endpoints. */
+  readonly egress?: EgressPolicy;
 }
 
 /**
@@ -31,8 +34,18 @@ export function createAnthropicAdapter(options: AnthropicOptions): ProviderAdapt
   const headers = { ...options.headers, 'x-api-key': options.apiKey, 'anthropic-version': options.version ?? '2023-06-01' };
   const defaultMaxTokens = options.defaultMaxTokens ?? 1024;
 
+  const dispatcher = options.egress?.dispatcher;
   const open = (body: unknown, call: ProviderCallOptions | undefined) =>
-    openExchange({ provider, url, headers, body, timeoutMs: options.timeoutMs, signal: call?.signal, deadline: call?.deadline });
+    openExchange({
+      provider,
+      url,
+      headers,
+      body,
+      timeoutMs: options.timeoutMs,
+      signal: call?.signal,
+      deadline: call?.deadline,
+      ...(dispatcher === undefined ? {} : { dispatcher }),
+    });
 
   return {
     protocol: 'anthropic',

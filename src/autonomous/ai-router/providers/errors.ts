@@ -1,7 +1,7 @@
 import { BlocksError } from '../../../platform/errors.ts';
 
 /** Why a provider call failed; decides whether a router may try the next candidate. */
-export type ProviderErrorKind = 'timeout' | 'rate_limited' | 'server' | 'bad_response' | 'client' | 'unreachable';
+export type ProviderErrorKind = 'timeout' | 'rate_limited' | 'server' | 'bad_response' | 'client' | 'unreachable' | 'egress_refused';
 
 /**
  * Every code a provider adapter raises, with the HTTP status a client gets when the error is
@@ -14,6 +14,7 @@ export const providerErrors = {
   PROVIDER_BAD_RESPONSE: { status: 502, title: 'Provider sent a malformed response' },
   PROVIDER_REJECTED_REQUEST: { status: 400, title: 'Provider rejected the request' },
   PROVIDER_UNREACHABLE: { status: 502, title: 'Provider unreachable' },
+  PROVIDER_EGRESS_REFUSED: { status: 502, title: 'Provider address not allowed' },
 } as const;
 
 export type ProviderErrorCode = keyof typeof providerErrors;
@@ -25,11 +26,13 @@ const CODE_OF_KIND: Readonly<Record<ProviderErrorKind, ProviderErrorCode>> = {
   bad_response: 'PROVIDER_BAD_RESPONSE',
   client: 'PROVIDER_REJECTED_REQUEST',
   unreachable: 'PROVIDER_UNREACHABLE',
+  egress_refused: 'PROVIDER_EGRESS_REFUSED',
 };
 
 /**
- * A provider call that failed. `retryable` is true for timeout, rate_limited, server and
- * unreachable: another attempt, or another candidate, may succeed. A `client` error (a 4xx other
+ * A provider call that failed. `retryable` is true for timeout, rate_limited, server, unreachable
+ * and egress_refused (a deployment the egress policy forbids; another may be allowed): another
+ * attempt, or another candidate, may succeed. A `client` error (a 4xx other
  * than 408/429) would fail the same way anywhere, so a router must not fall back on it.
  */
 export class ProviderError extends BlocksError {
@@ -86,6 +89,13 @@ export function errorForStatus(provider: string, status: number, headers: Header
     return new ProviderError('rate_limited', detail, { provider, providerStatus: status, retryAfterMs });
   }
   if (status === 408) return new ProviderError('timeout', detail, { provider, providerStatus: status });
+  // Redirects are never followed (a provider could send the call on to an internal address): the answer is not one.
+  if (status >= 300 && status < 400) {
+    return new ProviderError('bad_response', `${provider} answered ${status}, a redirect, which is not followed`, {
+      provider,
+      providerStatus: status,
+    });
+  }
   if (status >= 500) {
     return new ProviderError('server', detail, {
       provider,

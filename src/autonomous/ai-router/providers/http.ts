@@ -1,7 +1,19 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
-import { request as undiciRequest } from 'undici';
+import { request as undiciRequest, type Dispatcher } from 'undici';
+import { jsonDepthExceeds } from '../../../platform/http/json-limits.ts';
+import { egressRefusalOf } from '../../../platform/net/egress.ts';
 import { ProviderError, errorForStatus } from './errors.ts';
+
+/**
+ * Largest whole (non-streamed) answer read from a provider: far above any completion, far below
+ * what would hurt the process. A provider sending more is a 'bad_response', never read to its end.
+ */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+/** Of a failing answer only this much is read, for the detail. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** Deepest nesting a provider's JSON may have; completions nest a handful of levels. */
+export const MAX_JSON_DEPTH = 64;
 
 /** One POST to a provider, bounded by a timeout, the caller's deadline and the caller's signal. */
 export interface ProviderRequest {
@@ -12,6 +24,8 @@ export interface ProviderRequest {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
   readonly deadline?: number;
+  /** Connections through this dispatcher (the egress policy's, for URLs a caller set); undici's global one otherwise. */
+  readonly dispatcher?: Dispatcher;
 }
 
 /**
@@ -48,8 +62,8 @@ export interface ProviderExchange {
 
 /**
  * Sends the request and waits for the response head. Throws `ProviderError` (timeout,
- * unreachable, or the status' kind for a non-2xx answer, whose body is read for the detail),
- * or the caller's abort reason.
+ * unreachable, egress_refused, or the status' kind for a non-2xx answer, whose first 64 KiB are
+ * read for the detail; a redirect is not followed but is a bad_response), or the caller's abort reason.
  */
 export async function openExchange(request: ProviderRequest): Promise<ProviderExchange> {
   const controller = new AbortController();
@@ -95,31 +109,39 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
   request.signal?.throwIfAborted();
   request.signal?.addEventListener('abort', onCallerAbort, { once: true });
   touch();
-  let response: ProviderResponse;
+  let answer: UndiciResponse;
   try {
     // undici's request, not fetch: the same keep-alive pool without the web-stream machinery
-    // fetch puts around every body, which was a fifth of the proxy's CPU per call.
-    response = responseOf(
-      await undiciRequest(request.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...request.headers },
-        body: JSON.stringify(request.body),
-        signal: controller.signal,
-      }),
-    );
+    // fetch puts around every body, which was a fifth of the proxy's CPU per call. It follows no redirect.
+    answer = await undiciRequest(request.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...request.headers },
+      body: JSON.stringify(request.body),
+      signal: controller.signal,
+      ...(request.dispatcher === undefined ? {} : { dispatcher: request.dispatcher }),
+    });
   } catch (error) {
     close();
     const explained = explain(error);
     if (explained !== undefined) throw explained;
+    const refusal = egressRefusalOf(error);
+    if (refusal !== undefined) {
+      // The resolved address stays in the cause (logs): a client is not told what internal names resolve to.
+      throw new ProviderError('egress_refused', `${request.provider} may not be called at ${request.url}: ai.egress forbids its address`, {
+        provider: request.provider,
+        cause: refusal,
+      });
+    }
     throw new ProviderError('unreachable', `${request.provider} unreachable at ${request.url}: ${describe(error)}`, {
       provider: request.provider,
       cause: error,
     });
   }
+  const response = responseOf(answer, request.provider);
   if (!response.ok) {
     let text = '';
     try {
-      text = await response.text();
+      text = await readUpTo(answer.body, MAX_ERROR_BODY_BYTES);
     } catch (error) {
       close();
       const explained = explain(error);
@@ -134,7 +156,7 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
 
 type UndiciResponse = Awaited<ReturnType<typeof undiciRequest>>;
 
-function responseOf(answer: UndiciResponse): ProviderResponse {
+function responseOf(answer: UndiciResponse, provider: string): ProviderResponse {
   let headers: Headers | undefined;
   let body: ReadableStream<Uint8Array> | undefined;
   return {
@@ -153,13 +175,44 @@ function responseOf(answer: UndiciResponse): ProviderResponse {
     get body() {
       return (body ??= Readable.toWeb(answer.body) as ReadableStream<Uint8Array>);
     },
-    text: () => answer.body.text(),
+    text: () => readAtMost(answer.body, MAX_BODY_BYTES, provider),
   };
 }
 
+/** The whole body as text, or a 'bad_response' as soon as it passes `maxBytes` (the rest is never read). */
+async function readAtMost(body: UndiciResponse['body'], maxBytes: number, provider: string): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body as AsyncIterable<Buffer>) {
+    size += part.length;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new ProviderError('bad_response', `${provider} sent an answer larger than ${maxBytes} bytes`, { provider });
+    }
+    parts.push(part);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** The first `maxBytes` of a body (for an error's detail); the connection is dropped if there is more. */
+async function readUpTo(body: UndiciResponse['body'], maxBytes: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const part of body as AsyncIterable<Buffer>) {
+    parts.push(part);
+    size += part.length;
+    if (size >= maxBytes) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(parts).toString('utf8').slice(0, maxBytes);
+}
+
 /**
- * Reads a whole JSON body. Throws `ProviderError` 'bad_response' when the body is not JSON or
- * is cut off, 'timeout' when it does not arrive in time.
+ * Reads a whole JSON body. Throws `ProviderError` 'bad_response' when the body is not JSON, is
+ * cut off, passes {@link MAX_BODY_BYTES} or nests deeper than {@link MAX_JSON_DEPTH}; 'timeout'
+ * when it does not arrive in time.
  */
 export async function readJsonBody(exchange: ProviderExchange, provider: string): Promise<unknown> {
   let text: string;
@@ -170,6 +223,10 @@ export async function readJsonBody(exchange: ProviderExchange, provider: string)
     throw badBodyOr(exchange, provider, error);
   }
   exchange.release();
+  // JSON.parse copes with any depth, but what walks the result afterwards (serialising it) recurses.
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+    throw new ProviderError('bad_response', `${provider} sent JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { provider });
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

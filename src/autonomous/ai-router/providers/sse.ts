@@ -9,6 +9,11 @@ export interface SseEvent {
 
 /** How long to wait, after a stream's last event, for the body's end so the socket stays reusable. */
 const TAIL_WAIT_MS = 100;
+/**
+ * Longest event (its unfinished line and data lines together), in characters. Events are a few
+ * hundred bytes; a provider streaming one endless line must not grow memory until the timeout.
+ */
+export const MAX_EVENT_CHARS = 1024 * 1024;
 
 /**
  * The server-sent events of a response body, per the WHATWG event-stream rules: lines may
@@ -35,6 +40,7 @@ export async function* readSse(
   let buffer = '';
   let event: string | undefined;
   let data: string[] = [];
+  let dataChars = 0;
   let sawLast = false;
   let readToEnd = false;
 
@@ -54,14 +60,17 @@ export async function* readSse(
         }
         event = undefined;
         data = [];
+        dataChars = 0;
         continue;
       }
       if (line.startsWith(':')) continue;
       const colon = line.indexOf(':');
       const field = colon === -1 ? line : line.slice(0, colon);
       const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'data') data.push(value);
-      else if (field === 'event') event = value;
+      if (field === 'data') {
+        data.push(value);
+        dataChars += value.length;
+      } else if (field === 'event') event = value;
     }
   }
 
@@ -75,6 +84,9 @@ export async function* readSse(
       if (chunk.done) break;
       buffer += decoder.decode(chunk.value, { stream: true });
       yield* drain(false);
+      if (buffer.length + dataChars > MAX_EVENT_CHARS) {
+        throw new ProviderError('bad_response', `${provider} sent a stream event longer than ${MAX_EVENT_CHARS} characters`, { provider });
+      }
     }
     readToEnd = true;
     buffer += decoder.decode();
