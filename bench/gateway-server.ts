@@ -15,6 +15,26 @@ import { createCollaborativeService } from '../src/collaborative/index.ts';
 import { FIRST_TENANT } from '../src/core/identity/index.ts';
 import { serviceRoutes } from '../src/gateway/index.ts';
 import { startBenchBlocks } from './support/bench-blocks.ts';
+import { median } from './support/load.ts';
+
+export interface InjectTarget {
+  readonly label: string;
+  readonly app: 'gateway' | 'unchecked' | 'authOnly';
+  readonly headers: Record<string, string>;
+}
+export interface InjectOptions {
+  readonly path: string;
+  readonly calls: number;
+  readonly rounds: number;
+  readonly targets: readonly InjectTarget[];
+}
+export interface InjectResult {
+  readonly label: string;
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+/** What bench/gateway.ts sends over IPC. */
+export type BenchRequest = 'cpu' | { readonly inject: InjectOptions };
 
 /** The one scope GET /api/v1/collaborative (service info) needs. */
 const SCOPE = 'service:read';
@@ -82,11 +102,51 @@ process.stdout.write(
   })}\n`,
 );
 
-// bench/gateway.ts asks for this process's CPU time (every thread) before and after each round.
-process.on('message', () => {
-  const { user, system } = process.cpuUsage();
-  process.send?.({ cpuUs: user + system });
+const apps: Record<InjectTarget['app'], HttpServer> = {
+  gateway: blocks.apps.gateway as HttpServer,
+  unchecked: off.app,
+  authOnly: authOnly.app,
+};
+
+// bench/gateway.ts asks, over IPC, for this process's CPU time (every thread) around each round,
+// and first for the in-process figures: requests made one at a time with fastify's inject (no
+// socket, no load generator), so what differs between targets is the work of the checks alone.
+process.on('message', (message: BenchRequest) => {
+  if (message === 'cpu') {
+    const { user, system } = process.cpuUsage();
+    process.send?.({ cpuUs: user + system });
+    return;
+  }
+  injectBench(message.inject).then(
+    (results) => process.send?.({ inject: results }),
+    (error: unknown) => process.send?.({ error: String(error) }),
+  );
 });
+
+async function injectBench(options: InjectOptions): Promise<InjectResult[]> {
+  const samples = new Map<string, { p50: number[]; p99: number[] }>();
+  for (let round = 0; round < options.rounds; round++) {
+    for (const target of options.targets) {
+      const app = apps[target.app];
+      const micros = new Float64Array(options.calls);
+      for (let i = 0; i < options.calls; i++) {
+        const started = process.hrtime.bigint();
+        const response = await app.inject({ method: 'GET', url: options.path, headers: target.headers });
+        micros[i] = Number(process.hrtime.bigint() - started) / 1000;
+        if (response.statusCode !== 200) throw new Error(`${target.label}: GET ${options.path} answered ${response.statusCode}`);
+      }
+      micros.sort();
+      const figures = samples.get(target.label) ?? { p50: [], p99: [] };
+      figures.p50.push(micros[Math.floor(options.calls * 0.5)] as number);
+      figures.p99.push(micros[Math.floor(options.calls * 0.99)] as number);
+      samples.set(target.label, figures);
+    }
+  }
+  return options.targets.map(({ label }) => {
+    const figures = samples.get(label) ?? { p50: [], p99: [] };
+    return { label, p50Us: median(figures.p50), p99Us: median(figures.p99) };
+  });
+}
 
 const stop = async (): Promise<void> => {
   await Promise.allSettled([off.app.close(), authOnly.app.close()]);

@@ -28,17 +28,24 @@
 // 1 − (CPU/request off ÷ CPU/request on), is the throughput the checks cost a server that has its
 // cores to itself.
 //
-// BENCH_SECONDS (10), BENCH_ROUNDS (3) and BENCH_CONNECTIONS (10,50) change the load;
+// First, in process: the same four targets called one at a time through fastify's inject (no
+// socket, no load generator, nothing else of the benchmark running), which isolates the checks'
+// own latency per request to a few microseconds.
+//
+// BENCH_SECONDS (10), BENCH_ROUNDS (3) and BENCH_CONNECTIONS (10,50) change the load,
+// BENCH_INJECT_CALLS (5000) the in-process calls per round;
 // BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process there (open it in Chrome
 // DevTools or speedscope) to see where the time goes.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { median, medianOf, runLoad, type LoadResult, type LoadTarget } from './support/load.ts';
+import type { BenchRequest, InjectResult, InjectTarget } from './gateway-server.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const connectionSets = (process.env.BENCH_CONNECTIONS ?? '10,50').split(',').map(Number);
 const profileDir = process.env.BENCH_CPU_PROF;
+const injectCalls = Number(process.env.BENCH_INJECT_CALLS ?? 5000);
 
 const TARGET_THROUGHPUT_COST = 0.2;
 const TARGET_ADDED_P99_MS = 2;
@@ -67,13 +74,18 @@ const urls = await new Promise<BenchServer>((resolve, reject) => {
   createInterface({ input: server.stdout as NodeJS.ReadableStream }).once('line', (line) => resolve(JSON.parse(line) as BenchServer));
 });
 
-const serverCpuUs = (): Promise<number> =>
-  new Promise((resolve) => {
-    server.once('message', (message) => resolve((message as { cpuUs: number }).cpuUs));
-    server.send('cpu');
+/** One question to the server over IPC, one answer. */
+const ask = <T>(request: BenchRequest): Promise<T> =>
+  new Promise((resolve, reject) => {
+    server.once('message', (message: T | { error: string }) => {
+      if (typeof message === 'object' && message !== null && 'error' in message) reject(new Error(message.error));
+      else resolve(message);
+    });
+    server.send(request);
   });
+const serverCpuUs = async (): Promise<number> => (await ask<{ cpuUs: number }>('cpu')).cpuUs;
 
-const signed = (ms: number): string => `${ms >= 0 ? '+' : ''}${ms.toFixed(2)}`;
+const signed = (value: number, digits = 2): string => `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;
 
 function formatColumns(header: readonly string[], body: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] as string).length)));
@@ -99,11 +111,11 @@ const issueToken = async (): Promise<string> => {
 };
 
 const keyed = { 'x-api-key': urls.apiKey };
-const targetsWith = (token: string): LoadTarget[] => [
-  { label: 'checks off', url: `${urls.unchecked}${PATH}`, headers: keyed },
-  { label: 'API key', url: `${urls.gateway}${PATH}`, headers: keyed },
-  { label: 'JWT', url: `${urls.gateway}${PATH}`, headers: { authorization: `Bearer ${token}` } },
-  { label: NO_LIMITER, url: `${urls.authOnly}${PATH}`, headers: keyed },
+const targetsWith = (token: string): (LoadTarget & InjectTarget & { headers: Record<string, string> })[] => [
+  { label: 'checks off', app: 'unchecked', url: `${urls.unchecked}${PATH}`, headers: keyed },
+  { label: 'API key', app: 'gateway', url: `${urls.gateway}${PATH}`, headers: keyed },
+  { label: 'JWT', app: 'gateway', url: `${urls.gateway}${PATH}`, headers: { authorization: `Bearer ${token}` } },
+  { label: NO_LIMITER, app: 'authOnly', url: `${urls.authOnly}${PATH}`, headers: keyed },
 ];
 
 // Before any load: each target answers what it should, so no figure below measures a refusal.
@@ -130,6 +142,31 @@ console.log(
     `node ${process.version}, embedded defaults, rate limiter: ${urls.limiter}`,
 );
 console.log('checked: without a credential the gateway answers 401 and the checks-off twin 200; every target answers the same body');
+
+// In process first, one request at a time, while nothing else of this benchmark runs.
+const inProcess = await ask<{ inject: InjectResult[] }>({
+  inject: {
+    path: PATH,
+    calls: injectCalls,
+    rounds: 5,
+    targets: firstTargets.map(({ label, app, headers }) => ({ label, app, headers })),
+  },
+});
+const [offInProcess] = inProcess.inject;
+console.log(`\nin process (fastify inject, one request at a time, no socket), µs per request; medians of 5 rounds × ${injectCalls}`);
+console.log(
+  formatColumns(
+    ['target', 'p50 µs', 'p99 µs', 'added p50 µs', 'added p99 µs'],
+    inProcess.inject.map((row) => [
+      row.label,
+      row.p50Us.toFixed(1),
+      row.p99Us.toFixed(1),
+      row === offInProcess ? '' : signed(row.p50Us - (offInProcess?.p50Us ?? 0), 1),
+      row === offInProcess ? '' : signed(row.p99Us - (offInProcess?.p99Us ?? 0), 1),
+    ]),
+  ),
+);
+
 for (const target of firstTargets) await runLoad(target, { seconds: 2, connections: 10 }); // warm-up: JIT, key caches
 
 interface Measured {
