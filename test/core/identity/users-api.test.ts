@@ -19,7 +19,9 @@ describe('roles', () => {
   it('are bundles of known scopes; admin holds every known scope but the cross-tenant one; no role, no scope', () => {
     for (const scopes of Object.values(ROLES)) for (const scope of scopes) expect(KNOWN_SCOPES).toContain(scope);
     expect([...ROLES.admin].sort()).toEqual(KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin').sort());
-    expect(ROLES.viewer.some((scope) => scope.endsWith(':write') || scope.endsWith(':admin') || scope === 'ai:invoke')).toBe(false);
+    expect(
+      (ROLES.viewer as readonly string[]).some((scope) => scope.endsWith(':write') || scope.endsWith(':admin') || scope === 'ai:invoke'),
+    ).toBe(false);
     expect(ROLES.developer).toEqual(expect.arrayContaining([...ROLES.viewer]));
     expect(scopesOfRoles([])).toEqual([]);
     expect(scopesOfRoles(['viewer', 'no-such-role'])).toEqual([...ROLES.viewer].sort());
