@@ -315,7 +315,9 @@ const encodeCursor = (model: string): string => Buffer.from(model, 'utf8').toStr
 
 function decodeCursor(cursor: string): string {
   const model = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (model === '' || encodeCursor(model) !== cursor) {
+  // A control character (NUL above all, which PostgreSQL text cannot hold) is no model id: a 400, not a failed query.
+  // eslint-disable-next-line no-control-regex
+  if (model === '' || encodeCursor(model) !== cursor || /[\u0000-\u001f\u007f]/.test(model)) {
     throw new BlocksError('INVALID_CURSOR', aiRouterErrors.INVALID_CURSOR.status, `Cursor '${cursor}' was not issued by this list`);
   }
   return model;
