@@ -25,7 +25,7 @@ describe('the authorization server on the gateway (embedded)', () => {
     });
 
   it("gives the first-start admin client a token that verifies through the gateway's own discovery and JWKS", async () => {
-    const first = blocks.identity?.firstStart();
+    const first = blocks.identity.firstStart();
     expect(first).toBeTruthy();
     const { clientId, clientSecret } = first as NonNullable<typeof first>;
     const res = await token({
@@ -49,8 +49,43 @@ describe('the authorization server on the gateway (embedded)', () => {
     expect(verified).toMatchObject({ issuer: gateway, scopes: ['identity:admin'] });
   });
 
+  it("the first-start client's token opens the identity admin API of its tenant; a client's token holds only its client's scopes", async () => {
+    const { clientId, clientSecret } = blocks.identity.firstStart() as { clientId: string; clientSecret: string };
+    const res = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret });
+    const { access_token: accessToken } = (await res.json()) as { access_token: string };
+    const admin = { authorization: `Bearer ${accessToken}` };
+
+    const created = await fetch(`${gateway}/api/v1/identity/clients`, {
+      method: 'POST',
+      headers: { ...admin, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'catalog reader', scopes: ['ai:models:read'] }),
+    });
+    expect(created.status).toBe(201);
+    const reader = (await created.json()) as { client_id: string; client_secret: string };
+    // Made in the token's tenant, the first one.
+    expect(await blocks.identity.authenticateClient(reader.client_id, reader.client_secret)).toMatchObject({ tenant: 'default' });
+
+    const issued = await token({ grant_type: 'client_credentials', client_id: reader.client_id, client_secret: reader.client_secret });
+    const readerToken = ((await issued.json()) as { access_token: string }).access_token;
+    const refused = await fetch(`${gateway}/api/v1/identity/clients`, { headers: { authorization: `Bearer ${readerToken}` } });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope: 'identity:admin' });
+    expect(refused.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+
+    // A token whose signature was tampered with is refused, as is an unsigned one.
+    const [header, payload, signature] = accessToken.split('.') as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    for (const forged of [`${header}.${payload}.${flipped}`, `${header}.${payload}.`]) {
+      const answer = await fetch(`${gateway}/api/v1/identity/clients`, { headers: { authorization: `Bearer ${forged}` } });
+      expect(answer.status).toBe(401);
+      expect(await answer.json()).toMatchObject({ code: 'INVALID_TOKEN' });
+      expect(answer.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    }
+    expect((await fetch(`${gateway}/api/v1/identity/clients`, { headers: admin })).status).toBe(200);
+  });
+
   it('refuses a wrong secret (401 invalid_client) and a scope the client does not hold (400 invalid_scope)', async () => {
-    const { clientId, clientSecret } = blocks.identity?.firstStart() as { clientId: string; clientSecret: string };
+    const { clientId, clientSecret } = blocks.identity.firstStart() as { clientId: string; clientSecret: string };
     const wrong = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: `${clientSecret}x` });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toMatchObject({ error: 'invalid_client' });

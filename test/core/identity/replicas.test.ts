@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
 import type { IdentityModule } from '../../../src/core/identity/index.ts';
 import { eventually, startTestBlocks, testConfig } from '../../support/blocks.ts';
+import { testCredentials } from '../../support/credentials.ts';
 import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../../support/real-services.ts';
 
 const available = await probeRealServices();
@@ -10,7 +11,7 @@ describe.skipIf(!available)('identity across two gateway replicas (PostgreSQL, N
   let services: RealServicesEnv;
   let a: RunningBlocks;
   let b: RunningBlocks;
-  const identityOf = (blocks: RunningBlocks): IdentityModule => blocks.identity as IdentityModule;
+  const identityOf = (blocks: RunningBlocks): IdentityModule => blocks.identity;
 
   beforeAll(async () => {
     services = await realServicesEnv('nats');
@@ -32,30 +33,24 @@ describe.skipIf(!available)('identity across two gateway replicas (PostgreSQL, N
   });
 
   it('a key revoked on one replica is refused by the other at once, though the other had it cached', async () => {
+    const admin = await testCredentials(a).headers('acme', ['identity:admin']);
     const res = await fetch(`${a.urls.gateway}/api/v1/identity/api-keys`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-blocks-tenant': 'acme' },
+      headers: { 'content-type': 'application/json', ...admin },
       body: JSON.stringify({ name: 'shared', scopes: ['ai:invoke'] }),
     });
     expect(res.status).toBe(201);
     const { id, key } = (await res.json()) as { id: string; key: string };
     expect(await identityOf(b).verifyApiKey(key)).toMatchObject({ tenant: 'acme', keyId: id }); // cached on b now
 
-    const revokedAt = Date.now();
-    expect(
-      (await fetch(`${a.urls.gateway}/api/v1/identity/api-keys/${id}`, { method: 'DELETE', headers: { 'x-blocks-tenant': 'acme' } }))
-        .status,
-    ).toBe(200);
+    expect((await fetch(`${a.urls.gateway}/api/v1/identity/api-keys/${id}`, { method: 'DELETE', headers: admin })).status).toBe(200);
     expect(await identityOf(a).verifyApiKey(key)).toBeNull();
+    // b caches a verified key for 60 s: gone well within that, only the revocation event can have removed it.
     const onB = await eventually(
       () => identityOf(b).verifyApiKey(key),
       (v) => v === null,
       5_000,
     );
-    const tookMs = Date.now() - revokedAt;
     expect(onB).toBeNull();
-    // Well inside the cache's 60 s backstop: the event, not the TTL, removed it.
-    expect(tookMs).toBeLessThan(2_000);
-    console.info(`revocation reached the other replica in ${tookMs} ms`);
   });
 });
