@@ -136,7 +136,8 @@ describe('TLS', () => {
     expect(() => loadTls({ cert: certFile, key: join(dir.path, 'nokey.pem') })).toThrow(/^tls\.key: cannot read/);
   });
 
-  it('serves every port of blocks start over HTTPS when tls is configured', async () => {
+  // Starts all three roles inside the test (not a hook): on PGlite and a busy machine that alone can pass the default 30 s.
+  it('serves every port of blocks start over HTTPS when tls is configured', { timeout: 120_000 }, async () => {
     const blocks = await startTestBlocks({ config: testConfig({}, { tls: { cert: certFile, key: keyFile } }) });
     try {
       for (const url of Object.values(blocks.urls)) {
