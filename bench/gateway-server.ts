@@ -32,6 +32,8 @@ export interface InjectResult {
   readonly label: string;
   readonly p50Us: number;
   readonly p99Us: number;
+  /** Mean CPU time of the process (every thread) per request. */
+  readonly cpuUs: number;
 }
 /** What bench/gateway.ts sends over IPC. */
 export type BenchRequest = 'cpu' | { readonly inject: InjectOptions };
@@ -124,27 +126,30 @@ process.on('message', (message: BenchRequest) => {
 });
 
 async function injectBench(options: InjectOptions): Promise<InjectResult[]> {
-  const samples = new Map<string, { p50: number[]; p99: number[] }>();
+  const samples = new Map<string, { p50: number[]; p99: number[]; cpu: number[] }>();
   for (let round = 0; round < options.rounds; round++) {
     for (const target of options.targets) {
       const app = apps[target.app];
       const micros = new Float64Array(options.calls);
+      const cpuBefore = process.cpuUsage();
       for (let i = 0; i < options.calls; i++) {
         const started = process.hrtime.bigint();
         const response = await app.inject({ method: 'GET', url: options.path, headers: target.headers });
         micros[i] = Number(process.hrtime.bigint() - started) / 1000;
         if (response.statusCode !== 200) throw new Error(`${target.label}: GET ${options.path} answered ${response.statusCode}`);
       }
+      const cpu = process.cpuUsage(cpuBefore);
       micros.sort();
-      const figures = samples.get(target.label) ?? { p50: [], p99: [] };
+      const figures = samples.get(target.label) ?? { p50: [], p99: [], cpu: [] };
       figures.p50.push(micros[Math.floor(options.calls * 0.5)] as number);
       figures.p99.push(micros[Math.floor(options.calls * 0.99)] as number);
+      figures.cpu.push((cpu.user + cpu.system) / options.calls);
       samples.set(target.label, figures);
     }
   }
   return options.targets.map(({ label }) => {
-    const figures = samples.get(label) ?? { p50: [], p99: [] };
-    return { label, p50Us: median(figures.p50), p99Us: median(figures.p99) };
+    const figures = samples.get(label) ?? { p50: [], p99: [], cpu: [] };
+    return { label, p50Us: median(figures.p50), p99Us: median(figures.p99), cpuUs: median(figures.cpu) };
   });
 }
 

@@ -156,13 +156,15 @@ const [offInProcess] = inProcess.inject;
 console.log(`\nin process (fastify inject, one request at a time, no socket), µs per request; medians of 5 rounds × ${injectCalls}`);
 console.log(
   formatColumns(
-    ['target', 'p50 µs', 'p99 µs', 'added p50 µs', 'added p99 µs'],
+    ['target', 'p50 µs', 'p99 µs', 'CPU µs/req', 'added p50 µs', 'added p99 µs', 'added CPU µs'],
     inProcess.inject.map((row) => [
       row.label,
       row.p50Us.toFixed(1),
       row.p99Us.toFixed(1),
+      row.cpuUs.toFixed(1),
       row === offInProcess ? '' : signed(row.p50Us - (offInProcess?.p50Us ?? 0), 1),
       row === offInProcess ? '' : signed(row.p99Us - (offInProcess?.p99Us ?? 0), 1),
+      row === offInProcess ? '' : signed(row.cpuUs - (offInProcess?.cpuUs ?? 0), 1),
     ]),
   ),
 );
