@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks, Role } from '../../src/start.ts';
+import { CLIENT_SCOPE, PUBLIC_SCOPE } from '../../src/platform/http/access.ts';
 import { startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
+import { testCredentials } from '../support/credentials.ts';
 
 // OWASP API9 (improper inventory management): every route a process serves is in the OpenAPI
 // document it publishes, with its method; the only exceptions are the docs UI itself, HEAD twins
@@ -23,7 +25,7 @@ describe('route inventory: nothing served undocumented', () => {
     const app = blocks.apps[role];
     if (app === undefined) throw new Error(`${role} is not running`);
     const doc = (await (await fetch(`${blocks.urls[role] as string}/docs/json`)).json()) as {
-      paths: Record<string, Record<string, unknown>>;
+      paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>>;
     };
     const served = app.routeInventory().filter((r) => !r.url.startsWith('/docs') && r.method !== 'HEAD' && !r.hidden);
     expect(served.length).toBeGreaterThanOrEqual(5);
@@ -39,6 +41,39 @@ describe('route inventory: nothing served undocumented', () => {
         .map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(phantom).toEqual([]);
+    // Each operation says who may call it, exactly as the access hook decides: no credential for
+    // public and client routes, otherwise a bearer token, an API key or an OAuth token with the route's scope.
+    const wrongSecurity = served.flatMap((r) => {
+      const security = doc.paths[openApiPath(r.url)]?.[r.method.toLowerCase()]?.security;
+      const open = r.scope === PUBLIC_SCOPE || r.scope === CLIENT_SCOPE;
+      const expected = open ? [] : [{ bearer: [r.scope] }, { apiKey: [r.scope] }, { oauth2: [r.scope] }];
+      return JSON.stringify(security) === JSON.stringify(expected) ? [] : [`${r.method} ${r.url}: ${JSON.stringify(security)}`];
+    });
+    expect(wrongSecurity).toEqual([]);
+    expect(served.filter((r) => r.scope !== PUBLIC_SCOPE).length).toBeGreaterThan(0);
+  });
+
+  // OWASP API1/API5: the declaration is also what happens. Every route that names a scope refuses an
+  // anonymous caller and a caller without that scope before its handler, whatever the method.
+  it.each<Role>(['gateway', 'autonomous', 'collaborative'])('%s: every route with a scope refuses callers without it', async (role) => {
+    const app = blocks.apps[role];
+    if (app === undefined) throw new Error(`${role} is not running`);
+    const noScope = await testCredentials(blocks).headers('inventory', []);
+    const guarded = app
+      .routeInventory()
+      .filter((r) => r.method !== 'HEAD' && r.method !== 'OPTIONS' && r.scope !== PUBLIC_SCOPE && r.scope !== CLIENT_SCOPE && !r.hidden);
+    expect(guarded.length).toBeGreaterThanOrEqual(1);
+    const open: string[] = [];
+    for (const r of guarded) {
+      const url = `${blocks.urls[role] as string}${r.url.replace(/:[A-Za-z0-9_]+/g, 'x').replace('*', 'x')}`;
+      const anonymous = await fetch(url, { method: r.method });
+      const unscoped = await fetch(url, { method: r.method, headers: noScope });
+      const body = (await unscoped.json()) as { code?: string; scope?: string };
+      if (anonymous.status !== 401 || unscoped.status !== 403 || body.code !== 'INSUFFICIENT_SCOPE' || body.scope !== r.scope) {
+        open.push(`${r.method} ${r.url}: anonymous ${anonymous.status}, without ${r.scope} ${unscoped.status} ${body.code ?? ''}`);
+      }
+    }
+    expect(open).toEqual([]);
   });
 
   it('hides only the pass-through routes, which are all on the gateway', () => {
