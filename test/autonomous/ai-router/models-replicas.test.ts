@@ -26,7 +26,16 @@ describe.skipIf(!available)('AI model catalog across two replicas (PostgreSQL, N
     services = await realServicesEnv('nats');
     const config = testConfig(services.env);
     // Started together on an empty table: both try to seed.
-    [a, b] = await Promise.all([startTestBlocks({ config, roles: ['autonomous'] }), startTestBlocks({ config, roles: ['autonomous'] })]);
+    const [first, second] = await Promise.allSettled([
+      startTestBlocks({ config, roles: ['autonomous'] }),
+      startTestBlocks({ config, roles: ['autonomous'] }),
+    ]);
+    if (first.status === 'rejected' || second.status === 'rejected') {
+      // Close the replica that did start, or its connections outlive the database dropped at cleanup.
+      await Promise.allSettled([first, second].flatMap((s) => (s.status === 'fulfilled' ? [s.value.close()] : [])));
+      throw first.status === 'rejected' ? first.reason : (second as PromiseRejectedResult).reason;
+    }
+    [a, b] = [first.value, second.value];
     creds = testCredentials(a);
   }, 60_000);
 

@@ -29,7 +29,16 @@ describe.skipIf(!available)('AI learning across replicas (PostgreSQL, NATS)', ()
     services = await realServicesEnv('nats');
     catalog = writeLearningCatalog();
     config = testConfig(services.env, learningOverrides(catalog.path));
-    [a, b] = await Promise.all([startTestBlocks({ config, roles: ['autonomous'] }), startTestBlocks({ config, roles: ['autonomous'] })]);
+    const [first, second] = await Promise.allSettled([
+      startTestBlocks({ config, roles: ['autonomous'] }),
+      startTestBlocks({ config, roles: ['autonomous'] }),
+    ]);
+    if (first.status === 'rejected' || second.status === 'rejected') {
+      // Close the replica that did start, or its connections outlive the database dropped at cleanup.
+      await Promise.allSettled([first, second].flatMap((s) => (s.status === 'fulfilled' ? [s.value.close()] : [])));
+      throw first.status === 'rejected' ? first.reason : (second as PromiseRejectedResult).reason;
+    }
+    [a, b] = [first.value, second.value];
   }, 60_000);
 
   afterAll(async () => {
