@@ -72,6 +72,10 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       accessTokenTtlMs: config.auth.access_token_ttl,
       keyEncryptionKey,
       clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
+      users: identity.users,
+      passwordGrant: config.auth.password_grant,
+      refreshTokenTtlMs: config.auth.refresh_token_ttl,
+      onEventAppended: () => platform.relay.notify(),
     });
 
   const rateLimits = createRateLimitHook({

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Platform } from '../platform/platform.ts';
 import type { ServiceModule } from '../platform/service-module.ts';
 import type { DependencyCheck } from '../platform/http/health.ts';
@@ -49,13 +50,14 @@ export function createGateway(options: GatewayOptions): Gateway {
   const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.gateway.upstreams;
   return {
     checks: upstreamChecks(upstreams),
-    routes: async (app) => {
+    // Not encapsulated: the transforms' hooks must reach the routes every process serves (health, metrics, docs) too.
+    routes: fp(async (app) => {
       // First, so that every gateway route, mounted or proxied, sees transformed requests.
       await app.register(transformsPlugin, { transforms });
       await app.register(identity.routes, { prefix: '/api/v1/identity' });
       if (tokens) await app.register(tokens.routes);
       await app.register(upstreamRoutes, { upstreams, retryIdempotent, maxAttempts, metrics: platform.metrics });
-    },
+    }),
   };
 }
 

@@ -16,7 +16,7 @@ export interface TestAccess {
   /** Every denial, as the audit trail would receive it. */
   readonly denials: AccessDenial[];
   /** `Authorization` header of an ES256 token for `tenant` with `scopes`, signed by the issuer `access` trusts. */
-  bearer(tenant: string, scopes: readonly string[]): Promise<Record<string, string>>;
+  readonly bearer: (tenant: string, scopes: readonly string[]) => Promise<Record<string, string>>;
 }
 
 /**

@@ -6,6 +6,8 @@ export const identityErrors = {
   UNKNOWN_SCOPE: { status: 400, title: 'Unknown scope' },
   API_KEY_NOT_FOUND: { status: 404, title: 'API key not found' },
   OAUTH_CLIENT_NOT_FOUND: { status: 404, title: 'OAuth client not found' },
+  TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found' },
+  TENANT_EXISTS: { status: 409, title: 'Tenant already exists' },
 } as const;
 
 export type IdentityErrorCode = keyof typeof identityErrors;
@@ -26,3 +28,7 @@ export const unknownScope = (field: string, scopes: readonly string[], known: re
 export const apiKeyNotFound = (id: string): BlocksError => error('API_KEY_NOT_FOUND', `No API key '${id}'.`, { id });
 export const oauthClientNotFound = (clientId: string): BlocksError =>
   error('OAUTH_CLIENT_NOT_FOUND', `No OAuth client '${clientId}'.`, { client_id: clientId });
+
+// Only holders of tenants:admin reach these: the operator may know which tenants exist.
+export const tenantNotFound = (id: string): BlocksError => error('TENANT_NOT_FOUND', `No tenant '${id}'.`, { id });
+export const tenantExists = (id: string): BlocksError => error('TENANT_EXISTS', `Tenant '${id}' exists already.`, { id });

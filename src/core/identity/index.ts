@@ -6,6 +6,7 @@ import { API_KEY_REVOKED, createApiKeys, type ApiKeys, type VerifiedApiKey } fro
 import { bootstrapIdentity, type FirstStart } from './bootstrap.ts';
 import { createOAuthClients, type AuthenticatedClient, type OAuthClients } from './oauth-clients.ts';
 import { identityRoutes } from './routes.ts';
+import { createTenants, tenantRoutes, type Tenants } from './tenants.ts';
 import type { Config } from '../../platform/config/schema.ts';
 import type { Database } from '../../platform/db/port.ts';
 import { createSystemClock } from '../../platform/clock.ts';
@@ -25,7 +26,8 @@ import { createDevices, type Devices } from './devices.ts';
 export const identityErrors = { ...baseIdentityErrors, ...userAndDeviceErrors } as const;
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
 export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-clients.ts';
-export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+export { TENANT_CREATED, type CreatedTenant, type TenantRecord, type Tenants } from './tenants.ts';
 export { ROLES, ROLE_NAMES, scopesOfRoles, type RoleName } from './roles.ts';
 export { USER_CREATED, USER_DELETED, USER_PASSWORD_RESET, USER_ROLES_CHANGED, MIN_PASSWORD_LENGTH } from './users.ts';
 export { DEVICE_DELETED, DEVICE_REGISTERED } from './devices.ts';
@@ -53,6 +55,8 @@ export interface IdentityModule {
   readonly users: Users;
   /** Registered devices, for tenants whose rules require one. */
   readonly devices: Devices;
+  /** Tenants themselves, for the platform operator (`tenants:admin`). */
+  readonly tenants: Tenants;
   /** The zero-trust decision for every app of this process: add its hooks to each (createHttpServer does). */
   readonly access: Access;
   /** The admin API; mount under `/api/v1/identity`. */
@@ -94,6 +98,7 @@ export function createIdentityModule(
   const clients = createOAuthClients({ db, onEventAppended });
   const deviceRegistry = createDeviceRegistry({ db, clock });
   const users = createUsers({ db, onEventAppended });
+  const tenants = createTenants({ db, clients, onEventAppended });
   const devices = createDevices({ db, onEventAppended, onChanged: (tenant, fingerprint) => deviceRegistry.forget(tenant, fingerprint) });
   const audit = createDenialAudit({ db, logger, metrics, onEventAppended });
   const { auth } = config;
@@ -121,9 +126,11 @@ export function createIdentityModule(
     clients,
     users,
     devices,
+    tenants,
     access,
     routes: async (app) => {
       await app.register(identityRoutes, { apiKeys, clients, users, devices });
+      await app.register(tenantRoutes, { tenants });
     },
     verifyApiKey: (raw) => apiKeys.verify(raw),
     authenticateClient: (clientId, secret) => clients.authenticate(clientId, secret),

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BlocksError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
-import type { RateLimiter, RateLimitPolicy } from '../rate-limit/port.ts';
+import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../rate-limit/port.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { ANONYMOUS, TENANT_HEADER, type Caller } from './caller.ts';
 import { httpErrors } from './errors.ts';
@@ -54,7 +54,7 @@ export interface AccessDenial {
  * The scopes a route may declare besides a real one:
  * - `public`: anyone, no credential looked at (health, and metrics and docs when configured so);
  * - `client`: no bearer credential, the route authenticates the OAuth client itself (`/oauth/token`);
- *   its 401s still count as failed attempts;
+ *   its refusals (4xx but 429) still count as failed attempts;
  * - `upstream`: any authenticated caller; the service the gateway passes the request to decides the scope.
  */
 export const PUBLIC_SCOPE = 'public';
@@ -78,7 +78,7 @@ export type AccessHook = (request: FastifyRequest, reply: FastifyReply) => Promi
 export interface Access {
   /** onRequest: authenticates, checks context and scope, sets `request.caller` or throws a 401/403/429 problem. */
   readonly onRequest: AccessHook;
-  /** onResponse: counts the 401s of `client` routes as failed attempts. */
+  /** onResponse: counts the refusals of `client` routes as failed attempts. */
   readonly onResponse: AccessHook;
 }
 
@@ -125,7 +125,9 @@ export function createAccess(options: AccessOptions): Access {
     failures.inc({ reason });
     try {
       const decision = await options.limiter.take(`authfail:${request.ip}`, options.failedAttempts);
+      // The failure that uses the allowance up blocks at once: the next request from that address is refused, not tried.
       if (!decision.allowed) block(request.ip, decision.retryAfterMs);
+      else if (decision.remaining === 0) block(request.ip, untilNextAllowedMs(decision, options.failedAttempts));
     } catch (error) {
       // The throttle is a defence in depth: a limiter outage must not turn a 401 into a 5xx.
       request.log.warn({ err: error }, 'could not count a failed authentication');
@@ -249,9 +251,13 @@ export function createAccess(options: AccessOptions): Access {
   };
 
   const onResponse: AccessHook = async (request, reply) => {
-    if (reply.statusCode === 401 && request.routeOptions.config.scope === CLIENT_SCOPE) {
-      await countFailure(request, 'invalid_client');
-      audit(request, 401, 'invalid_client', null);
+    // Every refused token request counts, not only bad client secrets: a wrong password or a stolen
+    // refresh token is an invalid_grant 400 (RFC 6749 §5.2), and guessing those must be throttled too.
+    const status = reply.statusCode;
+    if (status >= 400 && status < 500 && status !== 429 && request.routeOptions.config.scope === CLIENT_SCOPE) {
+      const reason = status === 401 ? 'invalid_client' : 'refused_token_request';
+      await countFailure(request, reason);
+      audit(request, status, reason, null);
     }
   };
 
@@ -269,6 +275,12 @@ function credentialOf(request: FastifyRequest): Credential | 'ambiguous' | undef
   if (value === undefined) return { kind: 'api_key', value: '' };
   return { kind: isJwtShaped(value) ? 'jwt' : 'api_key', value };
 }
+
+/** How long until `policy` admits one more, after `decision` took the last of it (GCRA: one interval past the burst's start). */
+const untilNextAllowedMs = (decision: RateLimitDecision, policy: RateLimitPolicy): number => {
+  const intervalMs = policy.periodMs / policy.limit;
+  return Math.max(1, Math.ceil(decision.resetMs - ((policy.burst ?? policy.limit) - 1) * intervalMs));
+};
 
 /** Three dot-separated parts: a JWS in compact form. API keys (`bk_…`) never contain a dot. */
 const isJwtShaped = (value: string): boolean => /^[^.]+\.[^.]+\.[^.]*$/.test(value);

@@ -104,7 +104,9 @@ export async function createHttpServer(options: HttpServerOptions) {
   const methods = createMethodIndex();
   const inventory: RouteInventoryEntry[] = [];
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, scope: options.anonymous.docs ? PUBLIC_SCOPE : 'docs:read' };
+    // The documentation's own routes (/docs, /docs/json, /docs/static/…), not every path that starts with the same letters.
+    if (route.url === '/docs' || route.url.startsWith('/docs/'))
+      route.config = { ...route.config, scope: options.anonymous.docs ? PUBLIC_SCOPE : 'docs:read' };
     if (!route.config?.scope) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }

@@ -75,7 +75,7 @@ export function createRateLimitHook(options: RateLimitOptions): RateLimitHook {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined || UNLIMITED_SCOPES.has(scope)) return;
     const { caller } = request;
-    const identity = caller.subject === null ? `ip:${request.ip}` : `${caller.kind}:${caller.subject}`;
+    const identity = caller.subject === null ? `ip:${request.ip}` : `${caller.kind}:${caller.tenant}:${caller.subject}`;
     const tier = tiers.get(config.tenant_tiers[request.caller.tenant] ?? 'default') as NamedPolicy;
     const scoped = scopes.get(scope);
     for (const policy of scoped === undefined ? [tier] : [tier, scoped]) {
