@@ -4,6 +4,7 @@ import { BlocksError } from '../../platform/errors.ts';
 export const identityErrors = {
   INVALID_IDENTITY_INPUT: { status: 400, title: 'Invalid identity request' },
   UNKNOWN_SCOPE: { status: 400, title: 'Unknown scope' },
+  SCOPE_NOT_GRANTABLE: { status: 403, title: 'Scope may not be granted by this caller' },
   API_KEY_NOT_FOUND: { status: 404, title: 'API key not found' },
   OAUTH_CLIENT_NOT_FOUND: { status: 404, title: 'OAuth client not found' },
   TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found' },
@@ -32,3 +33,6 @@ export const oauthClientNotFound = (clientId: string): BlocksError =>
 // Only holders of tenants:admin reach these: the operator may know which tenants exist.
 export const tenantNotFound = (id: string): BlocksError => error('TENANT_NOT_FOUND', `No tenant '${id}'.`, { id });
 export const tenantExists = (id: string): BlocksError => error('TENANT_EXISTS', `Tenant '${id}' exists already.`, { id });
+
+export const scopeNotGrantable = (field: string, scope: string): BlocksError =>
+  error('SCOPE_NOT_GRANTABLE', `${field}: only a caller holding ${scope} may grant it`, { field, scope });

@@ -4,9 +4,9 @@ import { Type } from 'typebox';
 import { DEFAULT_PAGE_SIZE, PageQuerySchema, ProblemSchema as Problem, pageSchemaOf } from '../../platform/http/schemas.ts';
 import type { ApiKeys } from './api-keys.ts';
 import type { ChangeContext } from './change-context.ts';
-import { invalidIdentityInput, unknownScope } from './errors.ts';
+import { invalidIdentityInput, scopeNotGrantable, unknownScope } from './errors.ts';
 import type { OAuthClients } from './oauth-clients.ts';
-import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
 import { ROLE_NAMES, ROLES } from './roles.ts';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type Users } from './users.ts';
 import { FINGERPRINT, type Devices } from './devices.ts';
@@ -92,7 +92,7 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
   const context = (request: FastifyRequest): ChangeContext => ({
     correlationId: request.id,
     traceparent: request.trace.traceparent,
-    actor: request.caller.apiKeyId,
+    actor: request.caller.subject,
   });
   const pageSize = (limit: string | undefined): number => Number(limit ?? DEFAULT_PAGE_SIZE);
 
@@ -118,7 +118,11 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
       const { name, scopes = [], expires_at } = request.body;
       const created = await apiKeys.create(
         request.caller.tenant,
-        { name, scopes: checkScopes('scopes', scopes), expiresAt: expires_at === undefined ? null : dateOf('expires_at', expires_at) },
+        {
+          name,
+          scopes: checkScopes('scopes', scopes, request.caller.scopes),
+          expiresAt: expires_at === undefined ? null : dateOf('expires_at', expires_at),
+        },
         context(request),
       );
       return reply.code(201).header('cache-control', 'no-store').send(created);
@@ -175,7 +179,11 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
     },
     async (request, reply) => {
       const { name, scopes = [] } = request.body;
-      const created = await clients.create(request.caller.tenant, { name, scopes: checkScopes('scopes', scopes) }, context(request));
+      const created = await clients.create(
+        request.caller.tenant,
+        { name, scopes: checkScopes('scopes', scopes, request.caller.scopes) },
+        context(request),
+      );
       return reply.code(201).header('cache-control', 'no-store').send(created);
     },
   );
@@ -388,9 +396,15 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
 };
 
 /** The scopes, deduplicated, when every one is known. @throws UNKNOWN_SCOPE naming the field */
-function checkScopes(field: string, scopes: readonly string[]): string[] {
+/**
+ * The scopes a new key or client may be given. A tenant's admin may grant any scope of its tenant,
+ * but `tenants:admin` reaches across tenants: only a caller holding it may hand it on, or any
+ * tenant's admin could make itself the platform's operator.
+ */
+function checkScopes(field: string, scopes: readonly string[], granter: readonly string[]): string[] {
   const unknown = scopes.filter((scope) => !KNOWN_SCOPES.includes(scope));
   if (unknown.length > 0) throw unknownScope(field, unknown, KNOWN_SCOPES);
+  if (scopes.includes(TENANTS_ADMIN_SCOPE) && !granter.includes(TENANTS_ADMIN_SCOPE)) throw scopeNotGrantable(field, TENANTS_ADMIN_SCOPE);
   return [...new Set(scopes)].sort();
 }
 

@@ -96,4 +96,21 @@ describe('tenants API (platform operator)', () => {
     expect(bad.body).toMatchObject({ code: 'INVALID_IDENTITY_INPUT', field: 'id' });
     expect((await call('POST', '/api/v1/identity/tenants', headers, { id: 'ok', name: 'x', admin: true })).status).toBe(400);
   });
+
+  it("refuses to let a tenant's admin grant itself the operator scope", async () => {
+    const admin = await creds.headers('globex', ['identity:admin']);
+    for (const path of ['/api/v1/identity/api-keys', '/api/v1/identity/clients']) {
+      const answer = await call('POST', path, admin, { name: 'escalate', scopes: ['tenants:admin'] });
+      expect(answer.status).toBe(403);
+      expect(answer.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', scope: 'tenants:admin' });
+    }
+    const { rows } = await blocks.platform.db.query("SELECT 1 FROM api_keys WHERE tenant = 'globex' AND 'tenants:admin' = ANY (scopes)");
+    expect(rows).toHaveLength(0);
+    // The operator, holding it, may hand it on (to a second operator key of its own tenant).
+    const granted = await call('POST', '/api/v1/identity/api-keys', await creds.headers('default', ['identity:admin', 'tenants:admin']), {
+      name: 'second operator',
+      scopes: ['tenants:admin'],
+    });
+    expect(granted.status).toBe(201);
+  });
 });
