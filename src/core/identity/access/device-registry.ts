@@ -16,6 +16,8 @@ export function createDeviceRegistry(options: { db: Database; clock: Clock; ttlM
   const ttlMs = options.ttlMs ?? 30_000;
   const maxEntries = options.maxEntries ?? 10_000;
   const known = new Map<string, { registered: boolean; until: number }>();
+  // Bumped by every forget: a read that began before one must not cache what it read.
+  let generation = 0;
   const keyOf = (tenant: string, fingerprint: string): string => `${tenant}\u0000${fingerprint}`;
   return {
     async isRegistered(tenant, fingerprint) {
@@ -23,13 +25,17 @@ export function createDeviceRegistry(options: { db: Database; clock: Clock; ttlM
       const now = options.clock.now();
       const cached = known.get(key);
       if (cached && cached.until > now) return cached.registered;
+      const readingSince = generation;
       const { rows } = await options.db.query('SELECT 1 FROM devices WHERE tenant = $1 AND fingerprint = $2', [tenant, fingerprint]);
-      // Oldest first out: a caller cycling through made-up device ids must not grow memory.
-      if (known.size >= maxEntries) known.delete(known.keys().next().value as string);
-      known.set(key, { registered: rows.length > 0, until: now + ttlMs });
+      if (readingSince === generation) {
+        // Oldest first out: a caller cycling through made-up device ids must not grow memory.
+        if (known.size >= maxEntries) known.delete(known.keys().next().value as string);
+        known.set(key, { registered: rows.length > 0, until: now + ttlMs });
+      }
       return rows.length > 0;
     },
     forget(tenant, fingerprint) {
+      generation += 1;
       known.delete(keyOf(tenant, fingerprint));
     },
   };
