@@ -1,5 +1,6 @@
 import { count, finishReasonOf, isRecord, promptTokensOf } from './anthropic-translate.ts';
 import { ProviderError } from './errors.ts';
+import { excerpted } from './http.ts';
 import type { SseEvent } from './sse.ts';
 import type { ChatCompletionChunk, FinishReason } from './types.ts';
 
@@ -12,9 +13,9 @@ function parse(event: SseEvent): Record<string, unknown> {
   try {
     body = JSON.parse(event.data) as unknown;
   } catch (error) {
-    throw new ProviderError('bad_response', `anthropic stream: event data is not JSON: ${event.data.slice(0, 200)}`, {
+    throw new ProviderError('bad_response', 'anthropic stream: event data is not JSON', {
       provider: 'anthropic',
-      cause: error,
+      cause: excerpted(event.data, error),
     });
   }
   if (!isRecord(body)) throw bad('event data is not an object');

@@ -230,7 +230,8 @@ export async function readJsonBody(exchange: ProviderExchange, provider: string)
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new ProviderError('bad_response', `${provider} sent a body that is not JSON: ${text.slice(0, 200)}`, { provider, cause: error });
+    // What the provider sent stays in the cause (logs): it is not passed on to the client.
+    throw new ProviderError('bad_response', `${provider} sent a body that is not JSON`, { provider, cause: excerpted(text, error) });
   }
 }
 
@@ -241,6 +242,9 @@ export function badBodyOr(exchange: ProviderExchange, provider: string, error: u
     new ProviderError('bad_response', `${provider} cut its response off: ${describe(error)}`, { provider, cause: error })
   );
 }
+
+/** An error for the logs holding the start of what a provider sent. */
+export const excerpted = (text: string, cause: unknown): Error => new Error(`provider sent: ${text.slice(0, 200)}`, { cause });
 
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);

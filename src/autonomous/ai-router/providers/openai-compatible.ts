@@ -1,6 +1,6 @@
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import { ProviderError } from './errors.ts';
-import { openExchange, readJsonBody } from './http.ts';
+import { excerpted, openExchange, readJsonBody } from './http.ts';
 import { readSse } from './sse.ts';
 import type {
   ChatCompletion,
@@ -80,9 +80,9 @@ function parse(text: string, provider: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new ProviderError('bad_response', `${provider} sent a stream event that is not JSON: ${text.slice(0, 200)}`, {
+    throw new ProviderError('bad_response', `${provider} sent a stream event that is not JSON`, {
       provider,
-      cause: error,
+      cause: excerpted(text, error),
     });
   }
 }

@@ -1,0 +1,324 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import { stringify as toYaml } from 'yaml';
+import { MAX_BODY_BYTES } from '../../src/autonomous/ai-router/providers/http.ts';
+import type { RunningBlocks } from '../../src/start.ts';
+import { eventually, startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
+import { testCredentials, type TestCredentials } from '../support/credentials.ts';
+import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
+import { sendText, startHostileProvider, type HostileAnswer, type HostileProvider } from '../support/hostile-provider.ts';
+
+// The OWASP items about what Blocks fetches and consumes: API7 (SSRF through URLs a caller sets),
+// API10 (unsafe consumption of a provider's answers and of an identity provider's documents) and
+// API6 (a budget as the limit on the costly flow). Providers here are real HTTP servers on 127.0.0.1
+// named in `ai.providers`, which the operator configures and the egress policy therefore trusts.
+
+const dir = tempDir('blocks-owasp-third-party');
+let blocks: RunningBlocks;
+let creds: TestCredentials;
+let fake: FakeProvider;
+/** The `shady` model's provider: answers whatever a test makes it. */
+let hostile: HostileProvider;
+/** Where a redirect points, and where an issuer's keys live: counts what reaches it. */
+let elsewhere: HostileProvider;
+/** The external identity providers' discovery documents, by path. */
+let idp: HostileProvider;
+let idpKey: CryptoKey;
+
+const model = (id: string, provider: string) => ({
+  provider,
+  model: id,
+  task_types: ['chat'],
+  context_window: 100_000,
+  input_price_per_mtok: 1,
+  output_price_per_mtok: 2,
+  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
+  typical_latency_ms: 100,
+});
+
+beforeAll(async () => {
+  fake = await startFakeOpenAi({ kind: 'answer' });
+  hostile = await startHostileProvider();
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  idpKey = pair.privateKey;
+  const keys = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' }] });
+  elsewhere = await startHostileProvider(sendText(keys));
+  idp = await startHostileProvider((request, response) => {
+    const issuer = `${idp.origin}${(request.url ?? '').replace('/.well-known/openid-configuration', '')}`;
+    const json = (document: unknown): void =>
+      void response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(document));
+    switch (request.url) {
+      case '/elsewhere/.well-known/openid-configuration':
+        return json({ issuer, jwks_uri: `${elsewhere.origin}/keys` });
+      case '/liar/.well-known/openid-configuration':
+        return json({ issuer: 'https://someone-else.example', jwks_uri: `${elsewhere.origin}/keys` });
+      case '/redirect/.well-known/openid-configuration':
+        return void response.writeHead(302, { location: `${idp.origin}/elsewhere/.well-known/openid-configuration` }).end();
+      case '/garbage/.well-known/openid-configuration':
+        return void response.writeHead(200, { 'content-type': 'application/json' }).end('<html>not json');
+      case '/junk-keys/.well-known/openid-configuration':
+        return json({ issuer, jwks_uri: `${idp.origin}/junk` });
+      case '/html-keys/.well-known/openid-configuration':
+        return json({ issuer, jwks_uri: `${idp.origin}/html` });
+      case '/junk':
+        return json({ keys: 'none' });
+      default:
+        return void response.writeHead(200, { 'content-type': 'text/html' }).end('<html>a login page</html>');
+    }
+  });
+  const catalogFile = join(dir.path, 'models.yaml');
+  writeFileSync(catalogFile, toYaml({ models: [model('steady', 'fake'), model('shady', 'hostile')] }));
+  const issuers = ['elsewhere', 'liar', 'redirect', 'garbage', 'junk-keys', 'html-keys'].map((name) => ({
+    issuer: `${idp.origin}/${name}`,
+    audience: 'blocks',
+  }));
+  blocks = await startTestBlocks({
+    config: testConfig(
+      { BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      {
+        // Every hostile answer is a failure of `shady`: its breakers must not open and hide the next one.
+        resilience: { failure_threshold: 1_000_000, recovery_timeout: 1000 },
+        auth: { external_issuers: issuers },
+        ai: {
+          catalog_file: catalogFile,
+          providers: {
+            fake: { protocol: 'openai', base_url: fake.baseUrl },
+            hostile: { protocol: 'openai', base_url: `${hostile.origin}/v1` },
+          },
+          routing: { exploration: 0 },
+          proxy: { attempt_timeout: 5000, request_timeout: 10_000, max_attempts: 1 },
+          // What the SSRF tests rely on, said here rather than inherited: public addresses only.
+          egress: { allow_private: false, allow: [] },
+        },
+      },
+    ),
+    roles: ['gateway', 'autonomous'],
+  });
+  creds = testCredentials(blocks);
+}, 60_000);
+
+afterAll(async () => {
+  await blocks?.close();
+  await Promise.all([fake, hostile, elsewhere, idp].map((server) => server?.close()));
+  dir.remove();
+});
+
+async function call(method: string, path: string, headers: Record<string, string>, body?: unknown) {
+  const response = await fetch(`${blocks.urls.gateway as string}${path}`, {
+    method,
+    headers: body === undefined ? headers : { ...headers, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    body: (text.startsWith('{') ? JSON.parse(text) : {}) as Record<string, unknown>,
+  };
+}
+
+const chat = async (modelId: string, tenant = 'third-party', extra: Record<string, unknown> = {}) =>
+  call('POST', '/v1/chat/completions', await creds.headers(tenant), {
+    model: modelId,
+    messages: [{ role: 'user', content: 'hello there' }],
+    ...extra,
+  });
+
+describe('API7 server-side request forgery: deployment base URLs a caller sets', () => {
+  const body = (baseUrl: string) => ({
+    ...model('ssrf-probe', 'fake'),
+    deployments: [{ id: 'mine', base_url: baseUrl }],
+  });
+
+  it('refuses, when written, every URL pointing inside: 400 naming the field, nothing stored', async () => {
+    expect(blocks.platform.config.ai.egress).toEqual({ allow_private: false, allow: [] });
+    const admin = await creds.headers('ssrf');
+    for (const url of [
+      'http://127.0.0.1:8001/v1',
+      'http://2130706433/v1',
+      'http://0x7f.0.0.1/v1',
+      'http://localhost:8001/v1',
+      'http://[::1]:8001/v1',
+      'http://[::ffff:127.0.0.1]/v1',
+      'http://169.254.169.254/latest/meta-data/iam/',
+      'http://[fe80::1]/v1',
+      'http://10.0.0.8/v1',
+      'http://172.16.5.4/v1',
+      'http://192.168.1.1/v1',
+      'http://[fd00::8]/v1',
+      'http://0.0.0.0:8001/v1',
+      'https://user:password@api.example.com/v1',
+      'file:///etc/passwd',
+      'gopher://127.0.0.1:6379/_FLUSHALL',
+    ]) {
+      const answer = await call('POST', '/api/v1/autonomous/ai/models', admin, body(url));
+      expect(answer.status, url).toBe(400);
+      expect(answer.body['code'], url).toBe('INVALID_MODEL');
+      expect(answer.body['field'], url).toBe('deployments[0].base_url');
+    }
+    expect((await call('GET', '/api/v1/autonomous/ai/models/ssrf-probe', admin)).status).toBe(404);
+  });
+
+  it('refuses the same when a model is replaced, and leaves the model as it was', async () => {
+    const admin = await creds.headers('ssrf');
+    const created = await call('POST', '/api/v1/autonomous/ai/models', admin, body('https://llm.example.com/v1'));
+    expect(created.status).toBe(201);
+    const { model: _m, ...replacement } = body('http://169.254.169.254/v1');
+    const replaced = await call('PUT', '/api/v1/autonomous/ai/models/ssrf-probe', admin, replacement);
+    expect(replaced.status).toBe(400);
+    expect(replaced.body['field']).toBe('deployments[0].base_url');
+    const stored = await call('GET', '/api/v1/autonomous/ai/models/ssrf-probe', admin);
+    expect((stored.body['deployments'] as Array<{ base_url: string }>)[0]?.base_url).toBe('https://llm.example.com/v1');
+    await call('DELETE', '/api/v1/autonomous/ai/models/ssrf-probe', admin);
+  });
+
+  it("leaves the operator's own endpoints (ai.providers, here on 127.0.0.1) alone", async () => {
+    const answer = await chat('steady');
+    expect(answer.status).toBe(200);
+    expect(fake.requests.length).toBeGreaterThan(0);
+  });
+  // The check at connect time, after DNS resolution (a name that resolves to 127.0.0.1 when called):
+  // test/platform/net/egress.test.ts and test/autonomous/ai-router/providers/hostile-provider.test.ts.
+});
+
+describe('API10 unsafe consumption: a provider gone bad', () => {
+  const shady = async (answer: HostileAnswer, extra: Record<string, unknown> = {}) => {
+    hostile.answer(answer);
+    return chat('shady', 'third-party', extra);
+  };
+  const completion = (fields: Record<string, unknown> = {}, message: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      id: 'x',
+      object: 'chat.completion',
+      created: 1,
+      model: 'shady',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'fine', ...message }, finish_reason: 'stop' }],
+      ...fields,
+    });
+
+  it('answers a clean 502 for a redirect (not followed), a body that is not JSON, too large, too deep or of the wrong shape', async () => {
+    const redirected = elsewhere.hits;
+    const cases: Array<[string, HostileAnswer, RegExp]> = [
+      ['redirect', (_req, res) => void res.writeHead(307, { location: `${elsewhere.origin}/v1/chat/completions` }).end(), /redirect/],
+      ['not JSON', sendText('<html><body>Welcome to nginx</body></html>'), /not JSON/],
+      ['too large', sendText(`{"choices":[{"message":{"content":"${'A'.repeat(MAX_BODY_BYTES)}"}}]}`), /larger than/],
+      ['too deep', sendText(`{"choices":[{"message":{"content":"x"}}],"d":${'['.repeat(50_000)}${']'.repeat(50_000)}}`), /nested deeper/],
+      ['content not text', sendText(completion({}, { content: { script: '<script>alert(1)</script>' } })), /not text/],
+      ['no choices', sendText('{"id":"x","object":"chat.completion"}'), /without choices/],
+    ];
+    for (const [what, answer, detail] of cases) {
+      const response = await shady(answer);
+      expect(response.status, what).toBe(502);
+      expect(response.headers.get('content-type'), what).toMatch(/^application\/problem\+json/);
+      expect(response.body['code'], what).toBe('PROVIDER_BAD_RESPONSE');
+      expect(response.body['detail'], what).toMatch(detail);
+      expect(response.text.length, what).toBeLessThan(10_000);
+      expect(response.text, what).not.toMatch(/<script>|Welcome to nginx|AAAAAAAAAA/);
+    }
+    expect(elsewhere.hits).toBe(redirected);
+    expect((await call('GET', '/health/live', {})).status).toBe(200);
+  });
+
+  it('passes on only the canonical fields of an answer, and never a prototype', async () => {
+    const body = completion(
+      {
+        usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+        injected: '<img src=x onerror=alert(1)>',
+        system: { debug: 'internal' },
+      },
+      { content: 'fine', tool_calls: null, audio: { data: 'AAAA' }, leaked: 'provider-internal' },
+    ).replace('{"id"', '{"__proto__":{"isAdmin":true},"id"');
+    const answer = await shady(sendText(body));
+    expect(answer.status).toBe(200);
+    expect(answer.text).not.toMatch(/injected|onerror|debug|leaked|provider-internal|isAdmin|audio/);
+    expect((answer.body['choices'] as Array<{ message: unknown }>)[0]?.message).toEqual({ role: 'assistant', content: 'fine' });
+  });
+
+  it('ends a stream whose provider sends one endless event with a clean 502', async () => {
+    const answer = await shady(
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const piece = 'z'.repeat(64 * 1024);
+        res.write('data: {"choices":[{"delta":{"content":"');
+        for (let i = 0; i < 40; i++) res.write(piece);
+        res.end();
+      },
+      { stream: true },
+    );
+    expect(answer.status).toBe(502);
+    expect(answer.body['code']).toBe('PROVIDER_BAD_RESPONSE');
+    expect(answer.text.length).toBeLessThan(10_000);
+  });
+
+  it('does not let a provider lower what a call costs: bad token counts are replaced by its own count', async () => {
+    const tenant = 'third-party-usage';
+    hostile.answer(sendText(completion({ usage: { prompt_tokens: -5_000_000, completion_tokens: -1, total_tokens: -5_000_001 } })));
+    expect((await chat('shady', tenant)).status).toBe(200);
+    const usage = await eventually(
+      async () => (await call('GET', '/api/v1/autonomous/ai/usage?group_by=model', await creds.headers(tenant))).body,
+      (body) => ((body['items'] as unknown[] | undefined) ?? []).length > 0,
+    );
+    const row = (usage['items'] as Array<{ model: string; cost_usd: number; prompt_tokens: number }>).find(
+      (item) => item.model === 'shady',
+    );
+    expect(row?.prompt_tokens).toBeGreaterThan(0);
+    expect(row?.cost_usd).toBeGreaterThan(0);
+  });
+});
+
+describe("API10 unsafe consumption: an identity provider's documents", () => {
+  const tokenOf = (issuer: string) =>
+    new SignJWT({ tenant: 'oidc-tenant', scope: 'service:read' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'idp-1' })
+      .setIssuer(`${idp.origin}/${issuer}`)
+      .setAudience('blocks')
+      .setSubject('someone')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(idpKey);
+  const withToken = async (issuer: string) => call('GET', '/api/v1/autonomous', { authorization: `Bearer ${await tokenOf(issuer)}` });
+
+  it("follows a discovery document's jwks_uri to another host: the configured issuer vouches for where its keys are", async () => {
+    // jwt-verifier.ts: the document must name the issuer it was fetched for; its jwks_uri may be anywhere.
+    expect((await withToken('elsewhere')).status).toBe(200);
+  });
+
+  it('answers 503 TOKEN_ISSUER_UNAVAILABLE, never a crash or a pass, when discovery names another issuer, redirects, is not JSON or its keys are junk', async () => {
+    for (const issuer of ['liar', 'redirect', 'garbage', 'junk-keys']) {
+      const answer = await withToken(issuer);
+      expect(answer.status, issuer).toBe(503);
+      expect(answer.body['code'], issuer).toBe('TOKEN_ISSUER_UNAVAILABLE');
+      expect(answer.text, issuer).not.toMatch(/someone-else|<html>|not json/);
+    }
+    expect((await withToken('elsewhere')).status).toBe(200);
+  });
+
+  it('refuses the token when the key set is not JSON at all (jose reports a failed verification there: 401, not 503)', async () => {
+    const answer = await withToken('html-keys');
+    expect(answer.status).toBe(401);
+    expect(answer.body['code']).toBe('INVALID_TOKEN');
+    expect(answer.text).not.toMatch(/login page/);
+  });
+});
+
+describe('API6 sensitive business flows: spending is bounded by the budget', () => {
+  it('refuses calls past the budget with 402 and Retry-After before any provider is called, and only ai:budgets can lift it', async () => {
+    const tenant = 'third-party-budget';
+    const admin = await creds.headers(tenant);
+    expect((await call('PUT', `/api/v1/autonomous/ai/budgets/tenant/${tenant}/day`, admin, { limit_usd: 0 })).status).toBe(201);
+    const before = fake.requests.length;
+    const refused = await chat('steady', tenant);
+    expect(refused.status).toBe(402);
+    expect(refused.body['code']).toBe('BUDGET_EXCEEDED');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(fake.requests.length).toBe(before);
+    const caller = await creds.headers(tenant, ['ai:invoke']);
+    expect((await call('PUT', `/api/v1/autonomous/ai/budgets/tenant/${tenant}/day`, caller, { limit_usd: 100 })).status).toBe(403);
+    expect((await call('PUT', `/api/v1/autonomous/ai/budgets/tenant/${tenant}/day`, admin, { limit_usd: 100 })).status).toBe(200);
+    expect((await chat('steady', tenant)).status).toBe(200);
+  });
+  // Concurrent calls let through exactly what fits: test/autonomous/ai-router/budgets/budgets-e2e.test.ts.
+});
