@@ -113,6 +113,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         ...(tls ? { tls } : {}),
         cors: config.http.cors,
         jsonMaxDepth: config.http.json_max_depth,
+        trustedProxies: config.http.trusted_proxies,
       });
       await app.register(
         role === 'gateway' && gateway ? gateway.routes : serviceRoutes(modules[role as 'autonomous' | 'collaborative'] as ServiceModule),

@@ -73,6 +73,9 @@ const proxyTo =
                   ...headers,
                   'x-correlation-id': request.id,
                   traceparent: request.trace.traceparent,
+                  // Replaced, never appended: the client's own X-Forwarded-For is believed only as far as
+                  // this gateway's trusted_proxies say, and request.ip is already that verdict.
+                  'x-forwarded-for': request.ip,
                 }),
                 onResponse: (_req, inner, response) => {
                   resolve(response.statusCode);

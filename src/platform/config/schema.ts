@@ -198,6 +198,11 @@ export const ConfigSchema = Type.Object(
         /** Deepest nesting of arrays and objects a JSON body may have. */
         json_max_depth: Type.Integer({ minimum: 1 }),
         cors: Cors,
+        /**
+         * Addresses or CIDRs of proxies (the gateway, a load balancer) whose `X-Forwarded-For` is
+         * believed: the client's address behind them is what IP rules, throttling and rate limits see.
+         */
+        trusted_proxies: Type.Array(Type.String({ minLength: 1 })),
       },
       { additionalProperties: false },
     ),

@@ -67,6 +67,8 @@ export interface HttpServerOptions {
   readonly cors?: CorsConfig;
   /** Deepest nesting of arrays and objects a JSON body may have; 32 when absent. */
   readonly jsonMaxDepth?: number;
+  /** Addresses or CIDRs whose `X-Forwarded-For` is believed for `request.ip`; none when absent. */
+  readonly trustedProxies?: readonly string[];
 }
 
 /**
@@ -84,6 +86,7 @@ export async function createHttpServer(options: HttpServerOptions) {
     bodyLimit: options.bodyLimitBytes,
     keepAliveTimeout: options.keepAliveTimeoutMs,
     return503OnClosing: true,
+    ...(options.trustedProxies?.length ? { trustProxy: [...options.trustedProxies] } : {}),
     genReqId: (raw) => correlationIdOf(raw.headers['x-correlation-id']),
     childLoggerFactory(logger, bindings, childOptions, raw) {
       return logger.child({ ...bindings, trace_id: traceOf(raw).traceId }, childOptions);
