@@ -14,7 +14,7 @@ export interface CorsConfig {
 }
 
 /** Answer headers a browser script may read: correlation id, trace and rate-limit state. */
-const EXPOSED = ['x-correlation-id', 'traceparent', 'retry-after', 'ratelimit', 'ratelimit-policy'].join(', ');
+const EXPOSED = ['x-correlation-id', 'traceparent', 'retry-after', 'ratelimit', 'ratelimit-policy', 'www-authenticate'].join(', ');
 
 /**
  * An onRequest hook applying `config`: answers preflights from allowed origins itself (204),

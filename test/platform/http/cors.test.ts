@@ -84,6 +84,8 @@ describe('CORS', () => {
       expect(allowed.status).toBe(200);
       expect(allowed.headers.get('access-control-allow-origin')).toBe(ALLOWED);
       expect(allowed.headers.get('access-control-expose-headers')).toContain('x-correlation-id');
+      // A browser script must be able to read which scope a 403 wants.
+      expect(allowed.headers.get('access-control-expose-headers')).toContain('www-authenticate');
       const other = await fetch(`${server.base}/things`, { method: 'POST', headers: { ...auth, origin: OTHER } });
       expect(other.status).toBe(200);
       expect(corsHeaders(other)).toEqual([]);
