@@ -81,6 +81,8 @@ beforeAll(async () => {
     config: testConfig(
       { BLOCKS_DATA_DIR: join(dir.path, 'data') },
       {
+        // Refused credentials are part of the cases; the throttle they would earn is another test's subject.
+        auth: { failed_attempts: { limit: 1_000_000, period: 60_000, burst: 1_000_000 } },
         ai: { catalog_file: catalogFile, providers: { fake: { protocol: 'openai', base_url: fake.baseUrl } }, routing: { exploration: 0 } },
       },
     ),
