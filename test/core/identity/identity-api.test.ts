@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import type { IdentityModule } from '../../../src/core/identity/index.ts';
+import { IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE, type IdentityModule } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
@@ -67,7 +67,8 @@ for (const setup of blocksDatabases(postgres)) {
       expect(await identity.authenticateClient(first?.clientId as string, first?.clientSecret as string)).toEqual({
         tenant: 'default',
         clientId: first?.clientId,
-        scopes: ['identity:admin'],
+        // Its tenant's admin, and the platform operator's (it is the only way in on a new database).
+        scopes: [IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE],
       });
       const { rows } = await blocks.platform.db.query<{ secret_hash: string }>('SELECT secret_hash FROM oauth_clients');
       expect(rows).toHaveLength(1);
