@@ -14,8 +14,9 @@ import { compileTransforms, transformsPlugin } from '../src/platform/http/transf
 import { createCollaborativeService } from '../src/collaborative/index.ts';
 import { FIRST_TENANT } from '../src/core/identity/index.ts';
 import { serviceRoutes } from '../src/gateway/index.ts';
+import type { JSONWebKeySet } from 'jose';
+import { createJwtVerifier } from '../src/platform/auth/jwt-verifier.ts';
 import { startBenchBlocks } from './support/bench-blocks.ts';
-import { median } from './support/load.ts';
 
 export interface InjectTarget {
   readonly label: string;
@@ -24,8 +25,10 @@ export interface InjectTarget {
 }
 export interface InjectOptions {
   readonly path: string;
+  /** Calls per target. */
   readonly calls: number;
-  readonly rounds: number;
+  /** Calls a target makes before the next one's turn. */
+  readonly block: number;
   readonly targets: readonly InjectTarget[];
 }
 export interface InjectResult {
@@ -35,8 +38,12 @@ export interface InjectResult {
   /** Mean CPU time of the process (every thread) per request. */
   readonly cpuUs: number;
 }
+export interface SignatureOptions {
+  readonly token: string;
+  readonly calls: number;
+}
 /** What bench/gateway.ts sends over IPC. */
-export type BenchRequest = 'cpu' | { readonly inject: InjectOptions };
+export type BenchRequest = 'cpu' | { readonly inject: InjectOptions } | { readonly signature: SignatureOptions };
 
 /** The one scope GET /api/v1/collaborative (service info) needs. */
 const SCOPE = 'service:read';
@@ -119,37 +126,63 @@ process.on('message', (message: BenchRequest) => {
     process.send?.({ cpuUs: user + system });
     return;
   }
-  injectBench(message.inject).then(
-    (results) => process.send?.({ inject: results }),
+  const answer = 'inject' in message ? injectBench(message.inject).then((inject) => ({ inject })) : signatureBench(message.signature);
+  answer.then(
+    (result) => process.send?.(result),
     (error: unknown) => process.send?.({ error: String(error) }),
   );
 });
 
+/**
+ * What a token's first request adds: its signature and claims checked by the verifier the gateway
+ * uses (createJwtVerifier, keys in memory), which then remembers the token until it expires.
+ */
+async function signatureBench(options: SignatureOptions): Promise<{ signature: Omit<InjectResult, 'label'> }> {
+  const jwks = (await (await fetch(`${blocks.urls.gateway}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+  const verifier = createJwtVerifier({
+    issuers: [{ issuer: blocks.urls.gateway as string, audience: config.auth.audience, keys: async () => jwks }],
+    clockSkewSec: Math.round(config.auth.clock_skew / 1000),
+  });
+  const micros = new Float64Array(options.calls);
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < options.calls; i++) {
+    const started = process.hrtime.bigint();
+    await verifier.verify(options.token);
+    micros[i] = Number(process.hrtime.bigint() - started) / 1000;
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  micros.sort();
+  const at = (p: number): number => micros[Math.min(micros.length - 1, Math.floor(micros.length * p))] as number;
+  return { signature: { p50Us: at(0.5), p99Us: at(0.99), cpuUs: (cpu.user + cpu.system) / options.calls } };
+}
+
+/**
+ * Targets take turns in blocks of `block` calls, so whatever else the machine does at a moment
+ * slows every target alike; latency percentiles and CPU time are over all of a target's calls.
+ */
 async function injectBench(options: InjectOptions): Promise<InjectResult[]> {
-  const samples = new Map<string, { p50: number[]; p99: number[]; cpu: number[] }>();
-  for (let round = 0; round < options.rounds; round++) {
-    for (const target of options.targets) {
+  const figures = options.targets.map(() => ({ micros: new Float64Array(options.calls), cpuUs: 0 }));
+  for (let done = 0; done < options.calls; done += options.block) {
+    const calls = Math.min(options.block, options.calls - done);
+    for (const [t, target] of options.targets.entries()) {
       const app = apps[target.app];
-      const micros = new Float64Array(options.calls);
+      const figure = figures[t] as (typeof figures)[number];
       const cpuBefore = process.cpuUsage();
-      for (let i = 0; i < options.calls; i++) {
+      for (let i = done; i < done + calls; i++) {
         const started = process.hrtime.bigint();
         const response = await app.inject({ method: 'GET', url: options.path, headers: target.headers });
-        micros[i] = Number(process.hrtime.bigint() - started) / 1000;
+        figure.micros[i] = Number(process.hrtime.bigint() - started) / 1000;
         if (response.statusCode !== 200) throw new Error(`${target.label}: GET ${options.path} answered ${response.statusCode}`);
       }
       const cpu = process.cpuUsage(cpuBefore);
-      micros.sort();
-      const figures = samples.get(target.label) ?? { p50: [], p99: [], cpu: [] };
-      figures.p50.push(micros[Math.floor(options.calls * 0.5)] as number);
-      figures.p99.push(micros[Math.floor(options.calls * 0.99)] as number);
-      figures.cpu.push((cpu.user + cpu.system) / options.calls);
-      samples.set(target.label, figures);
+      figure.cpuUs += cpu.user + cpu.system;
     }
   }
-  return options.targets.map(({ label }) => {
-    const figures = samples.get(label) ?? { p50: [], p99: [], cpu: [] };
-    return { label, p50Us: median(figures.p50), p99Us: median(figures.p99), cpuUs: median(figures.cpu) };
+  return options.targets.map(({ label }, t) => {
+    const { micros, cpuUs } = figures[t] as (typeof figures)[number];
+    micros.sort();
+    const at = (p: number): number => micros[Math.min(micros.length - 1, Math.floor(micros.length * p))] as number;
+    return { label, p50Us: at(0.5), p99Us: at(0.99), cpuUs: cpuUs / options.calls };
   });
 }
 
