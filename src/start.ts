@@ -51,6 +51,12 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const keyEncryptionKey = roles.includes('gateway')
     ? resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir })
     : undefined;
+  // A service guessing the gateway's URL wrong would refuse every token with a 401 and no other sign.
+  if (config.env === 'production' && !roles.includes('gateway') && !config.auth.issuer && !config.services.gateway.url) {
+    throw new Error(
+      'auth.issuer (the gateway URL tokens name as iss) or services.gateway.url must be set for a service running without the gateway',
+    );
+  }
   const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
   let accepting = false;
 
@@ -59,7 +65,10 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
   const urls: Partial<Record<Role, string>> = {};
   const issuer = (): string =>
-    config.auth.issuer ?? urls.gateway ?? config.services.gateway.url ?? `http://127.0.0.1:${config.services.gateway.port}`;
+    config.auth.issuer ??
+    urls.gateway ??
+    config.services.gateway.url ??
+    `${tls ? 'https' : 'http'}://127.0.0.1:${config.services.gateway.port}`;
   // Every process decides access itself (zero trust): a service reached directly is as closed as through the gateway.
   const identity = createIdentityModule(platform, { ownIssuer: issuer });
   const tokens =
