@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookup } from 'node:dns/promises';
 import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { stringify as toYaml } from 'yaml';
 import { MAX_BODY_BYTES } from '../../src/autonomous/ai-router/providers/http.ts';
+import { classifyAddress } from '../../src/platform/net/egress.ts';
 import type { RunningBlocks } from '../../src/start.ts';
 import { eventually, startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
@@ -16,6 +21,16 @@ import { sendText, startHostileProvider, type HostileAnswer, type HostileProvide
 // named in `ai.providers`, which the operator configures and the egress policy therefore trusts.
 
 const dir = tempDir('blocks-owasp-third-party');
+/** The one private address `ai.egress.allow` lets deployments reach. */
+const ALLOWED = '127.0.0.2';
+/**
+ * A name this machine resolves to an address that is not public (a container's host name does:
+ * /etc/hosts), so that only resolution at connect time can tell; none when it resolves to a public one.
+ */
+const INSIDE_NAME = await lookup(hostname(), { all: true }).then(
+  (addresses) => (addresses.length > 0 && addresses.every(({ address }) => classifyAddress(address) !== 'public') ? hostname() : undefined),
+  () => undefined,
+);
 let blocks: RunningBlocks;
 let creds: TestCredentials;
 let fake: FakeProvider;
@@ -89,8 +104,8 @@ beforeAll(async () => {
           },
           routing: { exploration: 0 },
           proxy: { attempt_timeout: 5000, request_timeout: 10_000, max_attempts: 1 },
-          // What the SSRF tests rely on, said here rather than inherited: public addresses only.
-          egress: { allow_private: false, allow: [] },
+          // What the SSRF tests rely on, said here rather than inherited: public addresses only, and one the operator allowed.
+          egress: { allow_private: false, allow: [ALLOWED] },
         },
       },
     ),
@@ -134,7 +149,7 @@ describe('API7 server-side request forgery: deployment base URLs a caller sets',
   });
 
   it('refuses, when written, every URL pointing inside: 400 naming the field, nothing stored', async () => {
-    expect(blocks.platform.config.ai.egress).toEqual({ allow_private: false, allow: [] });
+    expect(blocks.platform.config.ai.egress).toEqual({ allow_private: false, allow: [ALLOWED] });
     const admin = await creds.headers('ssrf');
     for (const url of [
       'http://127.0.0.1:8001/v1',
@@ -180,8 +195,53 @@ describe('API7 server-side request forgery: deployment base URLs a caller sets',
     expect(answer.status).toBe(200);
     expect(fake.requests.length).toBeGreaterThan(0);
   });
-  // The check at connect time, after DNS resolution (a name that resolves to 127.0.0.1 when called):
-  // test/platform/net/egress.test.ts and test/autonomous/ai-router/providers/hostile-provider.test.ts.
+});
+
+describe('API7 server-side request forgery: checked again when connecting, after DNS resolution', () => {
+  let inside: Server;
+  let insidePort: number;
+  let reached = 0;
+  beforeAll(async () => {
+    // A provider listening where only the operator's allow list lets a deployment go.
+    inside = createServer((_req, res) => {
+      reached += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[{"message":{"role":"assistant","content":"inside"}}]}');
+    });
+    await new Promise<void>((resolve) => inside.listen(0, ALLOWED, resolve));
+    insidePort = (inside.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    inside.closeAllConnections();
+    await new Promise((resolve) => inside.close(resolve));
+  });
+
+  const deployed = async (id: string, baseUrl: string) => {
+    const created = await call('POST', '/api/v1/autonomous/ai/models', await creds.headers('ssrf'), {
+      ...model(id, 'fake'),
+      deployments: [{ id: 'custom', base_url: baseUrl }],
+    });
+    expect(created.status, created.text).toBe(201);
+  };
+
+  it.skipIf(INSIDE_NAME === undefined)(
+    `refuses a name that passed when written but resolves inside when called: 502 PROVIDER_EGRESS_REFUSED, nothing sent (skipped: ${hostname()} resolves to a public address here)`,
+    async () => {
+      const before = reached;
+      await deployed('ssrf-rebound', `http://${INSIDE_NAME as string}:${insidePort}/v1`);
+      const answer = await chat('ssrf-rebound');
+      expect(answer.status).toBe(502);
+      expect(answer.body['code']).toBe('PROVIDER_EGRESS_REFUSED');
+      expect(answer.text).not.toMatch(/127\.0\.0\.|inside/);
+      expect(reached).toBe(before);
+    },
+  );
+
+  it('reaches a private address the operator allowed in ai.egress.allow', async () => {
+    await deployed('ssrf-allowed', `http://${ALLOWED}:${insidePort}/v1`);
+    const answer = await chat('ssrf-allowed');
+    expect(answer.status).toBe(200);
+    expect(reached).toBeGreaterThan(0);
+  });
 });
 
 describe('API10 unsafe consumption: a provider gone bad', () => {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../platform/platform.ts';
+import { createEgressPolicy } from '../../platform/net/egress.ts';
 import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { createTokenizer } from './tokenizer.ts';
 import { createRouteDecider, type RouteDecider } from './decide.ts';
@@ -98,9 +99,12 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
         currentCatalog = catalog;
         proxy.catalogChanged(catalog);
       }));
+  // Where deployment base URLs that callers set may point: checked when written (the store) and when connecting (the proxy).
+  const egress = createEgressPolicy(config.ai.egress);
   const store = createModelCatalogStore({
     db: platform.db,
     providers,
+    egress,
     onChanged: async () => {
       platform.relay.notify();
       // The change is committed: a failed rebuild is logged (and retried on the change's event), not reported as a failed change.
@@ -125,6 +129,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
     env: process.env,
     gate: health,
+    egress,
   });
 
   let subscription: Subscription | undefined;

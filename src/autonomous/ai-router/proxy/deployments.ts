@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../../../platform/config/schema.ts';
+import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import { createAnthropicAdapter, createOpenAiCompatibleAdapter, type ProviderAdapter } from '../providers/index.ts';
 import type { Deployment, ModelSpec } from '../types.ts';
 import { breakersOf, type AttemptBreakers } from './model-health.ts';
@@ -57,6 +58,11 @@ export interface DeploymentDirectoryOptions {
   /** Longest wait for one answer, or between two reads of a stream (`ai.proxy.attempt_timeout`). */
   readonly attemptTimeoutMs: number;
   readonly env: CredentialSource;
+  /**
+   * Checks every connection of a deployment whose `base_url` is the catalog's (callers can set it
+   * through /ai/models) after DNS resolution; endpoints of `ai.providers` are the operator's and are not checked.
+   */
+  readonly egress?: EgressPolicy;
 }
 
 export function createDeploymentDirectory(options: DeploymentDirectoryOptions): DeploymentDirectory {
@@ -85,10 +91,19 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
     };
   };
 
+  const egressOf = (d: ResolvedDeployment) =>
+    d.deployment.base_url === undefined || options.egress === undefined ? {} : { egress: options.egress };
+
   const build = (d: ResolvedDeployment): ProviderAdapter => {
     const apiKey = d.credentialsRef === undefined ? undefined : readCredential(d.credentialsRef, options.env);
     if (d.protocol === 'anthropic') {
-      return createAnthropicAdapter({ baseUrl: d.baseUrl, apiKey: apiKey ?? '', headers: d.headers, timeoutMs: options.attemptTimeoutMs });
+      return createAnthropicAdapter({
+        baseUrl: d.baseUrl,
+        apiKey: apiKey ?? '',
+        headers: d.headers,
+        timeoutMs: options.attemptTimeoutMs,
+        ...egressOf(d),
+      });
     }
     return createOpenAiCompatibleAdapter({
       baseUrl: d.baseUrl,
@@ -96,6 +111,7 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
       headers: d.headers,
       timeoutMs: options.attemptTimeoutMs,
       name: d.provider,
+      ...egressOf(d),
     });
   };
 
@@ -109,7 +125,14 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
       return slots;
     },
     adapterFor(d) {
-      const signature = JSON.stringify([d.protocol, d.provider, d.baseUrl, d.credentialsRef, d.headers]);
+      const signature = JSON.stringify([
+        d.protocol,
+        d.provider,
+        d.baseUrl,
+        d.deployment.base_url !== undefined,
+        d.credentialsRef,
+        d.headers,
+      ]);
       const cached = adapters.get(d.key);
       if (cached?.signature === signature) return cached.adapter;
       const adapter = build(d);

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
+import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import type { Platform } from '../../../platform/platform.ts';
 import type { BudgetGuard } from '../budgets/budget-guard.ts';
 import type { ModelCatalog } from '../catalog.ts';
@@ -46,6 +47,8 @@ export interface ChatProxyModuleOptions {
   readonly env: CredentialSource;
   /** Shared with the decider so routing and calls agree on health; one is made when omitted. */
   readonly gate?: BreakerGate;
+  /** Checks connections to deployment base URLs callers set (`ai.egress`); unchecked when omitted. */
+  readonly egress?: EgressPolicy;
 }
 
 /** Wires the OpenAI-compatible proxy from the platform. */
@@ -56,6 +59,7 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
     providers: config.ai.providers,
     attemptTimeoutMs: config.ai.proxy.attempt_timeout,
     env: options.env,
+    ...(options.egress === undefined ? {} : { egress: options.egress }),
   });
   const events = createCallEvents({
     db: platform.db,
