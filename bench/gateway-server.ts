@@ -88,6 +88,7 @@ const twin = async (access: Access): Promise<{ app: HttpServer; url: string }> =
     anonymous: config.auth.anonymous,
     cors: config.http.cors,
     jsonMaxDepth: config.http.json_max_depth,
+    trustedProxies: config.http.trusted_proxies,
   });
   // As the gateway mounts an in-process service: its transforms first, then the module's routes.
   await app.register(transformsPlugin, { transforms: compileTransforms(config.gateway.transforms) });
