@@ -35,8 +35,6 @@ export interface InjectResult {
   readonly label: string;
   readonly p50Us: number;
   readonly p99Us: number;
-  /** Mean CPU time of the process (every thread) per request. */
-  readonly cpuUs: number;
 }
 export interface SignatureOptions {
   readonly token: string;
@@ -145,16 +143,18 @@ async function signatureBench(options: SignatureOptions): Promise<{ signature: O
     clockSkewSec: Math.round(config.auth.clock_skew / 1000),
   });
   const micros = new Float64Array(options.calls);
-  const cpuBefore = process.cpuUsage();
   for (let i = 0; i < options.calls; i++) {
     const started = process.hrtime.bigint();
     await verifier.verify(options.token);
     micros[i] = Number(process.hrtime.bigint() - started) / 1000;
   }
-  const cpu = process.cpuUsage(cpuBefore);
+  return { signature: percentiles(micros) };
+}
+
+function percentiles(micros: Float64Array): { p50Us: number; p99Us: number } {
   micros.sort();
   const at = (p: number): number => micros[Math.min(micros.length - 1, Math.floor(micros.length * p))] as number;
-  return { signature: { p50Us: at(0.5), p99Us: at(0.99), cpuUs: (cpu.user + cpu.system) / options.calls } };
+  return { p50Us: at(0.5), p99Us: at(0.99) };
 }
 
 /**
@@ -162,29 +162,21 @@ async function signatureBench(options: SignatureOptions): Promise<{ signature: O
  * slows every target alike; latency percentiles and CPU time are over all of a target's calls.
  */
 async function injectBench(options: InjectOptions): Promise<InjectResult[]> {
-  const figures = options.targets.map(() => ({ micros: new Float64Array(options.calls), cpuUs: 0 }));
+  const figures = options.targets.map(() => new Float64Array(options.calls));
   for (let done = 0; done < options.calls; done += options.block) {
     const calls = Math.min(options.block, options.calls - done);
     for (const [t, target] of options.targets.entries()) {
       const app = apps[target.app];
-      const figure = figures[t] as (typeof figures)[number];
-      const cpuBefore = process.cpuUsage();
+      const micros = figures[t] as Float64Array;
       for (let i = done; i < done + calls; i++) {
         const started = process.hrtime.bigint();
         const response = await app.inject({ method: 'GET', url: options.path, headers: target.headers });
-        figure.micros[i] = Number(process.hrtime.bigint() - started) / 1000;
+        micros[i] = Number(process.hrtime.bigint() - started) / 1000;
         if (response.statusCode !== 200) throw new Error(`${target.label}: GET ${options.path} answered ${response.statusCode}`);
       }
-      const cpu = process.cpuUsage(cpuBefore);
-      figure.cpuUs += cpu.user + cpu.system;
     }
   }
-  return options.targets.map(({ label }, t) => {
-    const { micros, cpuUs } = figures[t] as (typeof figures)[number];
-    micros.sort();
-    const at = (p: number): number => micros[Math.min(micros.length - 1, Math.floor(micros.length * p))] as number;
-    return { label, p50Us: at(0.5), p99Us: at(0.99), cpuUs: cpuUs / options.calls };
-  });
+  return options.targets.map(({ label }, t) => ({ label, ...percentiles(figures[t] as Float64Array) }));
 }
 
 const stop = async (): Promise<void> => {
