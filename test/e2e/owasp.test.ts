@@ -459,18 +459,19 @@ describe('API5 broken function level authorization', () => {
     expect((await call('GET', '/api/v1/identity/api-keys', { headers: tenantAdmin })).text).not.toContain('"operator"');
   });
 
-  // KNOWN GAP (reported): inside its tenant, identity:admin grants any scope, so a key limited to
-  // identity administration mints itself wider keys and clients, ai:models:write among them, which
-  // rewrites the catalog every tenant is routed by. These tests state the missing protection;
-  // `it.fails` keeps the suite green until it exists and fails the day it does: then make them `it`.
+  // Nobody grants more than they hold: a key limited to identity administration must not mint itself
+  // wider keys or clients (ai:models:write among them, which rewrites the catalog every tenant is routed by).
   for (const path of ['/api/v1/identity/api-keys', '/api/v1/identity/clients']) {
-    it.fails(`refuses a key creating, at ${path}, a credential with scopes it does not hold itself`, async () => {
+    it(`refuses a key creating, at ${path}, a credential with scopes it does not hold itself`, async () => {
       const identityOnly = await as('escalation', ['identity:admin']);
       const answer = await call('POST', path, {
         headers: identityOnly,
         body: { name: 'wider', scopes: ['identity:admin', 'ai:models:write'] },
       });
       expect(answer.status).toBe(403);
+      expect(answer.body['code']).toBe('SCOPE_NOT_GRANTABLE');
+      expect(answer.body['scopes']).toEqual(['ai:models:write']);
+      expect((await call('GET', path, { headers: identityOnly })).text).not.toContain('"wider"');
     });
   }
 });

@@ -1,6 +1,6 @@
 import type { Database } from '../../platform/db/port.ts';
 import type { OAuthClients } from './oauth-clients.ts';
-import { IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import { KNOWN_SCOPES } from './scopes.ts';
 
 export const FIRST_TENANT = 'default';
 
@@ -13,7 +13,7 @@ export interface FirstStart {
 
 /**
  * On a database with no tenant yet, creates the `default` tenant and an admin client holding
- * `identity:admin` and `tenants:admin` (the operator's: it makes the other tenants). Replicas starting together race on the tenant's insert: only the one that
+ * every scope: it is the platform operator's (tenants, the model catalog) and the default tenant's admin. Replicas starting together race on the tenant's insert: only the one that
  * inserts it makes the client, so there is exactly one. Returns null on every later start.
  */
 export async function bootstrapIdentity(db: Database, clients: OAuthClients): Promise<FirstStart | null> {
@@ -27,7 +27,7 @@ export async function bootstrapIdentity(db: Database, clients: OAuthClients): Pr
     const client = await clients.createIn(
       tx,
       FIRST_TENANT,
-      { name: 'admin (created on first start)', scopes: [IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE] },
+      { name: 'admin (created on first start)', scopes: [...KNOWN_SCOPES] },
       { correlationId: 'first-start', actor: null },
     );
     return { tenant: FIRST_TENANT, clientId: client.client_id, clientSecret: client.client_secret };

@@ -34,5 +34,8 @@ export const oauthClientNotFound = (clientId: string): BlocksError =>
 export const tenantNotFound = (id: string): BlocksError => error('TENANT_NOT_FOUND', `No tenant '${id}'.`, { id });
 export const tenantExists = (id: string): BlocksError => error('TENANT_EXISTS', `Tenant '${id}' exists already.`, { id });
 
-export const scopeNotGrantable = (field: string, scope: string): BlocksError =>
-  error('SCOPE_NOT_GRANTABLE', `${field}: only a caller holding ${scope} may grant it`, { field, scope });
+export const scopeNotGrantable = (field: string, scopes: readonly string[]): BlocksError =>
+  error('SCOPE_NOT_GRANTABLE', `${field}: only a caller holding a scope may grant it; this one does not hold ${scopes.join(', ')}`, {
+    field,
+    scopes,
+  });

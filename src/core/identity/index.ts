@@ -26,7 +26,7 @@ import { createDevices, type Devices } from './devices.ts';
 export const identityErrors = { ...baseIdentityErrors, ...userAndDeviceErrors } as const;
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
 export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-clients.ts';
-export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, OPERATOR_SCOPES, TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
 export { TENANT_CREATED, type CreatedTenant, type TenantRecord, type Tenants } from './tenants.ts';
 export { ROLES, ROLE_NAMES, scopesOfRoles, type RoleName } from './roles.ts';
 export { USER_CREATED, USER_DELETED, USER_PASSWORD_RESET, USER_ROLES_CHANGED, MIN_PASSWORD_LENGTH } from './users.ts';

@@ -1,4 +1,4 @@
-import { KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import { TENANT_ADMIN_SCOPES } from './scopes.ts';
 
 /**
  * Roles: named bundles of scopes, given to users. A user's token carries the union of its roles'
@@ -6,11 +6,12 @@ import { KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
  *
  * - `viewer`: reads the catalog, routing decisions and outcomes, the service info and the API docs; changes nothing.
  * - `developer`: a viewer who also uses the AI router: routes, invokes models and sends feedback.
- * - `operator`: a viewer who also runs the platform: changes the model catalog and budgets, reads metrics.
- * - `admin`: every known scope, identity administration included (users, keys, clients, devices),
- *   except `tenants:admin`: roles are given inside one tenant, and no tenant's admin reaches another.
+ * - `operator`: a viewer who also runs the tenant's AI spend: budgets, and metrics.
+ * - `admin`: every scope acting inside the tenant, identity administration included (users, keys,
+ *   clients, devices), but none of OPERATOR_SCOPES: roles are given inside one tenant, and no
+ *   tenant's admin reaches another tenant or the global model catalog.
  *
- * `admin` follows KNOWN_SCOPES, so a scope added there reaches admins at once; the others name
+ * `admin` follows KNOWN_SCOPES (minus the operator's), so a scope added there reaches admins at once; the others name
  * their scopes one by one, so a new scope reaches them only when someone decides it should.
  */
 const VIEWER = ['ai:models:read', 'ai:read', 'docs:read', 'service:read'] as const;
@@ -18,8 +19,8 @@ const VIEWER = ['ai:models:read', 'ai:read', 'docs:read', 'service:read'] as con
 export const ROLES = {
   viewer: [...VIEWER],
   developer: [...VIEWER, 'ai:feedback', 'ai:invoke', 'ai:route'],
-  operator: [...VIEWER, 'ai:budgets', 'ai:models:write', 'metrics:read'],
-  admin: KNOWN_SCOPES.filter((scope) => scope !== TENANTS_ADMIN_SCOPE),
+  operator: [...VIEWER, 'ai:budgets', 'metrics:read'],
+  admin: [...TENANT_ADMIN_SCOPES],
 } as const satisfies Record<string, readonly string[]>;
 
 export type RoleName = keyof typeof ROLES;

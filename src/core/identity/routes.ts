@@ -6,8 +6,8 @@ import type { ApiKeys } from './api-keys.ts';
 import type { ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, scopeNotGrantable, unknownScope } from './errors.ts';
 import type { OAuthClients } from './oauth-clients.ts';
-import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
-import { ROLE_NAMES, ROLES } from './roles.ts';
+import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
+import { ROLE_NAMES, ROLES, scopesOfRoles } from './roles.ts';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type Users } from './users.ts';
 import { FINGERPRINT, type Devices } from './devices.ts';
 
@@ -256,6 +256,7 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
     },
     async (request, reply) => {
       const { email, password, roles = [] } = request.body;
+      checkRoles('roles', roles, request.caller.scopes);
       return reply.code(201).send(await users.create(request.caller.tenant, { email, password, roles }, context(request)));
     },
   );
@@ -292,7 +293,10 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
         response: { 200: UserAnswer, 400: Problem, 404: Problem },
       },
     },
-    async (request) => users.setRoles(request.caller.tenant, request.params.id, request.body.roles, context(request)),
+    async (request) => {
+      checkRoles('roles', request.body.roles, request.caller.scopes);
+      return users.setRoles(request.caller.tenant, request.params.id, request.body.roles, context(request));
+    },
   );
 
   app.post(
@@ -397,15 +401,22 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
 
 /** The scopes, deduplicated, when every one is known. @throws UNKNOWN_SCOPE naming the field */
 /**
- * The scopes a new key or client may be given. A tenant's admin may grant any scope of its tenant,
- * but `tenants:admin` reaches across tenants: only a caller holding it may hand it on, or any
- * tenant's admin could make itself the platform's operator.
+ * The scopes a new key or client may be given: known ones the granting caller holds itself. An
+ * admin key narrowed to `identity:admin` must not mint a broader key than it is; and the operator's
+ * scopes (OPERATOR_SCOPES) thereby stay with the operator.
  */
 function checkScopes(field: string, scopes: readonly string[], granter: readonly string[]): string[] {
   const unknown = scopes.filter((scope) => !KNOWN_SCOPES.includes(scope));
   if (unknown.length > 0) throw unknownScope(field, unknown, KNOWN_SCOPES);
-  if (scopes.includes(TENANTS_ADMIN_SCOPE) && !granter.includes(TENANTS_ADMIN_SCOPE)) throw scopeNotGrantable(field, TENANTS_ADMIN_SCOPE);
+  const notHeld = scopes.filter((scope) => !granter.includes(scope));
+  if (notHeld.length > 0) throw scopeNotGrantable(field, notHeld);
   return [...new Set(scopes)].sort();
+}
+
+/** A user may be given roles whose scopes the granting caller holds, as for keys and clients. */
+function checkRoles(field: string, roles: readonly string[], granter: readonly string[]): void {
+  const notHeld = scopesOfRoles(roles).filter((scope) => !granter.includes(scope));
+  if (notHeld.length > 0) throw scopeNotGrantable(field, notHeld);
 }
 
 function dateOf(field: string, value: string): Date {

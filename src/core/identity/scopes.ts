@@ -1,11 +1,11 @@
 /** The scope every identity admin route needs. */
 export const IDENTITY_ADMIN_SCOPE = 'identity:admin';
 
-/**
- * The platform operator's scope: tenants themselves (the one thing seen across tenants). No role
- * carries it (src/core/identity/roles.ts): a tenant's own admin never reaches another tenant.
- */
+/** The platform operator's scope over tenants themselves. */
 export const TENANTS_ADMIN_SCOPE = 'tenants:admin';
+
+/** Writes to the model catalog, which every tenant's routing reads. */
+export const MODELS_WRITE_SCOPE = 'ai:models:write';
 
 /**
  * Scopes a key, client or user may be granted: the ones routes declare. A grant naming anything
@@ -17,7 +17,7 @@ export const KNOWN_SCOPES: readonly string[] = [
   'ai:feedback',
   'ai:invoke',
   'ai:models:read',
-  'ai:models:write',
+  MODELS_WRITE_SCOPE,
   'ai:read',
   'ai:route',
   'docs:read',
@@ -26,3 +26,15 @@ export const KNOWN_SCOPES: readonly string[] = [
   'service:read',
   TENANTS_ADMIN_SCOPE,
 ];
+
+/**
+ * Scopes whose routes reach beyond the caller's tenant: tenants themselves, and the global model
+ * catalog (a tenant able to edit it could point a deployment at its own server and read every
+ * tenant's prompts). They belong to the platform operator: no role carries them
+ * (src/core/identity/roles.ts), a new tenant's admin client does not get them, and like every scope
+ * they can be granted only by a caller that holds them.
+ */
+export const OPERATOR_SCOPES: readonly string[] = [TENANTS_ADMIN_SCOPE, MODELS_WRITE_SCOPE];
+
+/** What a tenant's admin holds: every scope acting inside the tenant. */
+export const TENANT_ADMIN_SCOPES: readonly string[] = KNOWN_SCOPES.filter((scope) => !OPERATOR_SCOPES.includes(scope));

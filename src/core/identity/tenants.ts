@@ -6,7 +6,7 @@ import { DEFAULT_PAGE_SIZE, PageQuerySchema, ProblemSchema as Problem, pageSchem
 import { auditChange, type ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, tenantExists, tenantNotFound } from './errors.ts';
 import type { OAuthClients, OAuthClientWithSecret } from './oauth-clients.ts';
-import { IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import { TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
 
 export const TENANT_CREATED = 'identity.tenant.created';
 
@@ -34,7 +34,7 @@ const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /**
  * Tenants, for the platform's operators (scope `tenants:admin`). Everything else in identity acts
  * inside the caller's own tenant; this is the one place that sees across them, which is why its
- * scope is separate from `identity:admin` and held only by the first-start client unless granted.
+ * scope is one of OPERATOR_SCOPES, held by the first-start client and whoever it grants it to.
  */
 export function createTenants(options: { db: Database; clients: OAuthClients; onEventAppended: () => void }): Tenants {
   const { db, clients } = options;
@@ -58,7 +58,7 @@ export function createTenants(options: { db: Database; clients: OAuthClients; on
         const adminClient = await clients.createIn(
           tx,
           input.id,
-          { name: 'admin (created with the tenant)', scopes: [IDENTITY_ADMIN_SCOPE] },
+          { name: 'admin (created with the tenant)', scopes: [...TENANT_ADMIN_SCOPES] },
           context,
         );
         return { ...toRecord(rows[0]), admin_client: adminClient };

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { ROLES, scopesOfRoles } from '../../../src/core/identity/index.ts';
+import { ROLES, TENANT_ADMIN_SCOPES, scopesOfRoles } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
@@ -66,7 +66,7 @@ function harness(overrides: Record<string, unknown>, env: () => Promise<{ env: R
     const email = `user${++emails}-${Math.random().toString(36).slice(2, 8)}@example.com`;
     const res = await fetch(`${state.blocks.urls.gateway}/api/v1/identity/users`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(await state.creds.headers(tenant, ['identity:admin'])) },
+      headers: { 'content-type': 'application/json', ...(await state.creds.headers(tenant, TENANT_ADMIN_SCOPES)) },
       body: JSON.stringify({ email, password: PASSWORD, roles }),
     });
     expect(res.status).toBe(201);
@@ -77,7 +77,7 @@ function harness(overrides: Record<string, unknown>, env: () => Promise<{ env: R
     (
       await fetch(`${state.blocks.urls.gateway}/api/v1/identity${path}`, {
         method,
-        headers: { ...(await state.creds.headers('acme', ['identity:admin'])), ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: { ...(await state.creds.headers('acme', TENANT_ADMIN_SCOPES)), ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       })
     ).status;

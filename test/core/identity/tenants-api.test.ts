@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
+import { KNOWN_SCOPES, TENANT_ADMIN_SCOPES } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 
@@ -40,16 +41,18 @@ describe('tenants API (platform operator)', () => {
     await blocks?.close();
   });
 
-  it('gives the first-start admin client the operator scope besides identity:admin', async () => {
+  it('gives the first-start admin client every scope: it is the operator and the default tenant admin', async () => {
     const first = blocks.identity.firstStart();
     const client = await blocks.identity.authenticateClient(first?.clientId as string, first?.clientSecret as string);
-    expect(client?.scopes).toEqual(['identity:admin', 'tenants:admin']);
+    expect(client?.scopes).toEqual(KNOWN_SCOPES);
   });
 
   it('creates a tenant with its own admin client, which administers that tenant only', async () => {
     const created = await call('POST', '/api/v1/identity/tenants', await operator(), { id: 'globex', name: 'Globex' });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ id: 'globex', name: 'Globex', admin_client: { scopes: ['identity:admin'] } });
+    expect(created.body).toMatchObject({ id: 'globex', name: 'Globex', admin_client: { scopes: [...TENANT_ADMIN_SCOPES] } });
+    expect((created.body.admin_client as { scopes: string[] }).scopes).not.toContain('tenants:admin');
+    expect((created.body.admin_client as { scopes: string[] }).scopes).not.toContain('ai:models:write');
     const admin = created.body.admin_client as { client_id: string; client_secret: string };
 
     const token = await tokenFor(admin.client_id, admin.client_secret);
@@ -98,11 +101,11 @@ describe('tenants API (platform operator)', () => {
   });
 
   it("refuses to let a tenant's admin grant itself the operator scope", async () => {
-    const admin = await creds.headers('globex', ['identity:admin']);
+    const admin = await creds.headers('globex', TENANT_ADMIN_SCOPES);
     for (const path of ['/api/v1/identity/api-keys', '/api/v1/identity/clients']) {
       const answer = await call('POST', path, admin, { name: 'escalate', scopes: ['tenants:admin'] });
       expect(answer.status).toBe(403);
-      expect(answer.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', scope: 'tenants:admin' });
+      expect(answer.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', scopes: ['tenants:admin'] });
     }
     const { rows } = await blocks.platform.db.query("SELECT 1 FROM api_keys WHERE tenant = 'globex' AND 'tenants:admin' = ANY (scopes)");
     expect(rows).toHaveLength(0);
