@@ -89,7 +89,17 @@ describe('the authorization server on the gateway (embedded)', () => {
     const wrong = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: `${clientSecret}x` });
     expect(wrong.status).toBe(401);
     expect(await wrong.json()).toMatchObject({ error: 'invalid_client' });
-    const greedy = await token({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, scope: 'ai:budgets' });
+    const narrow = await blocks.identity.clients.create(
+      'default',
+      { name: 'narrow', scopes: ['ai:read'] },
+      { correlationId: 'oauth-flow' },
+    );
+    const greedy = await token({
+      grant_type: 'client_credentials',
+      client_id: narrow.client_id,
+      client_secret: narrow.client_secret,
+      scope: 'ai:read ai:budgets',
+    });
     expect(greedy.status).toBe(400);
     expect(await greedy.json()).toMatchObject({ error: 'invalid_scope' });
   });

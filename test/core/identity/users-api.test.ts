@@ -1,13 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { KNOWN_SCOPES, ROLES, scopesOfRoles, type IdentityModule } from '../../../src/core/identity/index.ts';
+import {
+  KNOWN_SCOPES,
+  OPERATOR_SCOPES,
+  ROLES,
+  TENANT_ADMIN_SCOPES,
+  scopesOfRoles,
+  type IdentityModule,
+} from '../../../src/core/identity/index.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
 
 const postgres = await probeService('postgres');
-const ADMIN = ['identity:admin'];
+const ADMIN = TENANT_ADMIN_SCOPES;
 const PASSWORD = 'correct horse battery staple';
 
 interface Answer {
@@ -16,9 +23,10 @@ interface Answer {
 }
 
 describe('roles', () => {
-  it('are bundles of known scopes; admin holds every known scope but the cross-tenant one; no role, no scope', () => {
+  it("are bundles of known scopes; admin holds every known scope but the operator's; no role, no scope", () => {
     for (const scopes of Object.values(ROLES)) for (const scope of scopes) expect(KNOWN_SCOPES).toContain(scope);
-    expect([...ROLES.admin].sort()).toEqual(KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin').sort());
+    expect([...ROLES.admin].sort()).toEqual(KNOWN_SCOPES.filter((scope) => !OPERATOR_SCOPES.includes(scope)).sort());
+    for (const scopes of Object.values(ROLES)) for (const scope of OPERATOR_SCOPES) expect(scopes).not.toContain(scope);
     expect(
       (ROLES.viewer as readonly string[]).some((scope) => scope.endsWith(':write') || scope.endsWith(':admin') || scope === 'ai:invoke'),
     ).toBe(false);
@@ -160,6 +168,17 @@ for (const setup of blocksDatabases(postgres)) {
       expect(await identity.users.authenticate('acme', address, `${PASSWORD}2`)).toBeNull();
     });
 
+    it('refuses roles granting scopes the admin does not hold, and changes nothing', async () => {
+      const address = email();
+      const refused = await call('POST', '/users', {
+        scopes: ['identity:admin', 'ai:read'],
+        body: { email: address, password: PASSWORD, roles: ['developer'] },
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', field: 'roles' });
+      expect(await identity.users.authenticate('acme', address, PASSWORD)).toBeNull();
+    });
+
     it('changes roles, resets the password and deletes, each audited', async () => {
       const address = email();
       const id = (await call('POST', '/users', { body: { email: address, password: PASSWORD, roles: ['viewer'] } })).body.id as string;
@@ -167,7 +186,7 @@ for (const setup of blocksDatabases(postgres)) {
       const promoted = await call('PUT', `/users/${id}/roles`, { body: { roles: ['operator', 'viewer'] } });
       expect(promoted.status).toBe(200);
       expect(promoted.body).toMatchObject({ roles: ['operator', 'viewer'], scopes: scopesOfRoles(['operator', 'viewer']) });
-      expect((await identity.users.authenticate('acme', address, PASSWORD))?.scopes).toContain('ai:models:write');
+      expect((await identity.users.authenticate('acme', address, PASSWORD))?.scopes).toContain('ai:budgets');
       expect(await events('identity.user.roles_changed')).toContainEqual(
         expect.objectContaining({ user_id: id, roles: ['operator', 'viewer'], previous_roles: ['viewer'] }),
       );
