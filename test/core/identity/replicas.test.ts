@@ -33,7 +33,7 @@ describe.skipIf(!available)('identity across two gateway replicas (PostgreSQL, N
   });
 
   it('a key revoked on one replica is refused by the other at once, though the other had it cached', async () => {
-    const admin = await testCredentials(a).headers('acme', ['identity:admin']);
+    const admin = await testCredentials(a).headers('acme', ['identity:admin', 'ai:invoke']);
     const res = await fetch(`${a.urls.gateway}/api/v1/identity/api-keys`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...admin },
