@@ -5,6 +5,8 @@ import { createAccess, type Access, type AccessDenial, type ContextPolicy } from
 import { createMemoryRateLimiter } from '../../src/platform/rate-limit/memory.ts';
 import type { RateLimiter } from '../../src/platform/rate-limit/port.ts';
 import { createMetrics, type Metrics } from '../../src/platform/telemetry/metrics.ts';
+import { createHttpServer, type HttpServer, type HttpServerOptions } from '../../src/platform/http/create-http-server.ts';
+import { createLogger } from '../../src/platform/logger.ts';
 
 const ISSUER = 'https://issuer.test.blocks';
 const AUDIENCE = 'blocks';
@@ -68,3 +70,23 @@ const sign = (key: CryptoKey, tenant: string, scopes: readonly string[]): Promis
     .setIssuedAt()
     .setExpirationTime('5m')
     .sign(key);
+
+/**
+ * createHttpServer as the kernel's tests build it: quiet, no dependency checks, accepting, metrics
+ * and docs anonymous, a 4 KiB body limit. `overrides` replace any of these.
+ */
+export const testHttpServer = (access: Access, overrides: Partial<HttpServerOptions> = {}): Promise<HttpServer> =>
+  createHttpServer({
+    name: 'test',
+    version: 'test',
+    logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
+    metrics: createMetrics(),
+    bodyLimitBytes: 4096,
+    keepAliveTimeoutMs: 5000,
+    checks: [],
+    logRequests: false,
+    accepting: () => true,
+    access,
+    anonymous: { metrics: true, docs: true },
+    ...overrides,
+  });

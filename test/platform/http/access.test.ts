@@ -11,7 +11,8 @@ import {
   type RequestContext,
 } from '../../../src/platform/http/access.ts';
 import { ANONYMOUS } from '../../../src/platform/http/caller.ts';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import { testHttpServer } from '../../support/http-access.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMemoryRateLimiter } from '../../../src/platform/rate-limit/memory.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
@@ -127,17 +128,10 @@ async function serve(options: ServeOptions = {}): Promise<Served> {
     metrics,
     clock: createSystemClock(),
   });
-  const app = await createHttpServer({
-    name: 'test',
+  const app = await testHttpServer(access, {
     version: '1.0.0',
     logger: createLogger({ level: 'silent', service: 'test', version: '1.0.0' }),
     metrics,
-    bodyLimitBytes: 4096,
-    keepAliveTimeoutMs: 5000,
-    checks: [],
-    logRequests: false,
-    accepting: () => true,
-    access,
     anonymous: options.anonymous ?? { metrics: true, docs: true },
   });
   apps.push(app);

@@ -1,11 +1,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import type { CorsConfig } from '../../../src/platform/http/cors.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { testAccess } from '../../support/http-access.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const { access, ...kit } = await testAccess();
 const auth = await kit.bearer('t1', ['things:write']);
@@ -14,18 +12,7 @@ const ALLOWED = 'https://app.example.com';
 const OTHER = 'https://evil.example.net';
 
 async function serve(cors: CorsConfig): Promise<{ app: HttpServer; base: string }> {
-  const app = await createHttpServer({
-    name: 'test',
-    version: 'test',
-    logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
-    metrics: createMetrics(),
-    bodyLimitBytes: 4096,
-    keepAliveTimeoutMs: 5000,
-    checks: [],
-    logRequests: false,
-    accepting: () => true,
-    access,
-    anonymous: { metrics: true, docs: true },
+  const app = await testHttpServer(access, {
     cors,
   });
   app.post('/things', { config: { scope: 'things:write' } }, async () => ({ ok: true }));

@@ -1,10 +1,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { Type } from 'typebox';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { jsonDepthExceeds } from '../../../src/platform/http/json-limits.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
-import { testAccess } from '../../support/http-access.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const nested = (depth: number, open = '[', close = ']') => open.repeat(depth) + close.repeat(depth);
 
@@ -27,18 +25,8 @@ describe('JSON body limits', () => {
   beforeAll(async () => {
     const { access, ...kit } = await testAccess();
     auth = await kit.bearer('t1', ['x']);
-    app = await createHttpServer({
-      name: 'test',
-      version: 'test',
-      logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
-      metrics: createMetrics(),
+    app = await testHttpServer(access, {
       bodyLimitBytes: 1024 * 1024,
-      keepAliveTimeoutMs: 5000,
-      checks: [],
-      logRequests: false,
-      accepting: () => true,
-      access,
-      anonymous: { metrics: true, docs: true },
       jsonMaxDepth: 8,
     });
     app.post('/echo', { config: { scope: 'x' }, schema: { body: Type.Unknown() } }, async (request) => ({ body: request.body }));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { createRateLimitHook } from '../../../src/platform/http/rate-limit.ts';
 import { createRedisRateLimiter } from '../../../src/platform/rate-limit/redis.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
@@ -10,7 +10,7 @@ import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { probeService, uniqueName } from '../../support/services.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
-import { testAccess } from '../../support/http-access.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const limits = {
   enabled: true,
@@ -143,18 +143,10 @@ describe('when the shared limiter does not answer', () => {
     const metrics = createMetrics();
     const { access, ...kit } = await testAccess({ metrics });
     const logger = createLogger({ level: 'silent', service: 'test', version: '1' });
-    const app = await createHttpServer({
-      name: 'test',
+    const app = await testHttpServer(access, {
       version: '1',
       logger,
       metrics,
-      bodyLimitBytes: 4096,
-      keepAliveTimeoutMs: 5000,
-      checks: [],
-      logRequests: false,
-      accepting: () => true,
-      access,
-      anonymous: { metrics: true, docs: true },
       rateLimits: createRateLimitHook({
         // Nothing listens on port 9: every decision fails within the limiter's bound.
         limiter: createRedisRateLimiter({ url: 'redis://127.0.0.1:9', keyPrefix: 'x:', timeoutMs: 100 }),

@@ -1,8 +1,6 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
-import { testAccess } from '../../support/http-access.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const API_CSP = "default-src 'none'; frame-ancestors 'none'";
 
@@ -13,19 +11,7 @@ describe('security headers', () => {
   beforeAll(async () => {
     const { access, ...kit } = await testAccess();
     auth = await kit.bearer('t1', ['x']);
-    app = await createHttpServer({
-      name: 'test',
-      version: 'test',
-      logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
-      metrics: createMetrics(),
-      bodyLimitBytes: 4096,
-      keepAliveTimeoutMs: 5000,
-      checks: [],
-      logRequests: false,
-      accepting: () => true,
-      access,
-      anonymous: { metrics: true, docs: true },
-    });
+    app = await testHttpServer(access);
     app.get('/boom', { config: { scope: 'x' } }, async () => {
       throw new Error('boom');
     });

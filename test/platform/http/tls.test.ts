@@ -4,12 +4,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type TLSSocket, type SecureVersion } from 'node:tls';
 import { request as httpsRequest } from 'node:https';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { loadTls } from '../../../src/platform/http/tls.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
-import { testAccess } from '../../support/http-access.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const dir = tempDir('blocks-tls');
 const certFile = join(dir.path, 'cert.pem');
@@ -48,18 +46,7 @@ afterAll(() => dir.remove());
 async function serve(allowTls12: boolean): Promise<{ app: HttpServer; port: number }> {
   const tls = loadTls({ cert: certFile, key: keyFile, allow_tls12: allowTls12 });
   const { access } = await testAccess();
-  const app = await createHttpServer({
-    name: 'test',
-    version: 'test',
-    logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
-    metrics: createMetrics(),
-    bodyLimitBytes: 4096,
-    keepAliveTimeoutMs: 5000,
-    checks: [],
-    logRequests: false,
-    accepting: () => true,
-    access,
-    anonymous: { metrics: true, docs: true },
+  const app = await testHttpServer(access, {
     ...(tls ? { tls } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

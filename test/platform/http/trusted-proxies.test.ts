@@ -1,9 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../../src/platform/http/access.ts';
-import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
-import { testAccess } from '../../support/http-access.ts';
+import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
+import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 /**
  * Behind a gateway on another host, a service sees the gateway's address; the client's must come
@@ -19,18 +17,7 @@ describe('trusted proxies', () => {
   const serve = async (trustedProxies: readonly string[]) => {
     const seen: RequestContext[] = [];
     const kit = await testAccess({ contextPolicy: { check: (_caller, context) => (seen.push(context), null) } });
-    app = await createHttpServer({
-      name: 'test',
-      version: 'test',
-      logger: createLogger({ level: 'silent', service: 'test', version: 'test' }),
-      metrics: createMetrics(),
-      bodyLimitBytes: 4096,
-      keepAliveTimeoutMs: 5000,
-      checks: [],
-      logRequests: false,
-      accepting: () => true,
-      access: kit.access,
-      anonymous: { metrics: true, docs: true },
+    app = await testHttpServer(kit.access, {
       trustedProxies,
     });
     app.get('/thing', { config: { scope: 'things:read' } }, async (request) => ({ ip: request.ip }));

@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
 import { createTokenModule, type TokenModule } from '../../../../src/core/identity/tokens/index.ts';
-import { createHttpServer, type HttpServer } from '../../../../src/platform/http/create-http-server.ts';
+import type { HttpServer } from '../../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../../src/platform/logger.ts';
-import { createMetrics } from '../../../../src/platform/telemetry/metrics.ts';
 import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
 import { MIGRATIONS_DIR, runMigrations } from '../../../../src/platform/db/migrate.ts';
 import type { Database } from '../../../../src/platform/db/port.ts';
 import { createSystemClock } from '../../../../src/platform/clock.ts';
 import { createJwtVerifier } from '../../../../src/platform/auth/jwt-verifier.ts';
-import { testAccess } from '../../../support/http-access.ts';
+import { testAccess, testHttpServer } from '../../../support/http-access.ts';
 import { memoryClients, newKek } from './support.ts';
 
 const CLIENT = { clientId: 'svc-a', secret: 's3cret:with%chars', tenant: 'acme', scopes: ['models:read', 'models:write'] };
@@ -35,18 +34,9 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
       keyEncryptionKey: newKek(),
       clients,
     });
-    app = await createHttpServer({
-      access: (await testAccess()).access,
-      anonymous: { metrics: true, docs: true },
-      name: 'test',
+    app = await testHttpServer((await testAccess()).access, {
       version: '1',
       logger: createLogger({ level: 'silent', service: 'test', version: '1' }),
-      metrics: createMetrics(),
-      bodyLimitBytes: 4096,
-      keepAliveTimeoutMs: 5000,
-      checks: [],
-      logRequests: false,
-      accepting: () => true,
     });
     await app.register(module.routes);
     app.post('/echo', { config: { scope: 'public' } }, async (request) => request.body ?? null);
