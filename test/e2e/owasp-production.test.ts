@@ -1,7 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type SecureVersion } from 'node:tls';
 import { Agent, request } from 'undici';
@@ -9,6 +7,7 @@ import { loadConfig } from '../../src/platform/config/load-config.ts';
 import type { RunningBlocks } from '../../src/start.ts';
 import { CONFIG_DIR, captureLogs, startTestBlocks, tempDir, type CapturedLogs } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
+import { selfSignedCertificate } from '../support/certificates.ts';
 
 // The OWASP tests that need Blocks as production runs it: the production configuration over TLS,
 // with the failed-authentication throttle tight enough to reach. Each test calls from a loopback
@@ -16,39 +15,13 @@ import { testCredentials, type TestCredentials } from '../support/credentials.ts
 
 const FAILED_ATTEMPTS = 3;
 const dir = tempDir('blocks-owasp-production');
-const certFile = join(dir.path, 'cert.pem');
-const keyFile = join(dir.path, 'key.pem');
+const { certFile, keyFile, ca } = selfSignedCertificate(dir.path);
 let blocks: RunningBlocks;
 let creds: TestCredentials;
 let logs: CapturedLogs;
-let ca: Buffer;
 const agents: Agent[] = [];
 
 beforeAll(async () => {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'pipe' },
-  );
-  ca = readFileSync(certFile);
   const config = loadConfig({
     configDir: CONFIG_DIR,
     env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: join(dir.path, 'data') },

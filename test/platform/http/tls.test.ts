@@ -1,46 +1,16 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type TLSSocket, type SecureVersion } from 'node:tls';
 import { request as httpsRequest } from 'node:https';
 import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { loadTls } from '../../../src/platform/http/tls.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { selfSignedCertificate } from '../../support/certificates.ts';
 import { testAccess, testHttpServer } from '../../support/http-access.ts';
 
 const dir = tempDir('blocks-tls');
-const certFile = join(dir.path, 'cert.pem');
-const keyFile = join(dir.path, 'key.pem');
-let ca: Buffer;
+const { certFile, keyFile, ca } = selfSignedCertificate(dir.path);
 
-beforeAll(() => {
-  // A fresh self-signed certificate for 127.0.0.1 and localhost: node:crypto cannot issue one.
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'pipe' },
-  );
-  ca = readFileSync(certFile);
-});
 afterAll(() => dir.remove());
 
 async function serve(allowTls12: boolean): Promise<{ app: HttpServer; port: number }> {
