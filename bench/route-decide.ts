@@ -1,6 +1,6 @@
 // In-process routing decision latency: createRouteDecider over a synthetic 50-model catalog in
 // which every model serves the benchmarked task type (the worst case: 50 candidates per decision),
-// with the real learned estimates (fed with outcomes for every model) and health read from a real
+// with the real learned estimates (fed with outcomes for every model, per tenant) and health read from a real
 // breaker registry. Baseline, measured in the same run: counting a prompt's tokens alone,
 // the part of every decision that does not depend on the catalog. `npm run bench:route` runs it
 // first; `node bench/route-decide.ts` runs it alone. BENCH_DECISIONS overrides the sample size.
@@ -95,11 +95,14 @@ export function runDecideBench(samples = Number(process.env.BENCH_DECISIONS ?? 1
   const tokenizer = createTokenizer();
   tokenizer.warmUp();
   const estimates = createModelEstimates({ priorStrength: 20, halfLifeMs: 600_000, clock: { now: () => Date.now() } });
-  // Evidence for every model on code/medium, so lookups hit learned entries rather than the prior.
-  for (const spec of catalog.models) {
+  // Evidence for every model on code/medium, so lookups hit learned entries rather than the prior;
+  // learning is per tenant: the two tenants decided for, and 200 others beside them.
+  const tenants = ['default', 'eu', ...Array.from({ length: 200 }, (_, i) => `tenant-${i}`)];
+  for (const [spec, tenant] of catalog.models.flatMap((model) => tenants.map((name) => [model, name] as const))) {
     for (let k = 0; k < 10; k++) {
       const at = Date.now();
       estimates.record({
+        tenant,
         evidence: 'call',
         model: spec.model,
         taskType: 'code',
@@ -109,6 +112,7 @@ export function runDecideBench(samples = Number(process.env.BENCH_DECISIONS ?? 1
         at,
       });
       estimates.record({
+        tenant,
         evidence: 'outcome',
         model: spec.model,
         taskType: 'code',

@@ -1,7 +1,7 @@
 import type { ModelCatalog } from './catalog.ts';
 import { capabilityMask, CONSTRAINTS, readLimits, type Constraint, type RouteLimits } from './constraints.ts';
 import { invalidRouterConfig, noEligibleModel, unknownTaskType } from './errors.ts';
-import type { ModelEstimate, ModelEstimates } from './learning/estimates.ts';
+import type { ModelEstimate, ModelEstimates, TenantEstimates } from './learning/estimates.ts';
 import type { ModelHealth } from './proxy/model-health.ts';
 import { describeChoice, describeExclusions, describeRefusal, type Figures } from './routing-reason.ts';
 import { OPTIMIZE_MODES, tenantVerdict, type Optimize, type ProviderPlacement, type TenantPolicy } from './tenant-policy.ts';
@@ -41,14 +41,16 @@ export const DEFAULT_ROUTING: RoutingSettings = Object.freeze({
   exploration: 0,
 });
 
-/** Estimates that know nothing beyond the catalog: the prior, unchanged. */
-export const PRIOR_ESTIMATES: ModelEstimates = Object.freeze({
+const PRIOR_ONLY: TenantEstimates = Object.freeze({
   estimate: (_model: string, _taskType: string, _complexity: Complexity, prior: { quality: number; latencyMs: number | null }) => ({
     quality: prior.quality,
     observations: 0,
     latencyMs: prior.latencyMs,
   }),
 });
+
+/** Estimates that know nothing beyond the catalog: the prior, unchanged, for every tenant. */
+export const PRIOR_ESTIMATES: ModelEstimates = Object.freeze({ forTenant: () => PRIOR_ONLY });
 
 /** Every model is available: for tools that run without breakers. */
 export const ALWAYS_AVAILABLE: ModelHealth = Object.freeze({ available: () => true });
@@ -73,7 +75,7 @@ export interface RouteDeciderOptions {
   readonly tenants?: Readonly<Record<string, TenantPolicy>>;
   /** `ai.providers`: where a deployment without its own region runs. */
   readonly providers?: Readonly<Record<string, ProviderPlacement>>;
-  /** Learned quality and latency; {@link PRIOR_ESTIMATES} (the catalog figures) when omitted. */
+  /** Learned quality and latency, per tenant; {@link PRIOR_ESTIMATES} (the catalog figures) when omitted. */
   readonly estimates?: ModelEstimates;
   /** Breaker state; {@link ALWAYS_AVAILABLE} when omitted. */
   readonly health?: ModelHealth;
@@ -121,7 +123,7 @@ export interface RouteDecider {
    * because a ceiling the caller asked for cannot be promised by a model never measured.
    *
    * **Ranking.** Let E be the remaining candidates, q the learned quality (posterior P(success)
-   * for task type × complexity from `ModelEstimates`, the catalog figure as prior), c the
+   * for task type × complexity from the tenant's own `ModelEstimates`, the catalog figure as prior), c the
    * estimated cost in USD (at least {@link COST_FLOOR_USD}) and l the learned latency in ms (at
    * least {@link LATENCY_FLOOR_MS}; unknown counts as the slowest known latency in E, and the
    * latency term is 0 when none is known). With the weights `w` of the optimisation mode
@@ -264,6 +266,8 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
       const needed = promptTokens + route.outputTokens;
       const { candidates, verdict, quality, cost, latency, score } = route;
       const tenantVerdicts = route.tenantVerdicts.get(tenant) ?? NO_TENANT_VERDICTS;
+      // Only the tenant's own outcomes move its figures: another tenant's feedback cannot steer this choice.
+      const learned = estimates.forTenant(tenant);
       const only = decideOptions.onlyModels;
 
       let eligibleCount = 0;
@@ -280,7 +284,7 @@ export function createRouteDecider(options: RouteDeciderOptions): RouteDecider {
         else if (c.contextWindow < needed) verdict[i] = WINDOW;
         if (verdict[i] !== ELIGIBLE) continue;
 
-        const estimate: ModelEstimate = estimates.estimate(c.id, taskType, complexity, c.priors[complexity]);
+        const estimate: ModelEstimate = learned.estimate(c.id, taskType, complexity, c.priors[complexity]);
         const usd = (promptTokens * c.inputPrice + route.outputTokens * c.outputPrice) / 1e6;
         quality[i] = estimate.quality;
         cost[i] = usd;

@@ -116,23 +116,40 @@ export function errorOf(run: () => unknown): BlocksError {
 
 /**
  * Learned figures given per model (a test double of the learning port, which is a pure in-memory
- * lookup); models not listed get their prior, and every call is recorded.
+ * lookup); models not listed get their prior, and every call is recorded with the tenant asked
+ * for. With `tenant`, only that tenant has learned anything: every other gets the prior.
  */
-export function givenEstimates(figures: Record<string, Partial<ModelEstimate>>): ModelEstimates & {
-  calls: Array<{ model: string; taskType: string; complexity: Complexity; prior: { quality: number; latencyMs: number | null } }>;
+export function givenEstimates(
+  figures: Record<string, Partial<ModelEstimate>>,
+  options: { tenant?: string } = {},
+): ModelEstimates & {
+  calls: Array<{
+    tenant: string;
+    model: string;
+    taskType: string;
+    complexity: Complexity;
+    prior: { quality: number; latencyMs: number | null };
+  }>;
 } {
-  const calls: Array<{ model: string; taskType: string; complexity: Complexity; prior: { quality: number; latencyMs: number | null } }> =
-    [];
+  const calls: Array<{
+    tenant: string;
+    model: string;
+    taskType: string;
+    complexity: Complexity;
+    prior: { quality: number; latencyMs: number | null };
+  }> = [];
   return {
     calls,
-    estimate(model, taskType, complexity, prior) {
-      calls.push({ model, taskType, complexity, prior });
-      const given = figures[model];
-      return {
-        quality: given?.quality ?? prior.quality,
-        observations: given?.observations ?? 0,
-        latencyMs: given?.latencyMs === undefined ? prior.latencyMs : given.latencyMs,
-      };
-    },
+    forTenant: (tenant) => ({
+      estimate(model, taskType, complexity, prior) {
+        calls.push({ tenant, model, taskType, complexity, prior });
+        const given = options.tenant === undefined || options.tenant === tenant ? figures[model] : undefined;
+        return {
+          quality: given?.quality ?? prior.quality,
+          observations: given?.observations ?? 0,
+          latencyMs: given?.latencyMs === undefined ? prior.latencyMs : given.latencyMs,
+        };
+      },
+    }),
   };
 }

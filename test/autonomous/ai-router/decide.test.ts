@@ -142,11 +142,20 @@ describe('decide: learned estimates', () => {
     const estimates = givenEstimates({});
     makeDecider({ estimates }).decide(code('high'));
     expect(estimates.calls).toEqual([
-      { model: 'premium', taskType: 'code', complexity: 'high', prior: { quality: 0.85, latencyMs: 2000 } },
-      { model: 'value', taskType: 'code', complexity: 'high', prior: { quality: 0.7, latencyMs: 1000 } },
-      { model: 'budget', taskType: 'code', complexity: 'high', prior: { quality: 0.5, latencyMs: 500 } },
-      { model: 'fast', taskType: 'code', complexity: 'high', prior: { quality: 0.72, latencyMs: 100 } },
+      { tenant: 'default', model: 'premium', taskType: 'code', complexity: 'high', prior: { quality: 0.85, latencyMs: 2000 } },
+      { tenant: 'default', model: 'value', taskType: 'code', complexity: 'high', prior: { quality: 0.7, latencyMs: 1000 } },
+      { tenant: 'default', model: 'budget', taskType: 'code', complexity: 'high', prior: { quality: 0.5, latencyMs: 500 } },
+      { tenant: 'default', model: 'fast', taskType: 'code', complexity: 'high', prior: { quality: 0.72, latencyMs: 100 } },
     ]);
+  });
+
+  it("ranks on the deciding tenant's estimates only: what another tenant learned does not move its choice", () => {
+    const estimates = givenEstimates({ value: { quality: 0.5, observations: 40 } }, { tenant: 'acme' });
+    const decider = makeDecider({ estimates });
+    expect(decider.decide(code('medium'), { tenant: 'acme' }).selected_model).toBe('fast');
+    expect(decider.decide(code('medium'), { tenant: 'globex' }).selected_model).toBe('value');
+    expect(decider.decide(code('medium')).selected_model).toBe('value');
+    expect(new Set(estimates.calls.map((c) => c.tenant))).toEqual(new Set(['acme', 'globex', 'default']));
   });
 
   it('moves traffic away from a model whose learned quality dropped', () => {

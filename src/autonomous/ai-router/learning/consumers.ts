@@ -29,11 +29,12 @@ export interface LearningConsumers {
 /**
  * Keeps this replica's estimates current and the outcome table filled:
  * - per replica (ephemeral), every `ai.outcome.recorded` and `ai.request.*` event is recorded in the
- *   in-memory estimates, so every replica routes on the same evidence;
+ *   in-memory estimates of the tenant it names, so every replica routes each tenant on the same
+ *   evidence, and no tenant on another's;
  * - shared (durable, with inbox), proxied calls become `ai_outcomes` rows with source `proxy`,
  *   in batches, for calibration and for warm-up;
- * - at start, estimates are warmed from the outcomes of the last ten half-lives, with their times,
- *   so a restarted replica remembers what the others know;
+ * - at start, estimates are warmed from the outcomes of the last ten half-lives, with their times
+ *   and tenants, so a restarted replica remembers what the others know;
  * - every `retention.interval`, outcomes older than `ai.learning.outcome_retention` are deleted.
  */
 export function createLearningConsumers(platform: Platform, estimates: LearningModelEstimates): LearningConsumers {
@@ -71,6 +72,7 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
       if (row.source === 'feedback') {
         if (row.success === null) continue;
         estimates.record({
+          tenant: row.tenant,
           evidence: 'outcome',
           model: row.model,
           taskType: row.task_type,
@@ -81,6 +83,7 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
         });
       } else {
         const observations = callObservations({
+          tenant: row.tenant,
           cached: false,
           attempts: row.attempts ?? [],
           task_type: row.task_type,

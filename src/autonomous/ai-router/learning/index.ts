@@ -7,7 +7,14 @@ import { learningRoutes } from './routes.ts';
 import { createLearningService, type LearningService } from './service.ts';
 
 export { createModelEstimates } from './estimates.ts';
-export type { LearningModelEstimates, ModelEstimate, ModelEstimates, Observation } from './estimates.ts';
+export type {
+  LearningModelEstimates,
+  LearningTenantEstimates,
+  ModelEstimate,
+  ModelEstimates,
+  Observation,
+  TenantEstimates,
+} from './estimates.ts';
 export { learningErrors } from './errors.ts';
 export { OUTCOME_RECORDED, REQUEST_COMPLETED, REQUEST_FAILED } from './observations.ts';
 export { PROXY_OUTCOMES_CONSUMER } from './consumers.ts';

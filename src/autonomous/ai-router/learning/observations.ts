@@ -81,6 +81,7 @@ export function parseCallEvent(data: unknown): CallEvent {
     at: Date.parse(data.timestamp),
     request_id: requestId,
     decision_id: str(p.decision_id),
+    // Call events from before they named a tenant were all the default tenant's (as in findDecision).
     tenant: str(p.tenant) ?? 'default',
     model,
     task_type: taskType,
@@ -108,13 +109,16 @@ export function attemptSuccess(attempt: CallAttempt): 0 | 1 | null {
 }
 
 /** One `call` observation per attempt that tells something; none for a cached answer (no model was called). */
-export function callObservations(event: Pick<CallEvent, 'cached' | 'attempts' | 'task_type' | 'complexity' | 'at'>): Observation[] {
+export function callObservations(
+  event: Pick<CallEvent, 'tenant' | 'cached' | 'attempts' | 'task_type' | 'complexity' | 'at'>,
+): Observation[] {
   if (event.cached) return [];
   return event.attempts.flatMap((attempt): Observation[] => {
     const success = attemptSuccess(attempt);
     if (success === null) return [];
     return [
       {
+        tenant: event.tenant,
         evidence: 'call',
         model: attempt.model,
         taskType: event.task_type,
@@ -131,6 +135,7 @@ export function callObservations(event: Pick<CallEvent, 'cached' | 'attempts' | 
 /** The `outcome` observation of a feedback: its quality score when given, else 1 or 0. */
 export function feedbackObservation(outcome: RecordedOutcome): Observation {
   return {
+    tenant: outcome.tenant,
     evidence: 'outcome',
     model: outcome.model,
     taskType: outcome.task_type,
@@ -146,6 +151,8 @@ export function parseRecordedOutcome(data: unknown): RecordedOutcome {
   if (!isSystemEvent(data)) throw new Error('not a SystemEvent');
   const p = data.payload as Partial<RecordedOutcome>;
   if (
+    typeof p.tenant !== 'string' ||
+    p.tenant === '' ||
     typeof p.model !== 'string' ||
     typeof p.task_type !== 'string' ||
     typeof p.success !== 'boolean' ||

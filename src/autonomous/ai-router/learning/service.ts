@@ -60,7 +60,10 @@ export interface LearningService {
    *   OUTCOME_ALREADY_RECORDED (409) when the decision already has feedback.
    */
   recordFeedback(caller: Tenancy, input: FeedbackInput, trace: RequestTrace): Promise<RecordedOutcome>;
-  /** Current estimates for the enabled catalog, and the calibration of the tenant's recorded outcomes. */
+  /**
+   * The caller's tenant's current estimates for the enabled catalog (learned from its own evidence
+   * only; the catalog prior where it has none), and the calibration of its recorded outcomes.
+   */
   stats(caller: Tenancy, query: StatsQuery): Promise<LearningStats>;
 }
 
@@ -118,6 +121,7 @@ export function createLearningService(options: LearningServiceOptions): Learning
 
     async stats(caller, query) {
       const catalog = await loadCatalog();
+      const learned = estimates.forTenant(caller.tenant);
       const rows: ModelStats[] = [];
       for (const spec of catalog?.models ?? []) {
         if (query.model !== undefined && spec.model !== query.model) continue;
@@ -127,7 +131,7 @@ export function createLearningService(options: LearningServiceOptions): Learning
           if (byComplexity === undefined) continue;
           for (const complexity of ['low', 'medium', 'high'] as const) {
             const prior = { quality: byComplexity[complexity], latencyMs: spec.typical_latency_ms };
-            const e = estimates.explain(spec.model, taskType, complexity, prior);
+            const e = learned.explain(spec.model, taskType, complexity, prior);
             rows.push({
               model: spec.model,
               task_type: taskType,

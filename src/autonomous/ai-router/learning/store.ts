@@ -200,6 +200,8 @@ export async function storeProxyOutcomes(
 /** A stored outcome as warm-up replays it. */
 export interface StoredOutcome {
   readonly source: 'feedback' | 'proxy';
+  /** Whose estimates it goes back into. */
+  readonly tenant: string;
   readonly model: string;
   readonly task_type: string;
   readonly complexity: Complexity;
@@ -214,7 +216,7 @@ export interface StoredOutcome {
 export async function loadOutcomesSince(db: Queryable, since: Date, limit: number): Promise<StoredOutcome[]> {
   const { rows } = await db.query<Omit<StoredOutcome, 'recorded_at'> & { recorded_at: Date | string }>(
     `SELECT * FROM (
-       SELECT source, model, task_type, complexity, success, quality_score, latency_ms, attempts, recorded_at
+       SELECT source, tenant, model, task_type, complexity, success, quality_score, latency_ms, attempts, recorded_at
        FROM ai_outcomes WHERE recorded_at >= $1 ORDER BY recorded_at DESC LIMIT $2
      ) newest ORDER BY recorded_at`,
     [since.toISOString(), limit],

@@ -1,26 +1,45 @@
 import { describe, expect, it } from 'vitest';
-import { createModelEstimates, type Observation } from '../../../../src/autonomous/ai-router/learning/estimates.ts';
+import {
+  createModelEstimates,
+  type LearningTenantEstimates,
+  type Observation,
+} from '../../../../src/autonomous/ai-router/learning/estimates.ts';
 
 const MINUTE = 60_000;
 const HALF_LIFE = 10 * MINUTE;
 
-function setup(options: { priorStrength?: number; maxEntries?: number } = {}) {
+/** The tenant whose evidence the single-tenant cases record and read. */
+const T = 'acme';
+
+function setup(options: { priorStrength?: number; maxEntries?: number; maxEntriesPerTenant?: number } = {}) {
   let now = 1_000_000_000_000;
   const clock = { now: () => now };
-  const estimates = createModelEstimates({
+  const learning = createModelEstimates({
     priorStrength: options.priorStrength ?? 20,
     halfLifeMs: HALF_LIFE,
     clock,
     ...(options.maxEntries === undefined ? {} : { maxEntries: options.maxEntries }),
+    ...(options.maxEntriesPerTenant === undefined ? {} : { maxEntriesPerTenant: options.maxEntriesPerTenant }),
   });
   return {
-    estimates,
+    learning,
+    /** Tenant T's estimates, read afresh on every call as a decision does. */
+    estimates: {
+      record: (observation: Observation) => learning.record(observation),
+      estimate: (...args: Parameters<LearningTenantEstimates['estimate']>) => learning.forTenant(T).estimate(...args),
+      explain: (...args: Parameters<LearningTenantEstimates['explain']>) => learning.forTenant(T).explain(...args),
+      prune: () => learning.prune(),
+      get size() {
+        return learning.size;
+      },
+    },
     advance: (ms: number) => void (now += ms),
     now: () => now,
   };
 }
 
 const outcome = (model: string, success: number, at: number, extra: Partial<Observation> = {}): Observation => ({
+  tenant: T,
   evidence: 'outcome',
   model,
   taskType: 'code',
@@ -29,7 +48,8 @@ const outcome = (model: string, success: number, at: number, extra: Partial<Obse
   at,
   ...extra,
 });
-const call = (model: string, success: number, at: number, latencyMs: number | null = null): Observation => ({
+const call = (model: string, success: number, at: number, latencyMs: number | null = null, tenant = T): Observation => ({
+  tenant,
   evidence: 'call',
   model,
   taskType: 'code',
@@ -138,6 +158,57 @@ describe('model estimates', () => {
     expect(estimates.size).toBeLessThanOrEqual(100);
     // The most recently updated survive eviction.
     expect(estimates.estimate('m-999', 'code', 'medium', { quality: 0.9, latencyMs: null }).observations).toBeCloseTo(1, 9);
+  });
+
+  it("learns per tenant: one tenant's outcomes and failed calls move none of another's figures", () => {
+    const { learning, now } = setup();
+    const prior = { quality: 0.9, latencyMs: 800 };
+    for (let i = 0; i < 80; i++) {
+      learning.record({ ...outcome('a', 0, now(), { latencyMs: 9000 }), tenant: 'b-corp' });
+      learning.record(call('a', 0, now(), null, 'b-corp'));
+    }
+    const theirs = learning.forTenant('b-corp').explain('a', 'code', 'medium', prior);
+    expect(theirs.outcomeObservations).toBeCloseTo(80, 9);
+    expect(theirs.callObservations).toBeCloseTo(80, 9);
+    expect(theirs.quality).toBeLessThan(0.2);
+    // Tenant T, and one never seen, are still exactly at the catalog prior.
+    const untouched = { quality: 0.9, observations: 0, latencyMs: 800 };
+    expect(learning.forTenant(T).estimate('a', 'code', 'medium', prior)).toEqual(untouched);
+    expect(learning.forTenant('nobody').estimate('a', 'code', 'medium', prior)).toEqual(untouched);
+    // And the other way round: T's evidence leaves b-corp's figures as they were.
+    for (let i = 0; i < 50; i++) learning.record(outcome('a', 1, now()));
+    expect(learning.forTenant('b-corp').explain('a', 'code', 'medium', prior)).toEqual(theirs);
+    expect(learning.forTenant(T).estimate('a', 'code', 'medium', prior).quality).toBeCloseTo((18 + 50) / 70, 12);
+    expect(learning.tenants).toBe(2);
+  });
+
+  it("bounds what one tenant holds: past its cap it loses its own oldest entries, never another tenant's", () => {
+    const { learning, now } = setup({ maxEntries: 1000, maxEntriesPerTenant: 100 });
+    const prior = { quality: 0.9, latencyMs: null };
+    learning.record({ ...outcome('a', 0, now()), tenant: 'quiet' });
+    // A flood of distinct task types (a concrete-model call may name any): the flooding tenant pays for it.
+    for (let i = 0; i < 5000; i++) learning.record(outcome('a', 1, now(), { taskType: `junk-${i}` }));
+    expect(learning.size).toBeLessThanOrEqual(101);
+    expect(learning.forTenant('quiet').estimate('a', 'code', 'medium', prior).observations).toBeCloseTo(1, 9);
+    expect(learning.forTenant(T).estimate('a', 'junk-4999', 'medium', prior).observations).toBeCloseTo(1, 9);
+    expect(learning.forTenant(T).estimate('a', 'junk-0', 'medium', prior).observations).toBe(0);
+  });
+
+  it('bounds what all tenants hold together: past the cap, the least recently updated tenants fall back to the prior', () => {
+    const { learning, now, advance } = setup({ maxEntries: 1000, maxEntriesPerTenant: 10 });
+    const prior = { quality: 0.9, latencyMs: null };
+    for (let t = 0; t < 500; t++) {
+      for (let m = 0; m < 5; m++) learning.record({ ...outcome(`m-${m}`, 0, now()), tenant: `tenant-${t}` });
+      advance(1);
+    }
+    expect(learning.size).toBeLessThanOrEqual(1000);
+    expect(learning.tenants).toBeLessThanOrEqual(200);
+    expect(learning.forTenant('tenant-499').estimate('m-0', 'code', 'medium', prior).observations).toBeCloseTo(1, 4);
+    expect(learning.forTenant('tenant-0').estimate('m-0', 'code', 'medium', prior)).toEqual({
+      quality: 0.9,
+      observations: 0,
+      latencyMs: null,
+    });
   });
 
   it('ignores what cannot be an observation time and clamps scores', () => {

@@ -270,6 +270,56 @@ export function learningSuite(name: string, makeEnvironment: () => Promise<Learn
       expect(decision.confidence).toBeCloseTo(backup.quality, 2);
     });
 
+    it("learns per tenant: B's failure feedback and failed calls do not move A's decision, A's do not move B's, and /stats shows each only its own", async () => {
+      const [a, b] = ['learn-tenant-a', 'learn-tenant-b'];
+      const MEDIUM = { ...CODE, complexity: 'medium' };
+      const strong = async (tenant: string) => estimateOf((await client.stats('', tenant)).body, 'learn-strong', 'code', 'medium');
+      const backup = async (tenant: string) => estimateOf((await client.stats('', tenant)).body, 'learn-backup', 'code', 'medium');
+      const first = { a: await client.route(MEDIUM, a), b: await client.route(MEDIUM, b) };
+      expect(first.a).toMatchObject({ selected_model: 'learn-strong', confidence: 0.9 });
+      expect(first.b).toMatchObject({ selected_model: 'learn-strong', confidence: 0.9 });
+
+      // B: five failed feedbacks and five failed proxied calls of learn-strong.
+      for (let i = 0; i < 5; i++) {
+        const decision = await client.route({ ...MEDIUM, preferred_model: 'learn-strong' }, b);
+        expect((await client.feedback({ decision_id: decision.decision_id, success: false }, b)).status).toBe(201);
+        await emitCallEvent(blocks, {
+          tenant: b,
+          model: 'learn-strong',
+          taskType: 'code',
+          complexity: 'medium',
+          failed: true,
+          attempts: [{ model: 'learn-strong', outcome: 'PROVIDER_SERVER_ERROR', kind: 'server', latency_ms: 20 }],
+        });
+      }
+      const learnedByB = await eventually(
+        () => strong(b),
+        (e) => e.outcome_observations > 4.9 && e.call_observations > 4.9,
+      );
+      expect(learnedByB.quality).toBeLessThan(0.85);
+      expect((await client.route(MEDIUM, b)).selected_model).toBe('learn-backup');
+      // A routes as before, on the catalog figures, and its /stats shows none of B's evidence.
+      expect(await client.route(MEDIUM, a)).toMatchObject({ selected_model: 'learn-strong', confidence: 0.9 });
+      const seenByA = (await client.stats('', a)).body.estimates;
+      expect(seenByA.filter((e) => e.observations > 0)).toEqual([]);
+      expect(await strong(a)).toMatchObject({ quality: 0.9, observations: 0, availability: 1, answer_quality: 0.9 });
+
+      // The other way round: A's failures of learn-backup leave B's figures and choice as they were.
+      const bBackup = await backup(b);
+      for (let i = 0; i < 5; i++) {
+        const decision = await client.route({ ...MEDIUM, preferred_model: 'learn-backup' }, a);
+        expect((await client.feedback({ decision_id: decision.decision_id, success: false }, a)).status).toBe(201);
+      }
+      await eventually(
+        () => backup(a),
+        (e) => e.outcome_observations > 4.9,
+      );
+      expect((await backup(b)).outcome_observations).toBe(bBackup.outcome_observations);
+      expect((await backup(b)).quality).toBeCloseTo(bBackup.quality, 6);
+      expect((await client.route(MEDIUM, b)).selected_model).toBe('learn-backup');
+      expect((await strong(b)).outcome_observations).toBeLessThan(learnedByB.outcome_observations + 0.01);
+    });
+
     it('stores proxied calls as outcomes and learns availability and latency from every attempt', async () => {
       const decisionId = randomUUID();
       const before = (await client.stats()).body;
@@ -403,9 +453,10 @@ export function learningSuite(name: string, makeEnvironment: () => Promise<Learn
       expect(res.body.code).toBe(code);
     });
 
-    it('remembers what it learned across a restart (warm-up from recorded outcomes)', async () => {
+    it('remembers what it learned across a restart (warm-up from recorded outcomes), each tenant its own', async () => {
       const started = Date.now();
       const before: Stats = (await client.stats()).body;
+      const tenantB: Stats = (await client.stats('', 'learn-tenant-b')).body;
       const strong = estimateOf(before, 'learn-strong', 'code', 'low');
       expect(strong.outcome_observations).toBeGreaterThan(3.9);
       await blocks.close();
@@ -426,6 +477,14 @@ export function learningSuite(name: string, makeEnvironment: () => Promise<Learn
         expect(now.observations, `${model}/${task}/${complexity}`).toBeGreaterThanOrEqual(was.observations * kept - 0.001);
         expect(now.quality, `${model}/${task}/${complexity}`).toBeCloseTo(was.quality, 2);
       }
+      // Warm-up gives each tenant back its own evidence, and nobody else's.
+      const strongB = estimateOf((await client.stats('', 'learn-tenant-b')).body, 'learn-strong', 'code', 'medium');
+      expect(strongB.observations).toBeGreaterThanOrEqual(
+        estimateOf(tenantB, 'learn-strong', 'code', 'medium').observations * kept - 0.001,
+      );
+      expect(strongB.observations).toBeGreaterThan(9);
+      expect(estimateOf(after, 'learn-strong', 'code', 'medium').call_observations).toBe(0);
+      expect((await client.stats('', 'learn-tenant-never')).body.estimates.filter((e) => e.observations > 0)).toEqual([]);
     }, 60_000);
   });
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { attemptSuccess, callObservations, parseCallEvent } from '../../../../src/autonomous/ai-router/learning/observations.ts';
+import {
+  attemptSuccess,
+  callObservations,
+  feedbackObservation,
+  parseCallEvent,
+  parseRecordedOutcome,
+} from '../../../../src/autonomous/ai-router/learning/observations.ts';
 import { calibrationOf } from '../../../../src/autonomous/ai-router/learning/calibration.ts';
 
 const event = (payload: Record<string, unknown>) => ({
@@ -46,11 +52,33 @@ describe('what a proxied call teaches', () => {
       ['b', 1, 420],
     ]);
     expect(observations.every((o) => o.evidence === 'call' && o.taskType === 'code' && o.complexity === 'high')).toBe(true);
+    // Only the calling tenant's estimates learn from it; an event from before events named one is the default tenant's.
+    expect(observations.every((o) => o.tenant === 'acme')).toBe(true);
+    expect(callObservations(parseCallEvent(event({ ...payload, tenant: undefined })))[0]?.tenant).toBe('default');
     expect(observations[0]?.at).toBe(Date.parse('2026-11-25T12:00:00.000Z'));
   });
 
   it('learns nothing from a cached answer', () => {
     expect(callObservations(parseCallEvent(event({ ...payload, cached: true })))).toEqual([]);
+  });
+
+  it('teaches a feedback outcome to the tenant that gave it, and refuses one that names no tenant', () => {
+    const recorded = {
+      id: '0195d1c0-0000-7000-8000-000000000003',
+      decision_id: '0195d1c0-0000-7000-8000-000000000004',
+      source: 'feedback',
+      tenant: 'acme',
+      model: 'a',
+      task_type: 'code',
+      complexity: 'low',
+      success: false,
+      quality_score: null,
+      latency_ms: 300,
+      recorded_at: '2026-11-25T12:00:00.000Z',
+    };
+    const observation = feedbackObservation(parseRecordedOutcome({ ...event(recorded), event_type: 'ai.outcome.recorded' }));
+    expect(observation).toMatchObject({ tenant: 'acme', evidence: 'outcome', model: 'a', success: 0, latencyMs: 300 });
+    expect(() => parseRecordedOutcome(event({ ...recorded, tenant: undefined }))).toThrow(/recorded outcome/);
   });
 
   it('refuses an event without the fields it learns from', () => {

@@ -118,6 +118,33 @@ describe('learning store', () => {
       expect((await storeProxyOutcomes(db, 'other', [proxyOutcome()], [])).size).toBe(1);
     });
 
+    it('loads each outcome with its tenant, so warm-up gives every tenant back only its own evidence', async () => {
+      const db = fixture.db();
+      await storeProxyOutcomes(db, 'c', [proxyOutcome({ tenant: 'acme' }), proxyOutcome({ tenant: 'globex', model: 'b' })], []);
+      await insertFeedback(db, {
+        id: randomUUID(),
+        decision_id: randomUUID(),
+        source: 'feedback',
+        tenant: 'globex',
+        model: 'c',
+        task_type: 'code',
+        complexity: 'high',
+        success: false,
+        quality_score: null,
+        latency_ms: null,
+        prompt_tokens: null,
+        completion_tokens: null,
+        cost_usd: null,
+        confidence: 0.7,
+      });
+      const rows = await loadOutcomesSince(db, new Date(Date.now() - 60_000), 100);
+      expect(rows.map((r) => [r.source, r.tenant, r.model]).sort()).toEqual([
+        ['feedback', 'globex', 'c'],
+        ['proxy', 'acme', 'a'],
+        ['proxy', 'globex', 'b'],
+      ]);
+    });
+
     it('loads the newest outcomes oldest first, and prunes the expired ones', async () => {
       const db = fixture.db();
       const now = Date.now();
