@@ -14,6 +14,7 @@ import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts
 import { identityErrors } from '../../src/core/identity/index.ts';
 import { authErrors } from '../../src/platform/auth/errors.ts';
 import { tokenErrors } from '../../src/core/identity/tokens/index.ts';
+import { secretErrors } from '../../src/platform/secrets/index.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
 
@@ -33,6 +34,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/core/identity/errors.ts', identityErrors],
   ['src/platform/auth/errors.ts', authErrors],
   ['src/core/identity/tokens/errors.ts', tokenErrors],
+  ['src/platform/secrets/errors.ts', secretErrors],
 ];
 
 interface DocumentedCode {

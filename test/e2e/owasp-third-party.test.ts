@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookup } from 'node:dns/promises';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -10,7 +10,7 @@ import { stringify as toYaml } from 'yaml';
 import { MAX_BODY_BYTES } from '../../src/autonomous/ai-router/providers/http.ts';
 import { classifyAddress } from '../../src/platform/net/egress.ts';
 import type { RunningBlocks } from '../../src/start.ts';
-import { eventually, startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
+import { captureLogs, eventually, startTestBlocks, tempDir, testConfig, type CapturedLogs } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 import { sendText, startHostileProvider, type HostileAnswer, type HostileProvider } from '../support/hostile-provider.ts';
@@ -41,6 +41,9 @@ let elsewhere: HostileProvider;
 /** The external identity providers' discovery documents, by path. */
 let idp: HostileProvider;
 let idpKey: CryptoKey;
+/** The operator's key of provider `keyed` (`ai.providers.keyed.credentials_ref: env:OWASP_OPERATOR_API_KEY`). */
+const OPERATOR_KEY = 'sk-operator-owasp-3f9a1c';
+let logs: CapturedLogs;
 
 const model = (id: string, provider: string) => ({
   provider,
@@ -85,6 +88,9 @@ beforeAll(async () => {
   });
   const catalogFile = join(dir.path, 'models.yaml');
   writeFileSync(catalogFile, toYaml({ models: [model('steady', 'fake'), model('shady', 'hostile')] }));
+  // The operator's provider key, read by `env:` reference from the process environment (Blocks runs in this process).
+  process.env['OWASP_OPERATOR_API_KEY'] = OPERATOR_KEY;
+  logs = captureLogs('warn');
   const issuers = ['elsewhere', 'liar', 'redirect', 'garbage', 'junk-keys', 'html-keys'].map((name) => ({
     issuer: `${idp.origin}/${name}`,
     audience: 'blocks',
@@ -101,6 +107,7 @@ beforeAll(async () => {
           providers: {
             fake: { protocol: 'openai', base_url: fake.baseUrl },
             hostile: { protocol: 'openai', base_url: `${hostile.origin}/v1` },
+            keyed: { protocol: 'openai', base_url: fake.baseUrl, credentials_ref: 'env:OWASP_OPERATOR_API_KEY' },
           },
           routing: { exploration: 0 },
           proxy: { attempt_timeout: 5000, request_timeout: 10_000, max_attempts: 1 },
@@ -110,6 +117,7 @@ beforeAll(async () => {
       },
     ),
     roles: ['gateway', 'autonomous'],
+    logger: logs.logger,
   });
   creds = testCredentials(blocks);
 }, 60_000);
@@ -241,6 +249,129 @@ describe('API7 server-side request forgery: checked again when connecting, after
     const answer = await chat('ssrf-allowed');
     expect(answer.status).toBe(200);
     expect(reached).toBeGreaterThan(0);
+  });
+});
+
+// API8 rather than API3: a catalog writer may set `credentials_ref` and `base_url` (that is the
+// scope's job); what was missing is hardening of what a reference may resolve to and a safe
+// default for a deployment moved to another host. The fix is configuration (`secrets`) with safe defaults.
+describe('API8 security misconfiguration: secret references a catalog writer sets', () => {
+  /** A host the catalog writer controls (on the one private address `ai.egress.allow` lets deployments reach). */
+  let catcher: Server;
+  let catcherUrl: string;
+  /** The `authorization` header of every request the catcher received. */
+  const received: string[] = [];
+  beforeAll(async () => {
+    const answer = JSON.stringify({
+      id: 'x',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'caught' }, finish_reason: 'stop' }],
+    });
+    catcher = createServer((req, res) => {
+      received.push(req.headers.authorization ?? '');
+      req.resume().on('end', () => void res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+    });
+    await new Promise<void>((resolve) => catcher.listen(0, ALLOWED, resolve));
+    catcherUrl = `http://${ALLOWED}:${(catcher.address() as AddressInfo).port}/v1`;
+  });
+  afterAll(async () => {
+    catcher.closeAllConnections();
+    await new Promise((resolve) => catcher.close(resolve));
+  });
+
+  const keyFile = () => join(blocks.platform.config.data_dir, 'keys', 'key-encryption.key');
+  /** Writes a model whose one deployment points at the catcher, then calls it; returns the write's answer. */
+  const attempt = async (id: string, deployment: Record<string, unknown>, provider = 'fake') => {
+    const admin = await creds.headers('catalog-writer');
+    const written = await call('POST', '/api/v1/autonomous/ai/models', admin, {
+      ...model(id, provider),
+      deployments: [{ id: 'theirs', base_url: catcherUrl, ...deployment }],
+    });
+    if (written.status === 201) await chat(id);
+    return written;
+  };
+
+  it("refuses a reference to Blocks' own key file: 400 naming the field, nothing stored, nothing sent", async () => {
+    const secret = readFileSync(keyFile(), 'utf8').trim();
+    expect(secret.length).toBeGreaterThan(20);
+    for (const [i, ref] of [`file:${keyFile()}`, `file:/run/secrets/../..${keyFile()}`, 'file:keys/key-encryption.key'].entries()) {
+      const written = await attempt(`exfil-file-${i}`, { credentials_ref: ref });
+      expect(received.join('\n'), ref).not.toContain(secret);
+      expect(written.status, ref).toBe(400);
+      expect(written.body['code'], ref).toBe('INVALID_MODEL');
+      expect(written.body['field'], ref).toBe('deployments[0].credentials_ref');
+      expect(written.text, ref).not.toContain(secret);
+      expect((await call('GET', `/api/v1/autonomous/ai/models/exfil-file-${i}`, await creds.headers('catalog-writer'))).status).toBe(404);
+    }
+  });
+
+  it('refuses a reference to an environment variable outside the bounds (env:PATH): 400 naming the field, nothing sent', async () => {
+    const secret = process.env['PATH'] as string;
+    for (const [field, deployment, extra] of [
+      ['deployments[0].credentials_ref', { credentials_ref: 'env:PATH' }, {}],
+      ['credentials_ref', {}, { credentials_ref: 'env:PATH' }],
+    ] as const) {
+      const admin = await creds.headers('catalog-writer');
+      const written = await call('POST', '/api/v1/autonomous/ai/models', admin, {
+        ...model('exfil-env', 'fake'),
+        ...extra,
+        deployments: [{ id: 'theirs', base_url: catcherUrl, ...deployment }],
+      });
+      if (written.status === 201) await chat('exfil-env');
+      expect(received.join('\n'), field).not.toContain(secret);
+      expect(written.status, field).toBe(400);
+      expect(written.body['field'], field).toBe(field);
+    }
+  });
+
+  it("never sends the provider's key to a deployment with a base_url of its own and no reference", async () => {
+    const written = await attempt('exfil-inherit', {}, 'keyed');
+    expect(received.join('\n')).not.toContain(OPERATOR_KEY);
+    expect(written.status).toBe(201);
+    // The deployment was called, without a key: a keyless endpoint still works.
+    expect(received.at(-1)).toBe('');
+    // The operator's own endpoint still gets the operator's key.
+    const admin = await creds.headers('catalog-writer');
+    expect((await call('POST', '/api/v1/autonomous/ai/models', admin, model('keyed-own', 'keyed'))).status).toBe(201);
+    expect((await chat('keyed-own')).status).toBe(200);
+    expect(fake.requests.at(-1)?.headers.authorization).toBe(`Bearer ${OPERATOR_KEY}`);
+  });
+
+  it('refuses a stored reference outside the bounds when it is read: the call fails cleanly, the reason is logged, nothing is sent', async () => {
+    // Written before the bounds existed (or bounds narrowed since): straight into the table.
+    const deployments = JSON.stringify([{ id: 'theirs', base_url: catcherUrl, credentials_ref: 'env:PATH' }]);
+    await blocks.platform.db.query(
+      `INSERT INTO ai_models (model, provider, task_types, context_window, input_price_per_mtok, output_price_per_mtok, quality, deployments)
+       VALUES ('stored-exfil', 'fake', '{chat}', 1000, 1, 1, '{"chat":{"low":0.9,"medium":0.9,"high":0.9}}', $1)`,
+      [deployments],
+    );
+    // Any change through the API reloads the catalog from the table.
+    const admin = await creds.headers('catalog-writer');
+    expect((await call('POST', '/api/v1/autonomous/ai/models', admin, model('reload-trigger', 'fake'))).status).toBe(201);
+    const before = received.length;
+    const answer = await chat('stored-exfil');
+    expect(received.slice(before).join('\n')).not.toContain(process.env['PATH'] as string);
+    expect(received.length).toBe(before);
+    // Skipped as any deployment whose key cannot be read (proxy/attempts.ts): with no other, 503 naming why, not the reference.
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(answer.body['code']).toBe('MODEL_UNAVAILABLE');
+    expect(answer.body['detail']).toMatch(/stored-exfil\/theirs \(no usable key: SECRET_REF_NOT_ALLOWED\)/);
+    expect(answer.text).not.toContain('env:PATH');
+    expect(answer.text).not.toContain(process.env['PATH'] as string);
+    // The operator reads the reference and why in the log.
+    expect(logs.lines).toContainEqual(
+      expect.objectContaining({
+        msg: 'AI deployment credentials refused',
+        model: 'stored-exfil',
+        deployment: 'theirs',
+        code: 'SECRET_REF_NOT_ALLOWED',
+        detail: expect.stringMatching(/^'env:PATH' is not a variable secrets.env allows/) as unknown,
+      }),
+    );
+    expect(JSON.stringify(logs.lines)).not.toContain(process.env['PATH'] as string);
   });
 });
 

@@ -318,7 +318,7 @@ describe('API3 broken object property level authorization', () => {
         input_price_per_mtok: 1,
         output_price_per_mtok: 1,
         quality: { chat: { low: 0.5, medium: 0.5, high: 0.5 } },
-        credentials_ref: 'env:OWASP_SECRET_VARIABLE',
+        credentials_ref: 'env:OWASP_SECRET_API_KEY',
         deployments: [{ id: 'eu', credentials_ref: 'file:/run/secrets/owasp-deployment-key' }],
       },
     });
@@ -337,7 +337,7 @@ describe('API3 broken object property level authorization', () => {
     for (const answer of answers) {
       expect(answer.status).toBeLessThan(300);
       for (const secret of secrets) expect(answer.text).not.toContain(secret);
-      expect(answer.text).not.toMatch(/hash|client_secret|"key"|password|credentials_ref|OWASP_SECRET_VARIABLE|owasp-deployment-key/i);
+      expect(answer.text).not.toMatch(/hash|client_secret|"key"|password|credentials_ref|OWASP_SECRET_API_KEY|owasp-deployment-key/i);
     }
     expect(created.body['has_credentials']).toBe(true);
     await call('DELETE', `/api/v1/autonomous/ai/models/${modelWithSecretRef}`, { headers: admin });

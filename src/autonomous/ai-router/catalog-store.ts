@@ -3,6 +3,7 @@ import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { appendEvent } from '../../platform/events/index.ts';
 import { BlocksError } from '../../platform/errors.ts';
 import { createEgressPolicy, type EgressPolicy } from '../../platform/net/egress.ts';
+import type { SecretResolver } from '../../platform/secrets/index.ts';
 import { DEFAULT_CAPABILITIES, loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { aiRouterErrors } from './errors.ts';
 import type { Capability, Deployment, ModelSpec, QualityByComplexity } from './types.ts';
@@ -119,9 +120,11 @@ export function createModelCatalogStore(options: {
   providers?: readonly string[];
   /** Where a deployment's `base_url` may point (`ai.egress`); public addresses only when absent. */
   egress?: EgressPolicy;
+  /** What a `credentials_ref` may name (`secrets`); checked on every create and replace. */
+  secrets: Pick<SecretResolver, 'check'>;
 }): ModelCatalogStore {
-  const { db, onChanged, providers } = options;
-  const egress = options.egress ?? PUBLIC_ONLY;
+  const { db, onChanged } = options;
+  const rules: ModelRules = { providers: options.providers, egress: options.egress ?? PUBLIC_ONLY, secrets: options.secrets };
 
   const changed = async (tx: Queryable, model: string, action: string, context: ChangeContext): Promise<void> => {
     await appendEvent(tx, {
@@ -169,7 +172,7 @@ export function createModelCatalogStore(options: {
     },
 
     async create(input, context) {
-      validateModel(input, providers, egress);
+      validateModel(input, rules);
       let row: ModelRow | undefined;
       try {
         row = await db.transaction(async (tx) => {
@@ -186,7 +189,7 @@ export function createModelCatalogStore(options: {
     },
 
     async replace(input, context, expectedVersion) {
-      validateModel(input, providers, egress);
+      validateModel(input, rules);
       const row = await db.transaction(async (tx) => {
         const current = await tx.query<{ version: number }>('SELECT version FROM ai_models WHERE model = $1 FOR UPDATE', [input.model]);
         const found = current.rows[0];
@@ -247,17 +250,27 @@ function insertRow(tx: Queryable, input: ModelInput, ignoreExisting: boolean) {
 /** The egress policy of a store given none: callers' URLs reach public addresses only. */
 const PUBLIC_ONLY = createEgressPolicy({ allow_private: false, allow: [] });
 
+/** What a model written through the API is checked against. */
+export interface ModelRules {
+  /** Providers configured in `ai.providers`. */
+  readonly providers?: readonly string[] | undefined;
+  readonly egress: EgressPolicy;
+  readonly secrets: Pick<SecretResolver, 'check'>;
+}
+
 /**
  * The cross-field checks of config/models.yaml (quality for exactly the declared task types, each
- * 0..1, non-negative prices…) applied to one API input, so the API and the config share one validator;
- * then the egress check of every deployment's `base_url` (OWASP API7: a caller must not point the
- * proxy at loopback, the metadata service or the internal network).
- * @throws BlocksError INVALID_MODEL (400) naming the bad field.
+ * 0..1, non-negative prices, `credentials_ref`s within the `secrets` bounds…) applied to one API
+ * input, so the API and the config share one validator; then the egress check of every
+ * deployment's `base_url` (OWASP API7: a caller must not point the proxy at loopback, the metadata
+ * service or the internal network).
+ * @throws BlocksError INVALID_MODEL (400) naming the bad field; nothing is stored.
  */
-export function validateModel(input: ModelInput, providers?: readonly string[], egress: EgressPolicy = PUBLIC_ONLY): void {
+export function validateModel(input: ModelInput, rules: ModelRules): void {
+  const { providers, egress, secrets } = rules;
   const { enabled: _enabled, ...spec } = input;
   try {
-    loadModelCatalog([spec], { providers });
+    loadModelCatalog([spec], { providers, secrets });
   } catch (error) {
     if (!(error instanceof BlocksError) || error.code !== 'INVALID_ROUTER_CONFIG') throw error;
     const path = String(error.extensions.path).replace(/^models\[0\](?: \([^)]*\))?\.?/, '');

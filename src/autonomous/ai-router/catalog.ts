@@ -1,3 +1,4 @@
+import { isSecretError, type SecretResolver } from '../../platform/secrets/index.ts';
 import { invalidRouterConfig } from './errors.ts';
 import { CAPABILITIES, type Capability, type Deployment, type ModelSpec, type QualityByComplexity } from './types.ts';
 
@@ -34,6 +35,12 @@ const COMPLEXITIES = ['low', 'medium', 'high'] as const;
 export interface CatalogOptions {
   /** Providers configured in `ai.providers`; when given, a deployment naming another is rejected. */
   readonly providers?: readonly string[];
+  /**
+   * When given, every `credentials_ref` must be within the operator's `secrets` bounds (the API and
+   * config/models.yaml). Absent when the stored catalog is loaded: a reference stored before the
+   * bounds is refused when it is read, and must not take the whole catalog down with it.
+   */
+  readonly secrets?: Pick<SecretResolver, 'check'>;
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -60,7 +67,8 @@ const shown = (value: unknown): string => {
  * Optional: `capabilities` (default {@link DEFAULT_CAPABILITIES}), `typical_latency_ms` (default
  * null), `credentials_ref` (the key of every deployment that names none) and `deployments`. Without
  * `deployments` a model has one, `default`, on its provider; each deployment's `provider`
- * defaults to the model's and its `weight` to 1.
+ * defaults to the model's and its `weight` to 1. With `options.secrets`, each `credentials_ref`
+ * must be within the `secrets` bounds (the detail says why not, naming the reference).
  *
  * @throws BlocksError `INVALID_ROUTER_CONFIG` whose detail and `path` extension name the first
  *   bad entry and field, e.g. `models[1] (gpt-4o).input_price_per_mtok: must be ... (got -1)`.
@@ -77,7 +85,7 @@ export function loadModelCatalog(raw: unknown, options: CatalogOptions = {}): Mo
   const byId = new Map<string, ModelSpec>();
   const byTask = new Map<string, ModelSpec[]>();
   list.forEach((entry: unknown, index) => {
-    const spec = parseModel(entry, index, options.providers);
+    const spec = parseModel(entry, index, options);
     if (byId.has(spec.model)) {
       throw invalidRouterConfig(`models[${index}] (${spec.model}).model`, `duplicate model id '${spec.model}'`);
     }
@@ -101,13 +109,22 @@ export function loadModelCatalog(raw: unknown, options: CatalogOptions = {}): Mo
   });
 }
 
-function parseModel(entry: unknown, index: number, providers: readonly string[] | undefined): ModelSpec {
+function parseModel(entry: unknown, index: number, options: CatalogOptions): ModelSpec {
+  const { providers, secrets } = options;
   if (!isRecord(entry)) throw invalidRouterConfig(`models[${index}]`, `must be a mapping (got ${shown(entry)})`);
   const id = typeof entry.model === 'string' && entry.model !== '' ? entry.model : undefined;
   const where = id === undefined ? `models[${index}]` : `models[${index}] (${id})`;
   function fail(field: string, problem: string): never {
     throw invalidRouterConfig(`${where}.${field}`, problem);
   }
+  const checkSecret = (field: string, ref: string): void => {
+    try {
+      secrets?.check(ref);
+    } catch (error) {
+      if (!isSecretError(error)) throw error;
+      fail(field, error.detail);
+    }
+  };
 
   for (const key of Object.keys(entry)) if (!MODEL_FIELDS.has(key)) fail(key, 'unknown field');
   if (id === undefined) fail('model', `must be a non-empty string (got ${shown(entry.model)})`);
@@ -183,6 +200,7 @@ function parseModel(entry: unknown, index: number, providers: readonly string[] 
   if (modelCredentials !== null && (typeof modelCredentials !== 'string' || modelCredentials === '')) {
     fail('credentials_ref', `must be a non-empty string or null (got ${shown(modelCredentials)})`);
   }
+  if (modelCredentials !== null) checkSecret('credentials_ref', modelCredentials);
   const rawDeployments = entry.deployments ?? [];
   if (!Array.isArray(rawDeployments)) fail('deployments', `must be a list of deployments (got ${shown(rawDeployments)})`);
   const deployments = rawDeployments.length === 0 ? [{ id: 'default' }] : (rawDeployments as unknown[]);
@@ -218,7 +236,9 @@ function parseModel(entry: unknown, index: number, providers: readonly string[] 
     const baseUrl = optional('base_url');
     if (baseUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(baseUrl))
       fail(`${at}.base_url`, `must be an http(s) URL (got ${shown(baseUrl)})`);
-    const credentials = optional('credentials_ref') ?? modelCredentials ?? undefined;
+    const ownCredentials = optional('credentials_ref');
+    if (ownCredentials !== undefined) checkSecret(`${at}.credentials_ref`, ownCredentials);
+    const credentials = ownCredentials ?? modelCredentials ?? undefined;
     const upstreamModel = optional('upstream_model');
     const region = optional('region');
     return Object.freeze({

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../platform/platform.ts';
+import { ConfigError } from '../../platform/config/load-config.ts';
 import { createEgressPolicy } from '../../platform/net/egress.ts';
+import { createConfiguredSecretResolver, isSecretError, type SecretResolver } from '../../platform/secrets/index.ts';
 import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { createTokenizer } from './tokenizer.ts';
 import { createRouteDecider, type RouteDecider } from './decide.ts';
@@ -51,7 +53,11 @@ export interface AiRouterModule {
 export function createAiRouterModule(platform: Platform): AiRouterModule {
   const { config } = platform;
   const providers = Object.keys(config.ai.providers);
-  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')), { providers });
+  // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
+  const secrets = createConfiguredSecretResolver(config, process.env);
+  checkProviderCredentials(config.ai.providers, secrets);
+  // The catalog file is the operator's, and bounded all the same: a bad reference stops the start here.
+  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')), { providers, secrets });
   // Learning (H2): created once here, before `build`, so every decider built reads the same estimates.
   const estimates = createModelEstimates({
     priorStrength: config.ai.learning.prior_strength,
@@ -105,6 +111,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     db: platform.db,
     providers,
     egress,
+    secrets,
     onChanged: async () => {
       platform.relay.notify();
       // The change is committed: a failed rebuild is logged (and retried on the change's event), not reported as a failed change.
@@ -126,8 +133,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     decider,
     tokenizer,
     budgets: budgets.guard,
-    // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
-    env: process.env,
+    secrets,
     gate: health,
     egress,
   });
@@ -164,4 +170,24 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
       subscription = undefined;
     },
   };
+}
+
+/**
+ * The operator's provider references are bounded by the operator's `secrets` too: one outside them
+ * stops the start with the setting named, rather than failing every call later. Not read here: a key
+ * may be set only where a provider is used.
+ * @throws ConfigError `ai.providers.<name>.credentials_ref: <why>`
+ */
+function checkProviderCredentials(providers: Platform['config']['ai']['providers'], secrets: SecretResolver): void {
+  for (const [name, provider] of Object.entries(providers)) {
+    if (provider.credentials_ref === undefined) continue;
+    try {
+      secrets.check(provider.credentials_ref);
+    } catch (error) {
+      if (!isSecretError(error)) throw error;
+      throw new ConfigError(`ai.providers.${name}.credentials_ref: ${error.detail} (${error.code}; see secrets in config/default.yaml)`, {
+        cause: error,
+      });
+    }
+  }
 }

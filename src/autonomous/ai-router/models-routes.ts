@@ -20,7 +20,13 @@ const deploymentFields = {
   provider: Type.Optional(
     Type.String({ minLength: 1, maxLength: 64, description: "A provider of ai.providers; the model's when omitted" }),
   ),
-  base_url: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "Overrides the provider's base URL" })),
+  base_url: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 512,
+      description: "Overrides the provider's base URL; the provider's key is never sent to another one (name credentials_ref)",
+    }),
+  ),
   upstream_model: Type.Optional(
     Type.String({ minLength: 1, maxLength: 256, description: 'The name the provider expects; the model id when omitted' }),
   ),
@@ -31,7 +37,11 @@ const DeploymentBody = Type.Object(
   {
     ...deploymentFields,
     credentials_ref: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 256, description: 'Where the key lives, e.g. env:AZURE_KEY_EU' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: "Where the key lives (env:NAME or file:/path within the operator's secrets bounds), e.g. env:AZURE_EU_API_KEY",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -57,7 +67,14 @@ const modelFields = {
   ),
   enabled: Type.Optional(Type.Boolean({ default: true })),
   credentials_ref: Type.Optional(
-    Type.Union([Type.String({ minLength: 1, maxLength: 256, description: 'Where the key lives, e.g. env:OPENAI_API_KEY' }), Type.Null()]),
+    Type.Union([
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description: "Where the key lives (env:NAME or file:/path within the operator's secrets bounds), e.g. env:OPENAI_API_KEY",
+      }),
+      Type.Null(),
+    ]),
   ),
 };
 

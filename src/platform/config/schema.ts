@@ -139,7 +139,7 @@ const AiProvider = Type.Object(
     protocol: Type.Enum(['openai', 'anthropic']),
     /** OpenAI-compatible: up to the version segment (`https://api.openai.com/v1`); Anthropic: without `/v1`. */
     base_url: Url,
-    /** Where the key lives: `env:NAME` or `file:/path`. None for local servers that need no key. */
+    /** Where the key lives: `env:NAME` or `file:/path`, within `secrets` (checked at start). None for local servers that need no key. */
     credentials_ref: Type.Optional(Type.String({ minLength: 1 })),
     /** Data-residency region of this endpoint, e.g. `us`, `eu`. */
     region: Type.Optional(Type.String({ minLength: 1 })),
@@ -187,6 +187,19 @@ export const ConfigSchema = Type.Object(
         { cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), allow_tls12: Type.Optional(Type.Boolean()) },
         { additionalProperties: false },
       ),
+    ),
+    /**
+     * What a secret reference (`env:NAME`, `file:/path`: a catalog `credentials_ref`, `ai.providers.*.credentials_ref`)
+     * may name (src/platform/secrets/). Blocks' data directory, key files and own variables are never readable.
+     */
+    secrets: Type.Object(
+      {
+        /** Variables: exact names, `PREFIX_*` or `*_SUFFIX`. */
+        env: Type.Array(Type.String({ pattern: '^(?:[A-Za-z_][A-Za-z0-9_]*\\*?|\\*[A-Za-z0-9_]+)$' })),
+        /** Absolute directories whose files may be named; `..` and symlinks are resolved before the check. */
+        directories: Type.Array(Type.String({ pattern: '^/' })),
+      },
+      { additionalProperties: false },
     ),
     http: Type.Object(
       {

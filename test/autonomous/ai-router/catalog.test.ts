@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { loadModelCatalog } from '../../../src/autonomous/ai-router/catalog.ts';
+import { loadModelCatalog, type CatalogOptions } from '../../../src/autonomous/ai-router/catalog.ts';
 import { isBlocksError } from '../../../src/platform/errors.ts';
+import { createSecretResolver } from '../../../src/platform/secrets/index.ts';
 
 const model = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
   provider: 'openai',
@@ -17,10 +18,10 @@ const model = (overrides: Record<string, unknown> = {}): Record<string, unknown>
 });
 
 /** Loads `raw`, expecting INVALID_ROUTER_CONFIG at `path` with `fragment` in the detail. */
-function expectConfigError(raw: unknown, path: string, fragment: string): void {
+function expectConfigError(raw: unknown, path: string, fragment: string, options?: CatalogOptions): void {
   let caught: unknown;
   try {
-    loadModelCatalog(raw);
+    loadModelCatalog(raw, options);
   } catch (error) {
     caught = error;
   }
@@ -197,5 +198,41 @@ describe('loadModelCatalog', () => {
     expect(() => loadModelCatalog([model({ deployments: [{ id: 'x', provider: 'vllm' }] })], { providers: ['openai'] })).toThrow(
       /deployments\[0\]\.provider: 'vllm' is not configured/,
     );
+  });
+
+  it('checks every credentials_ref against the secrets bounds when given them, naming the field', () => {
+    const secrets = createSecretResolver({
+      bounds: { env: ['*_API_KEY'], directories: ['/run/secrets'] },
+      dataDir: '/var/lib/blocks',
+      env: {},
+    });
+    const within = model({ credentials_ref: 'env:OPENAI_API_KEY', deployments: [{ id: 'eu', credentials_ref: 'file:/run/secrets/eu' }] });
+    expect(() => loadModelCatalog([within], { secrets })).not.toThrow();
+    expectConfigError([model({ credentials_ref: 'env:PATH' })], 'models[0] (alpha).credentials_ref', "'env:PATH' is not a variable", {
+      secrets,
+    });
+    expectConfigError(
+      [
+        model({
+          deployments: [{ id: 'eu' }, { id: 'us', credentials_ref: 'file:/run/secrets/../../var/lib/blocks/keys/key-encryption.key' }],
+        }),
+      ],
+      'models[0] (alpha).deployments[1].credentials_ref',
+      "is inside Blocks' data directory",
+      { secrets },
+    );
+    expectConfigError(
+      [model({ deployments: [{ id: 'eu', credentials_ref: 'vault:x' }] })],
+      'models[0] (alpha).deployments[0].credentials_ref',
+      'env:NAME or file:',
+      {
+        secrets,
+      },
+    );
+  });
+
+  it('loads references outside the bounds when not given them: the stored catalog is checked when each key is read', () => {
+    const [spec] = loadModelCatalog([model({ deployments: [{ id: 'eu', credentials_ref: 'env:PATH' }] })]).models;
+    expect(spec?.deployments[0]?.credentials_ref).toBe('env:PATH');
   });
 });

@@ -179,7 +179,7 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
 
   it('stores capabilities and deployments, showing whether each deployment has credentials but never the reference', async () => {
     const deployments = [
-      { id: 'eu-1', weight: 3, credentials_ref: 'env:ACME_EU_SECRET_KEY', upstream_model: 'acme-large-eu' },
+      { id: 'eu-1', weight: 3, credentials_ref: 'env:ACME_EU_API_KEY', upstream_model: 'acme-large-eu' },
       { id: 'us-1', provider: 'openai', base_url: 'https://acme.example/v1', region: 'us' },
     ];
     const res = await call('', send('POST', newModel('acme-deployed', { capabilities: ['tools', 'vision'], deployments })));
@@ -270,6 +270,31 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
   it('names the bad field when the catalog rules refuse a model', async () => {
     const res = await call('', send('POST', newModel('bad-7', { task_types: ['code', 'chat'] })));
     expect(await res.json()).toMatchObject({ code: 'INVALID_MODEL', field: 'quality.chat' });
+  });
+
+  it('refuses a credentials_ref outside the secrets bounds on create and replace, naming the field and writing nothing', async () => {
+    const before = await counts();
+    const created = await call('', send('POST', newModel('acme-exfil', { deployments: [{ id: 'eu', credentials_ref: 'env:PATH' }] })));
+    expect(created.status).toBe(400);
+    expect(created.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await created.json()).toMatchObject({ code: 'INVALID_MODEL', field: 'deployments[0].credentials_ref' });
+    expect(await counts()).toEqual(before);
+
+    expect((await call('', send('POST', newModel('acme-kept')))).status).toBe(201);
+    const { model: _, ...fields } = newModel('acme-kept', {
+      credentials_ref: `file:${blocks.platform.config.data_dir}/keys/key-encryption.key`,
+    });
+    const replaced = await call('/acme-kept', send('PUT', fields));
+    expect(replaced.status).toBe(400);
+    const problem = (await replaced.json()) as { field: string; detail: string };
+    expect(problem.field).toBe('credentials_ref');
+    expect(problem.detail).toMatch(/is not under a directory secrets.directories allows|data directory/);
+    expect(await (await call('/acme-kept')).json()).toMatchObject({ version: 1, has_credentials: true });
+    const stored = await blocks.platform.db.query<{ credentials_ref: string }>(
+      "SELECT credentials_ref FROM ai_models WHERE model = 'acme-kept'",
+    );
+    expect(stored.rows[0]?.credentials_ref).toBe('env:ACME_API_KEY');
+    expect((await call('/acme-kept', send('DELETE'))).status).toBe(204);
   });
 
   it('answers 409 for an existing id and 404 for a missing one, writing nothing', async () => {

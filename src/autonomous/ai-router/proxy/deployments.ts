@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { Config } from '../../../platform/config/schema.ts';
+import type { Logger } from '../../../platform/logger.ts';
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
+import { isSecretError, type SecretResolver } from '../../../platform/secrets/index.ts';
 import { createAnthropicAdapter, createOpenAiCompatibleAdapter, type ProviderAdapter } from '../providers/index.ts';
 import type { Deployment, ModelSpec } from '../types.ts';
 import { breakersOf, type AttemptBreakers } from './model-health.ts';
@@ -14,6 +15,7 @@ export interface ResolvedDeployment {
   readonly provider: string;
   readonly protocol: 'openai' | 'anthropic';
   readonly baseUrl: string;
+  /** The deployment's own reference; the provider's only when the deployment calls the provider's own endpoint. */
   readonly credentialsRef: string | undefined;
   readonly headers: Readonly<Record<string, string>>;
   readonly region: string | undefined;
@@ -34,9 +36,6 @@ export interface UnconfiguredDeployment {
 export type DeploymentSlot = ResolvedDeployment | UnconfiguredDeployment;
 export const isResolved = (slot: DeploymentSlot): slot is ResolvedDeployment => !('reason' in slot);
 
-/** Where a `credentials_ref` is read from: the environment (`env:NAME`) is passed in, files are read. */
-export type CredentialSource = Readonly<Record<string, string | undefined>>;
-
 /**
  * Deployments of catalog models, resolved once per model object (the catalog replaces its
  * objects on every change), and one provider adapter per deployment, built on first use and
@@ -45,8 +44,9 @@ export type CredentialSource = Readonly<Record<string, string | undefined>>;
 export interface DeploymentDirectory {
   slotsOf(model: ModelSpec): readonly DeploymentSlot[];
   /**
-   * The adapter for a deployment; the key is read now, never logged.
-   * @throws Error naming the reference (not its value) when the key cannot be read.
+   * The adapter for a deployment; the key is read now (within the `secrets` bounds), never logged.
+   * @throws Error naming the secret error's code when the key cannot be read or its reference is
+   *   refused; the reference itself goes to the log only (the API never shows references).
    */
   adapterFor(deployment: ResolvedDeployment): ProviderAdapter;
   /** Drops adapters of deployments no longer in the catalog. */
@@ -57,7 +57,10 @@ export interface DeploymentDirectoryOptions {
   readonly providers: Config['ai']['providers'];
   /** Longest wait for one answer, or between two reads of a stream (`ai.proxy.attempt_timeout`). */
   readonly attemptTimeoutMs: number;
-  readonly env: CredentialSource;
+  /** Reads `credentials_ref`s: a reference stored before the bounds existed, or since narrowed, is refused here. */
+  readonly secrets: SecretResolver;
+  /** Where a refused or unreadable reference is reported (once per deployment and reference). */
+  readonly logger: Logger;
   /**
    * Checks every connection of a deployment whose `base_url` is the catalog's (callers can set it
    * through /ai/models) after DNS resolution; endpoints of `ai.providers` are the operator's and are not checked.
@@ -68,6 +71,7 @@ export interface DeploymentDirectoryOptions {
 export function createDeploymentDirectory(options: DeploymentDirectoryOptions): DeploymentDirectory {
   const resolved = new WeakMap<ModelSpec, readonly DeploymentSlot[]>();
   const adapters = new Map<string, { readonly signature: string; readonly adapter: ProviderAdapter }>();
+  const reported = new Set<string>();
 
   const resolve = (model: ModelSpec, deployment: Deployment): DeploymentSlot => {
     const key = `${model.model}/${deployment.id}`;
@@ -82,7 +86,11 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
       provider: deployment.provider,
       protocol: provider.protocol,
       baseUrl: deployment.base_url ?? provider.base_url,
-      credentialsRef: deployment.credentials_ref ?? provider.credentials_ref,
+      // The provider's key goes to the provider's endpoint only: a catalog writer who points a
+      // deployment elsewhere names a key of their own (or none), never receives the operator's.
+      credentialsRef:
+        deployment.credentials_ref ??
+        (isSameEndpoint(deployment.base_url ?? provider.base_url, provider.base_url) ? provider.credentials_ref : undefined),
       headers: provider.headers ?? {},
       region: deployment.region ?? provider.region,
       upstreamModel: deployment.upstream_model ?? model.model,
@@ -94,8 +102,25 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
   const egressOf = (d: ResolvedDeployment) =>
     d.deployment.base_url === undefined || options.egress === undefined ? {} : { egress: options.egress };
 
+  const keyOf = (d: ResolvedDeployment, ref: string): string => {
+    try {
+      return options.secrets.read(ref);
+    } catch (error) {
+      if (!isSecretError(error)) throw error;
+      const report = `${d.key}\n${ref}\n${error.code}`;
+      if (!reported.has(report)) {
+        reported.add(report);
+        options.logger.warn(
+          { model: d.model.model, deployment: d.deployment.id, code: error.code, detail: error.detail },
+          'AI deployment credentials refused',
+        );
+      }
+      throw new Error(`no usable key: ${error.code}`, { cause: error });
+    }
+  };
+
   const build = (d: ResolvedDeployment): ProviderAdapter => {
-    const apiKey = d.credentialsRef === undefined ? undefined : readCredential(d.credentialsRef, options.env);
+    const apiKey = d.credentialsRef === undefined ? undefined : keyOf(d, d.credentialsRef);
     if (d.protocol === 'anthropic') {
       return createAnthropicAdapter({
         baseUrl: d.baseUrl,
@@ -146,23 +171,16 @@ export function createDeploymentDirectory(options: DeploymentDirectoryOptions): 
   };
 }
 
-/**
- * The key a `credentials_ref` names: `env:NAME` from `env`, `file:/path` from the file (trimmed).
- * @throws Error naming the reference, never its value, when it is unset, empty or unreadable.
- */
-export function readCredential(ref: string, env: CredentialSource): string {
-  let value: string | undefined;
-  if (ref.startsWith('env:')) {
-    value = env[ref.slice(4)];
-  } else if (ref.startsWith('file:')) {
+/** Whether two base URLs name one endpoint (as URLs: case of the host, default port and a trailing slash aside). */
+function isSameEndpoint(a: string, b: string): boolean {
+  if (a === b) return true;
+  const normalised = (url: string): string | undefined => {
     try {
-      value = readFileSync(ref.slice(5), 'utf8').trim();
-    } catch (error) {
-      throw new Error(`credentials ${ref} cannot be read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+      return new URL(url).href.replace(/\/+$/, '');
+    } catch {
+      return undefined; // not a URL: compared as written above, and nothing else matches it
     }
-  } else {
-    throw new Error(`credentials reference '${ref}' must start with env: or file:`);
-  }
-  if (value === undefined || value === '') throw new Error(`credentials ${ref} are not set`);
-  return value;
+  };
+  const first = normalised(a);
+  return first !== undefined && first === normalised(b);
 }

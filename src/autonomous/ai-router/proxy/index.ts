@@ -1,13 +1,14 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import type { Platform } from '../../../platform/platform.ts';
+import type { SecretResolver } from '../../../platform/secrets/index.ts';
 import type { BudgetGuard } from '../budgets/budget-guard.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import type { Tokenizer } from '../tokenizer.ts';
 import { createBalancer } from './balancer.ts';
 import { createCallEvents } from './call-events.ts';
 import { createChatProxy, type ChatProxy } from './chat-proxy.ts';
-import { createDeploymentDirectory, type CredentialSource } from './deployments.ts';
+import { createDeploymentDirectory } from './deployments.ts';
 import { createBreakerGate, type BreakerGate } from './model-health.ts';
 import type { RankingDecider } from './plan.ts';
 import { createProxyMetrics } from './proxy-metrics.ts';
@@ -43,8 +44,8 @@ export interface ChatProxyModuleOptions {
   readonly decider: RankingDecider;
   readonly tokenizer: Pick<Tokenizer, 'countPromptTokens' | 'countTokens'>;
   readonly budgets?: BudgetGuard;
-  /** Where `env:` credential references are read; the process environment in production. */
-  readonly env: CredentialSource;
+  /** Reads `credentials_ref`s within the operator's `secrets` bounds. */
+  readonly secrets: SecretResolver;
   /** Shared with the decider so routing and calls agree on health; one is made when omitted. */
   readonly gate?: BreakerGate;
   /** Checks connections to deployment base URLs callers set (`ai.egress`); unchecked when omitted. */
@@ -58,7 +59,8 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
   const directory = createDeploymentDirectory({
     providers: config.ai.providers,
     attemptTimeoutMs: config.ai.proxy.attempt_timeout,
-    env: options.env,
+    secrets: options.secrets,
+    logger: platform.logger,
     ...(options.egress === undefined ? {} : { egress: options.egress }),
   });
   const events = createCallEvents({

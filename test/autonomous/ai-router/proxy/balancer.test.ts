@@ -1,15 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { createBalancer } from '../../../../src/autonomous/ai-router/proxy/balancer.ts';
-import {
-  createDeploymentDirectory,
-  isResolved,
-  readCredential,
-  type ResolvedDeployment,
-} from '../../../../src/autonomous/ai-router/proxy/deployments.ts';
+import { createDeploymentDirectory, isResolved, type ResolvedDeployment } from '../../../../src/autonomous/ai-router/proxy/deployments.ts';
 import { createBreakerGate, type AttemptBreakers } from '../../../../src/autonomous/ai-router/proxy/model-health.ts';
 import type { ModelSpec } from '../../../../src/autonomous/ai-router/types.ts';
 import { createBreakerRegistry } from '../../../../src/platform/resilience/breakers.ts';
 
+import { createSecretResolver } from '../../../../src/platform/secrets/index.ts';
+import { captureLogs } from '../../../support/blocks.ts';
 const model = (deployments: ModelSpec['deployments']): ModelSpec => ({
   provider: 'p1',
   model: 'm',
@@ -24,13 +21,20 @@ const model = (deployments: ModelSpec['deployments']): ModelSpec => ({
 });
 
 const directory = createDeploymentDirectory({
+const logs = captureLogs('warn');
+const env = { P2_KEY: 'secret-p2', DEPLOYMENT_KEY: 'secret-deployment', ELSEWHERE: 'secret-elsewhere' };
   providers: {
     p1: { protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'us' },
     p2: { protocol: 'anthropic', base_url: 'http://127.0.0.1:9', region: 'eu', credentials_ref: 'env:P2_KEY' },
     p3: { protocol: 'openai', base_url: 'http://127.0.0.1:9/v1' },
   },
   attemptTimeoutMs: 1000,
-  env: { P2_KEY: 'secret-p2' },
+  secrets: createSecretResolver({
+    bounds: { env: ['P2_KEY', 'DEPLOYMENT_KEY'], directories: [] },
+    dataDir: '/nonexistent/blocks-data',
+    env,
+  }),
+  logger: logs.logger,
 });
 
 const resolvedOf = (spec: ModelSpec): ResolvedDeployment[] => directory.slotsOf(spec).filter(isResolved);
@@ -50,7 +54,7 @@ describe('deployments', () => {
       baseUrl: 'http://127.0.0.1:10',
       region: 'ch',
       upstreamModel: 'm-2024',
-      credentialsRef: 'env:P2_KEY',
+      credentialsRef: undefined,
     });
     expect(slots[1]).toMatchObject({ breakers: { model: 'ai.model.m', provider: 'ai.provider.p2', deployment: 'ai.deployment.m/b' } });
     expect(slots[2]).toMatchObject({ key: 'm/c', reason: expect.stringContaining("'nowhere'") as unknown });
@@ -65,12 +69,55 @@ describe('deployments', () => {
     expect(directory.adapterFor(moved)).not.toBe(first);
   });
 
-  it('read keys from the environment or a file, never putting the value in an error', () => {
-    expect(readCredential('env:K', { K: 'v' })).toBe('v');
-    expect(() => readCredential('env:MISSING', {})).toThrow(/env:MISSING are not set/);
-    expect(() => readCredential('file:/nonexistent/key', {})).toThrow(/ENOENT/);
-    expect(() => readCredential('vault:x', {})).toThrow(/env: or file:/);
-    expect(() => readCredential('env:EMPTY', { EMPTY: '' })).toThrow(/not set/);
+  it("give a deployment the provider's key only on the provider's own endpoint", () => {
+    const [own, same, moved, named] = directory.slotsOf(
+      model([
+        { id: 'own', provider: 'p2', weight: 1 },
+        { id: 'same', provider: 'p2', weight: 1, base_url: 'HTTP://127.0.0.1:9/' },
+        { id: 'moved', provider: 'p2', weight: 1, base_url: 'http://127.0.0.1:9/elsewhere' },
+        { id: 'named', provider: 'p2', weight: 1, base_url: 'http://127.0.0.1:12', credentials_ref: 'env:DEPLOYMENT_KEY' },
+      ]),
+    ) as ResolvedDeployment[];
+    expect(own?.credentialsRef).toBe('env:P2_KEY');
+    expect(same?.credentialsRef).toBe('env:P2_KEY');
+    expect(moved?.credentialsRef).toBeUndefined();
+    expect(named?.credentialsRef).toBe('env:DEPLOYMENT_KEY');
+  });
+
+  it('refuse a stored reference outside the bounds when the key is read: the code to the caller, the reason to the log once, never the value', () => {
+    const [stored] = resolvedOf(model([{ id: 'stored', provider: 'p1', weight: 1, credentials_ref: 'env:ELSEWHERE' }])) as [
+      ResolvedDeployment,
+    ];
+    const before = logs.lines.length;
+    expect(() => directory.adapterFor(stored)).toThrow(/^no usable key: SECRET_REF_NOT_ALLOWED$/);
+    expect(() => directory.adapterFor(stored)).toThrow(/SECRET_REF_NOT_ALLOWED/);
+    const logged = logs.lines.slice(before);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      model: 'm',
+      deployment: 'stored',
+      code: 'SECRET_REF_NOT_ALLOWED',
+      msg: 'AI deployment credentials refused',
+    });
+    expect(logged[0]?.['detail']).toMatch(/'env:ELSEWHERE' is not a variable secrets.env allows/);
+    expect(JSON.stringify(logs.lines)).not.toContain('secret-elsewhere');
+  });
+
+  it('report an unset key by its code, and read a key within the bounds', () => {
+    const [unset] = resolvedOf(
+      model([{ id: 'unset', provider: 'p1', weight: 1, base_url: 'http://127.0.0.1:13/v1', credentials_ref: 'env:P2_KEY' }]),
+    ) as [ResolvedDeployment];
+    expect(directory.adapterFor(unset)).toBeDefined();
+    const bare = createDeploymentDirectory({
+      providers: { p1: { protocol: 'openai', base_url: 'http://127.0.0.1:9/v1' } },
+      attemptTimeoutMs: 1000,
+      secrets: createSecretResolver({ bounds: { env: ['P2_KEY'], directories: [] }, dataDir: '/nonexistent/blocks-data', env: {} }),
+      logger: logs.logger,
+    });
+    const [missing] = bare.slotsOf(model([{ id: 'missing', provider: 'p1', weight: 1, credentials_ref: 'env:P2_KEY' }])) as [
+      ResolvedDeployment,
+    ];
+    expect(() => bare.adapterFor(missing)).toThrow(/SECRET_UNAVAILABLE/);
   });
 });
 

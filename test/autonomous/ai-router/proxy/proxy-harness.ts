@@ -136,7 +136,12 @@ export async function startProxyHarness(options: HarnessOptions = {}): Promise<P
       catalog_file: catalogFile,
       providers: {
         'fake-a': { protocol: 'openai', base_url: fakes['fake-a'].baseUrl, region: 'us' },
-        'fake-b': { protocol: 'openai', base_url: fakes['fake-b'].baseUrl, region: 'eu', credentials_ref: 'env:BLOCKS_TEST_FAKE_B_KEY' },
+        'fake-b': {
+          protocol: 'openai',
+          base_url: fakes['fake-b'].baseUrl,
+          region: 'eu',
+          credentials_ref: 'env:BLOCKS_SECRET_TEST_FAKE_B_KEY',
+        },
         'fake-c': { protocol: 'anthropic', base_url: fakes['fake-c'].baseUrl, region: 'eu', headers: { 'anthropic-beta': 'test' } },
         'fake-a2': { protocol: 'openai', base_url: fakes['fake-a2'].baseUrl, region: 'eu' },
       },
@@ -147,8 +152,8 @@ export async function startProxyHarness(options: HarnessOptions = {}): Promise<P
     },
     ...options.overrides,
   };
-  // The key fake-b's deployments send, named by `credentials_ref: env:BLOCKS_TEST_FAKE_B_KEY`.
-  process.env['BLOCKS_TEST_FAKE_B_KEY'] = FAKE_B_KEY;
+  // The key fake-b's deployments send, named by `credentials_ref: env:BLOCKS_SECRET_TEST_FAKE_B_KEY`.
+  process.env['BLOCKS_SECRET_TEST_FAKE_B_KEY'] = FAKE_B_KEY;
   const logs = captureLogs('warn');
   const config = testConfig({ BLOCKS_DATA_DIR: dir.path, ...options.env }, overrides);
   const blocks = await startTestBlocks({ config, roles: ['gateway', 'autonomous'], logger: logs.logger });
