@@ -6,6 +6,7 @@ import type { RouteInventoryEntry } from '../../src/platform/http/create-http-se
 import type { Role, RunningBlocks } from '../../src/start.ts';
 import { startTestBlocks, testConfig } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
+import { parseExposition, seriesOf, type Sample } from '../support/prometheus.ts';
 import { sendText, startHostileProvider, type HostileProvider } from '../support/hostile-provider.ts';
 
 // The OWASP API Security Top 10 (2023), end to end against a running Blocks (all three services,
@@ -405,6 +406,51 @@ describe('API4 unrestricted resource consumption', () => {
     });
     expect(answer.status).toBe(400);
     expect(answer.body['errors']).toContainEqual(expect.objectContaining({ pointer: '/scopes' }));
+  });
+
+  it('keeps /metrics bounded and valid whatever model names callers send: a name not in the catalog is counted as `unknown`', async () => {
+    const headers = await as('consumption-metrics');
+    const scrape = async () => parseExposition((await call('GET', '/metrics')).text);
+    const catalog = await call('GET', '/api/v1/autonomous/ai/models?limit=200', { headers });
+    const known = new Set([...(catalog.body['items'] as Array<{ model: string }>).map((m) => m.model), 'unknown']);
+    const hostileNames = [
+      'nul\u0000byte',
+      'line\nfeed',
+      'carriage\rreturn',
+      'quote"}evil="1',
+      'back\\slash',
+      'ünïcode-模型',
+      ' ',
+      'x'.repeat(256),
+    ];
+    const send = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const model = hostileNames[i] ?? `${randomBytes(6).toString('hex')}\u0000${randomBytes(4).toString('base64')}`;
+        const answer = await call('POST', '/v1/chat/completions', {
+          headers,
+          body: { model, messages: [{ role: 'user', content: 'hi' }] },
+        });
+        expect(answer.status, JSON.stringify(model)).toBeGreaterThanOrEqual(400);
+        expect(answer.status, JSON.stringify(model)).toBeLessThan(500);
+      }
+    };
+    // The first unknown name makes the series every later one is counted under (and a scrape, /metrics' own).
+    await send(1);
+    await scrape();
+    const before = await scrape();
+    await send(200);
+    const again = await scrape();
+    // 200 more names add no series at all (they added 18 each: a counter and a histogram per name).
+    const ours = (samples: Sample[]) => new Set(samples.filter((s) => /^(blocks_ai_|http_)/.test(s.name)).map(seriesOf));
+    expect(ours(again)).toEqual(ours(before));
+    expect(again.length - before.length).toBeLessThanOrEqual(10);
+    const models = new Set(
+      again.flatMap((s) => (s.name.startsWith('blocks_ai_') && s.labels['model'] !== undefined ? [s.labels['model']] : [])),
+    );
+    expect(models.has('unknown')).toBe(true);
+    expect([...models].filter((model) => !known.has(model))).toEqual([]);
+    const text = (await call('GET', '/metrics')).text;
+    expect(text.includes('\u0000') || text.includes('\r')).toBe(false);
   });
 });
 

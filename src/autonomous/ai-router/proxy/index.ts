@@ -79,7 +79,7 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
     budgets: options.budgets ?? NO_BUDGETS,
     cache: createResponseCache(platform.cache),
     events,
-    metrics: createProxyMetrics(platform.metrics),
+    metrics: createProxyMetrics(platform.metrics, { catalog: options.catalog }),
     logger: platform.logger,
   });
   return {

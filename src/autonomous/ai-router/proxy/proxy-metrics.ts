@@ -1,5 +1,7 @@
 import { Histogram, type Counter } from 'prom-client';
+import { boundedLabel } from '../../../platform/telemetry/labels.ts';
 import type { Metrics } from '../../../platform/telemetry/metrics.ts';
+import type { ModelCatalog } from '../catalog.ts';
 
 /** What the proxy reports on /metrics. */
 export interface ProxyMetrics {
@@ -15,13 +17,46 @@ export interface ProxyMetrics {
   }): void;
 }
 
+export interface ProxyMetricsOptions {
+  /** The catalog calls are checked against: only its models (and their providers) become label values. */
+  readonly catalog: () => ModelCatalog | null;
+  readonly now?: () => number;
+}
+
 const WINDOW_SECONDS = 10;
+/** Label values of a model, provider or outcome not in the catalog (or past the bounds below). */
+export const UNKNOWN_LABEL = 'unknown';
+/** Distinct models and providers ever labelled: far above a catalog's size, a hard stop if it churns. */
+const MAX_MODEL_VALUES = 1_000;
+/** Distinct outcomes: `success`, `cached` and the error codes a call can end with. */
+const MAX_OUTCOME_VALUES = 100;
+/** What an outcome looks like: one of ours, or a catalogued error code. */
+const OUTCOME = /^(?:success|cached|[A-Z][A-Z0-9_]{1,63})$/;
 
 /**
  * Counters of calls by model, provider and outcome, USD and tokens by model, call duration, and
  * `blocks_ai_requests_per_second`: calls ended per second over the last ten whole seconds.
+ *
+ * The model a call names comes from the caller: a name that is not a catalog model is counted
+ * under `unknown`, as is a provider that serves no deployment of the model, so no request can add
+ * series to /metrics (each is kept for the life of the process).
  */
-export function createProxyMetrics(metrics: Metrics, now: () => number = Date.now): ProxyMetrics {
+export function createProxyMetrics(metrics: Metrics, options: ProxyMetricsOptions): ProxyMetrics {
+  const now = options.now ?? Date.now;
+  const modelLabel = boundedLabel({
+    accept: (model) => options.catalog()?.getModel(model) !== undefined,
+    maxValues: MAX_MODEL_VALUES,
+    fallback: UNKNOWN_LABEL,
+  });
+  const providerLabel = boundedLabel({ accept: () => true, maxValues: MAX_MODEL_VALUES, fallback: UNKNOWN_LABEL });
+  const outcomeLabel = boundedLabel({ accept: (outcome) => OUTCOME.test(outcome), maxValues: MAX_OUTCOME_VALUES, fallback: 'other' });
+  /** The provider when it is `none` (nothing was called) or serves a deployment of the (catalog) model. */
+  const providerOf = (model: string, provider: string): string => {
+    if (provider === 'none') return provider;
+    const spec = options.catalog()?.getModel(model);
+    return spec !== undefined && spec.deployments.some((d) => d.provider === provider) ? providerLabel(provider) : UNKNOWN_LABEL;
+  };
+
   const requests = metrics.counter('blocks_ai_requests_total', 'Calls to /v1/chat/completions by model, provider and outcome', [
     'model',
     'provider',
@@ -75,11 +110,13 @@ export function createProxyMetrics(metrics: Metrics, now: () => number = Date.no
   return {
     observe(call) {
       tick(now());
-      requests.inc({ model: call.model, provider: call.provider, outcome: call.outcome });
-      duration.observe({ model: call.model, outcome: call.outcome }, call.durationMs / 1000);
-      inc(cost, { model: call.model }, call.costUsd);
-      inc(tokens, { model: call.model, kind: 'prompt' }, call.promptTokens);
-      inc(tokens, { model: call.model, kind: 'completion' }, call.completionTokens);
+      const model = modelLabel(call.model);
+      const outcome = outcomeLabel(call.outcome);
+      requests.inc({ model, provider: providerOf(call.model, call.provider), outcome });
+      duration.observe({ model, outcome }, call.durationMs / 1000);
+      inc(cost, { model }, call.costUsd);
+      inc(tokens, { model, kind: 'prompt' }, call.promptTokens);
+      inc(tokens, { model, kind: 'completion' }, call.completionTokens);
     },
   };
 }
