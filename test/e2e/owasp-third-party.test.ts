@@ -150,6 +150,105 @@ const chat = async (modelId: string, tenant = 'third-party', extra: Record<strin
     ...extra,
   });
 
+describe('API1 broken object level authorization: what the router learns is per tenant', () => {
+  // Two models for one task: `bola-cheap` (served by the hostile provider, so a test can make its calls fail)
+  // and `bola-dear`, the same quality at 7× the price. Nothing learned, every tenant picks the cheap one.
+  const TASK = 'bola-steering';
+  const spec = (id: string, provider: string, price: number) => ({
+    ...model(id, provider),
+    task_types: [TASK],
+    input_price_per_mtok: price,
+    output_price_per_mtok: 2 * price,
+    quality: { [TASK]: { low: 0.9, medium: 0.9, high: 0.9 } },
+  });
+  const operator = () => creds.headers('third-party-operator');
+  beforeAll(async () => {
+    for (const body of [spec('bola-cheap', 'hostile', 1), spec('bola-dear', 'fake', 7)]) {
+      const created = await call('POST', '/api/v1/autonomous/ai/models', await operator(), body);
+      expect(created.status, created.text).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    for (const id of ['bola-cheap', 'bola-dear']) await call('DELETE', `/api/v1/autonomous/ai/models/${id}`, await operator());
+  });
+
+  const route = async (tenant: string, extra: Record<string, unknown> = {}) => {
+    const answer = await call('POST', '/api/v1/autonomous/ai/route', await creds.headers(tenant), {
+      task_type: TASK,
+      complexity: 'medium',
+      ...extra,
+    });
+    expect(answer.status, answer.text).toBe(200);
+    return answer.body as { decision_id: string; selected_model: string; confidence: number };
+  };
+  const failedFeedback = async (tenant: string, preferred: string) => {
+    const decision = await route(tenant, { preferred_model: preferred });
+    const answer = await call('POST', '/api/v1/autonomous/ai/feedback', await creds.headers(tenant), {
+      decision_id: decision.decision_id,
+      success: false,
+    });
+    expect(answer.status, answer.text).toBe(201);
+  };
+  interface Learned {
+    model: string;
+    observations: number;
+    outcome_observations: number;
+    call_observations: number;
+    quality: number;
+  }
+  const learned = async (tenant: string): Promise<Learned[]> =>
+    (
+      (await call('GET', `/api/v1/autonomous/ai/stats?task_type=${TASK}`, await creds.headers(tenant))).body['estimates'] as Array<
+        Learned & { complexity: string }
+      >
+    ).filter((row) => row.complexity === 'medium');
+  const of = (rows: Learned[], id: string): Learned => rows.find((row) => row.model === id) as Learned;
+  const call5 = async (id: string, tenant: string, status: number) => {
+    for (let i = 0; i < 5; i++) {
+      const answer = await chat(id, tenant, { blocks: { task_type: TASK, complexity: 'medium' } });
+      expect(answer.status, answer.text).toBe(status);
+    }
+  };
+
+  it("B's failed calls and failure feedback do not move A's choice or show in A's /ai/stats, and A's do not move B's", async () => {
+    const [a, b] = ['bola-learn-a', 'bola-learn-b'];
+    expect(await route(a)).toMatchObject({ selected_model: 'bola-cheap', confidence: 0.9 });
+    expect(await route(b)).toMatchObject({ selected_model: 'bola-cheap', confidence: 0.9 });
+
+    // B: five calls of the cheap model that fail at its provider, five failure feedbacks on it.
+    hostile.answer(sendText('{"error":{"message":"overloaded"}}', 500));
+    await call5('bola-cheap', b, 502);
+    for (let i = 0; i < 5; i++) await failedFeedback(b, 'bola-cheap');
+    const byB = await eventually(
+      async () => of(await learned(b), 'bola-cheap'),
+      (row) => row.outcome_observations > 4.9 && row.call_observations > 4.9,
+    );
+    expect(byB.quality).toBeLessThan(0.8);
+    const steered = await route(b);
+    expect(steered.selected_model).toBe('bola-dear');
+
+    // A still routes on the catalog's figures, and its /ai/stats shows nothing of B's calls or feedback.
+    expect(await route(a)).toMatchObject({ selected_model: 'bola-cheap', confidence: 0.9 });
+    expect((await learned(a)).map((row) => [row.model, row.observations])).toEqual([
+      ['bola-cheap', 0],
+      ['bola-dear', 0],
+    ]);
+
+    // The other way round: A's calls of the dear model and failure feedback on it leave B's figures and choice alone.
+    const bDear = of(await learned(b), 'bola-dear');
+    await call5('bola-dear', a, 200);
+    for (let i = 0; i < 5; i++) await failedFeedback(a, 'bola-dear');
+    await eventually(
+      async () => of(await learned(a), 'bola-dear'),
+      (row) => row.outcome_observations > 4.9 && row.call_observations > 4.9,
+    );
+    const bDearAfter = of(await learned(b), 'bola-dear');
+    expect(bDearAfter.call_observations).toBeLessThanOrEqual(bDear.call_observations);
+    expect(bDearAfter.outcome_observations).toBeLessThanOrEqual(bDear.outcome_observations);
+    expect(await route(b)).toMatchObject({ selected_model: 'bola-dear', confidence: steered.confidence });
+  });
+});
+
 describe('API7 server-side request forgery: deployment base URLs a caller sets', () => {
   const body = (baseUrl: string) => ({
     ...model('ssrf-probe', 'fake'),
