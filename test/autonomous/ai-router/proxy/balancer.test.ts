@@ -103,21 +103,28 @@ describe('deployments', () => {
     expect(JSON.stringify(logs.lines)).not.toContain('secret-elsewhere');
   });
 
-  it('report an unset key by its code, and read a key within the bounds', () => {
-    const [unset] = resolvedOf(
-      model([{ id: 'unset', provider: 'p1', weight: 1, base_url: 'http://127.0.0.1:13/v1', credentials_ref: 'env:P2_KEY' }]),
-    ) as [ResolvedDeployment];
-    expect(directory.adapterFor(unset)).toBeDefined();
-    const bare = createDeploymentDirectory({
+  it('read a key within the bounds when the adapter is built, and report an unset one by its code', () => {
+    const real = createSecretResolver({
+      bounds: { env: ['P2_KEY', 'UNSET_KEY'], directories: [] },
+      dataDir: '/nonexistent/blocks-data',
+      env,
+    });
+    const read: string[] = [];
+    const recording = createDeploymentDirectory({
       providers: { p1: { protocol: 'openai', base_url: 'http://127.0.0.1:9/v1' } },
       attemptTimeoutMs: 1000,
-      secrets: createSecretResolver({ bounds: { env: ['P2_KEY'], directories: [] }, dataDir: '/nonexistent/blocks-data', env: {} }),
+      secrets: { check: (ref) => real.check(ref), read: (ref) => (read.push(ref), real.read(ref)) },
       logger: logs.logger,
     });
-    const [missing] = bare.slotsOf(model([{ id: 'missing', provider: 'p1', weight: 1, credentials_ref: 'env:P2_KEY' }])) as [
-      ResolvedDeployment,
-    ];
-    expect(() => bare.adapterFor(missing)).toThrow(/SECRET_UNAVAILABLE/);
+    const [set, unset] = recording.slotsOf(
+      model([
+        { id: 'set', provider: 'p1', weight: 1, credentials_ref: 'env:P2_KEY' },
+        { id: 'unset', provider: 'p1', weight: 1, credentials_ref: 'env:UNSET_KEY' },
+      ]),
+    ) as ResolvedDeployment[];
+    expect(recording.adapterFor(set as ResolvedDeployment)).toBeDefined();
+    expect(read).toEqual(['env:P2_KEY']);
+    expect(() => recording.adapterFor(unset as ResolvedDeployment)).toThrow(/^no usable key: SECRET_UNAVAILABLE$/);
   });
 });
 
