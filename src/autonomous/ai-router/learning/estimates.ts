@@ -84,7 +84,7 @@ export interface ModelEstimatesOptions {
   /** `ai.learning.half_life` in ms: the age at which evidence counts half. */
   readonly halfLifeMs: number;
   readonly clock: Pick<Clock, 'now'>;
-  /** Entries kept over all tenants before pruning; default 100 000 (about 20 MB). */
+  /** Entries kept over all tenants before pruning; default 100 000 (about 25 MB, some 240 bytes each). */
   readonly maxEntries?: number;
   /** Entries one tenant may hold; default 10 000, at most `maxEntries`. */
   readonly maxEntriesPerTenant?: number;
