@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookup } from 'node:dns/promises';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -87,7 +87,15 @@ beforeAll(async () => {
     }
   });
   const catalogFile = join(dir.path, 'models.yaml');
-  writeFileSync(catalogFile, toYaml({ models: [model('steady', 'fake'), model('shady', 'hostile')] }));
+  // `guarded` is served by the hostile provider first (its weight) and by the fake when that one fails.
+  const guarded = {
+    ...model('guarded', 'hostile'),
+    deployments: [
+      { id: 'bad-key', provider: 'hostile', weight: 1000 },
+      { id: 'good', provider: 'fake', weight: 0.001 },
+    ],
+  };
+  writeFileSync(catalogFile, toYaml({ models: [model('steady', 'fake'), model('shady', 'hostile'), guarded] }));
   // The operator's provider key, read by `env:` reference from the process environment (Blocks runs in this process).
   process.env['OWASP_OPERATOR_API_KEY'] = OPERATOR_KEY;
   logs = captureLogs('warn');
@@ -110,7 +118,8 @@ beforeAll(async () => {
             keyed: { protocol: 'openai', base_url: fake.baseUrl, credentials_ref: 'env:OWASP_OPERATOR_API_KEY' },
           },
           routing: { exploration: 0 },
-          proxy: { attempt_timeout: 5000, request_timeout: 10_000, max_attempts: 1 },
+          // Two attempts: a deployment that fails (a refused key, a refused address) hands over to the model's next one.
+          proxy: { attempt_timeout: 5000, request_timeout: 10_000, max_attempts: 2 },
           // What the SSRF tests rely on, said here rather than inherited: public addresses only, and one the operator allowed.
           egress: { allow_private: false, allow: [ALLOWED] },
         },
@@ -343,6 +352,37 @@ describe('API7 server-side request forgery: checked again when connecting, after
     },
   );
 
+  it.skipIf(INSIDE_NAME === undefined)(
+    `charges a refused address to its deployment alone, so the model's other deployment keeps serving (skipped: ${hostname()} resolves to a public address here)`,
+    async () => {
+      const admin = await creds.headers('ssrf');
+      const created = await call('POST', '/api/v1/autonomous/ai/models', admin, {
+        ...model('ssrf-split', 'fake'),
+        deployments: [
+          { id: 'rebound', base_url: `http://${INSIDE_NAME as string}:${insidePort}/v1`, weight: 1000 },
+          { id: 'allowed', base_url: `http://${ALLOWED}:${insidePort}/v1`, weight: 0.001 },
+        ],
+      });
+      expect(created.status, created.text).toBe(201);
+      await deployed('ssrf-rebound-only', `http://${INSIDE_NAME as string}:${insidePort}/v1`);
+      const breakers = () => new Map(blocks.platform.breakers.states().map((b) => [b.name, b.failures]));
+      const before = breakers();
+      for (let i = 0; i < 3; i++) {
+        const served = await chat('ssrf-split');
+        expect(served.status).toBe(200);
+        const refused = await chat('ssrf-rebound-only');
+        expect(refused.body['code']).toBe('PROVIDER_EGRESS_REFUSED');
+      }
+      const after = breakers();
+      const grew = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+      expect(grew('ai.deployment.ssrf-rebound-only/custom')).toBe(3);
+      // Three refusals in a row counted nowhere but on the deployment: not the model, not the provider every `fake` model shares.
+      expect(after.get('ai.model.ssrf-rebound-only') ?? 0).toBe(0);
+      expect(after.get('ai.model.ssrf-split') ?? 0).toBe(0);
+      expect(after.get('ai.provider.fake') ?? 0).toBe(0);
+    },
+  );
+
   it('reaches a private address the operator allowed in ai.egress.allow', async () => {
     await deployed('ssrf-allowed', `http://${ALLOWED}:${insidePort}/v1`);
     const answer = await chat('ssrf-allowed');
@@ -557,6 +597,82 @@ describe('API10 unsafe consumption: a provider gone bad', () => {
     expect(row?.prompt_tokens).toBeGreaterThan(0);
     expect(row?.cost_usd).toBeGreaterThan(0);
   });
+
+  /** A provider refusing the key Blocks sent, in its own words (which must not reach the caller). */
+  const keyRefused = (status: number) =>
+    sendText(
+      JSON.stringify({
+        error: { message: 'Incorrect API key provided: sk-live-OPERATOR. Org org-internal-42.', type: 'invalid_request_error' },
+      }),
+      status,
+    );
+
+  it("answers 502 with a generic detail when a provider refuses Blocks' own key (401, 403), never the provider's body", async () => {
+    for (const status of [401, 403]) {
+      const answer = await shady(keyRefused(status));
+      expect(answer.status, String(status)).toBe(502);
+      expect(answer.body['code'], String(status)).toBe('PROVIDER_AUTH_FAILED');
+      expect(answer.body['error']).toMatchObject({ type: 'api_error', code: 'provider_auth_failed' });
+      expect(answer.body['provider_status'], String(status)).toBeUndefined();
+      expect(answer.text, String(status)).not.toMatch(/OPERATOR|org-internal|Incorrect API key/);
+    }
+  });
+
+  it("fails over to the next deployment when one's key is refused: charged to that deployment, the body kept in the call record", async () => {
+    hostile.answer(keyRefused(401));
+    const breakers = () => new Map(blocks.platform.breakers.states().map((b) => [b.name, b.failures]));
+    const before = breakers();
+    // The refused deployment comes first in all but about one call in a million (its weight).
+    const correlationId = `refused-key-${Date.now()}`;
+    const answer = await call(
+      'POST',
+      '/v1/chat/completions',
+      { ...(await creds.headers()), 'x-correlation-id': correlationId },
+      {
+        model: 'guarded',
+        messages: [{ role: 'user', content: 'hello there' }],
+      },
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('x-blocks-attempts')).toBe('2');
+    expect(answer.text).not.toMatch(/OPERATOR|org-internal/);
+    const after = breakers();
+    expect(after.get('ai.deployment.guarded/bad-key')).toBe((before.get('ai.deployment.guarded/bad-key') ?? 0) + 1);
+    expect(after.get('ai.provider.hostile') ?? 0).toBe(before.get('ai.provider.hostile') ?? 0);
+    const [event] = await eventually(
+      async () =>
+        (
+          await blocks.platform.db.query<{ payload: { attempts: Array<Record<string, unknown>> } }>(
+            `SELECT payload FROM events WHERE correlation_id = $1 AND event_type LIKE 'ai.request.%'`,
+            [correlationId],
+          )
+        ).rows,
+      (rows) => rows.length > 0,
+    );
+    expect(event?.payload.attempts[0]).toMatchObject({ deployment: 'bad-key', outcome: 'PROVIDER_AUTH_FAILED', kind: 'auth' });
+    expect(event?.payload.attempts[0]?.['provider_body']).toMatch(/Incorrect API key provided/);
+  });
+
+  it("passes on a refused request's (400) error message alone, bounded, without control characters; nothing of a body without one", async () => {
+    const message = `max_tokens is too large\u001b[2J\u0007\r\nInjected: line ${'x'.repeat(2000)}`;
+    const body = JSON.stringify({
+      debug: 'stack at /srv/app.py:42',
+      error: { trace: 'trace-7f3a', message, type: 'invalid_request_error', param: 'max_tokens' },
+    });
+    const refused = await shady(sendText(body, 400));
+    expect(refused.status).toBe(400);
+    expect(refused.body['code']).toBe('PROVIDER_REJECTED_REQUEST');
+    const detail = refused.body['detail'] as string;
+    expect(detail).toContain('max_tokens is too large');
+    expect(detail.length).toBeLessThanOrEqual(600);
+    expect(refused.text).not.toMatch(/trace-7f3a|app\.py|xxxxxxxxxx{600}/);
+    expect(detail).not.toMatch(/\p{Cc}/u);
+
+    const page = await shady(sendText('<html><body>nginx error page, upstream 10.0.0.5</body></html>', 400, 'text/html'));
+    expect(page.status).toBe(400);
+    expect(page.body['code']).toBe('PROVIDER_REJECTED_REQUEST');
+    expect(page.text).not.toMatch(/nginx|10\.0\.0\.5/);
+  });
 });
 
 describe("API10 unsafe consumption: an identity provider's documents", () => {
@@ -611,4 +727,109 @@ describe('API6 sensitive business flows: spending is bounded by the budget', () 
     expect((await chat('steady', tenant)).status).toBe(200);
   });
   // Concurrent calls let through exactly what fits: test/autonomous/ai-router/budgets/budgets-e2e.test.ts.
+
+  it('charges a stream the client abandons for what it delivered: budget spend, usage and the call event agree', async () => {
+    const tenant = 'third-party-abandon';
+    const admin = await creds.headers(tenant);
+    expect((await call('PUT', `/api/v1/autonomous/ai/budgets/tenant/${tenant}/day`, admin, { limit_usd: 1 })).status).toBe(201);
+    // A long answer, one word every 100 ms: the client reads a few words and goes away.
+    fake.setBehaviour({ kind: 'slow_stream', delayMs: 100 });
+    const correlationId = `abandon-${Date.now()}`;
+    const abandoned = fake.nextAbandoned();
+    let read: string;
+    try {
+      read = await readStreamThenLeave(
+        await creds.headers(tenant),
+        correlationId,
+        { model: 'steady', stream: true, messages: [{ role: 'user', content: 'a '.repeat(100) }] },
+        5,
+      );
+      await abandoned;
+    } finally {
+      fake.setBehaviour({ kind: 'answer' });
+    }
+    expect(read).toMatch(/^echo: a a a/);
+
+    const [event] = await eventually(
+      async () =>
+        (
+          await blocks.platform.db.query<{ event_type: string; payload: Record<string, unknown> }>(
+            `SELECT event_type, payload FROM events WHERE correlation_id = $1 AND event_type LIKE 'ai.request.%'`,
+            [correlationId],
+          )
+        ).rows,
+      (rows) => rows.length > 0,
+    );
+    // The record says the client left; it is charged the prompt and every token it was sent, no more.
+    expect(event?.event_type).toBe('ai.request.failed');
+    expect(event?.payload).toMatchObject({
+      error_code: 'CLIENT_CLOSED_REQUEST',
+      status: 499,
+      stream: true,
+      model: 'steady',
+      deployment: 'default',
+    });
+    const {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      cost_usd: cost,
+    } = event?.payload as { prompt_tokens: number; completion_tokens: number; cost_usd: number };
+    const readTokens = read.split(' ').length + 1; // 'echo', ':' and one ' a' per word read
+    expect(prompt).toBeGreaterThan(100);
+    expect(completion).toBeGreaterThanOrEqual(readTokens);
+    expect(completion).toBeLessThan(readTokens + 5);
+    expect(cost).toBeCloseTo((prompt * 1 + completion * 2) / 1e6, 12);
+
+    // The hold was settled with that cost, not given back.
+    const budgets = (await call('GET', '/api/v1/autonomous/ai/budgets', admin)).body['items'] as Array<{
+      spent_usd: number;
+      held_usd: number;
+    }>;
+    expect(budgets[0]?.held_usd).toBe(0);
+    expect(budgets[0]?.spent_usd).toBeCloseTo(cost, 12);
+    const usage = await eventually(
+      async () => (await call('GET', '/api/v1/autonomous/ai/usage?group_by=', admin)).body['totals'] as Record<string, number>,
+      (totals) => totals['requests'] === 1,
+    );
+    expect(usage).toMatchObject({ requests: 1, failures: 1, prompt_tokens: prompt, completion_tokens: completion });
+    expect(usage['cost_usd']).toBeCloseTo(cost, 12);
+  });
 });
+
+/**
+ * Streams a chat completion through the gateway with a real HTTP client and destroys the socket
+ * once `pieces` content pieces arrived; resolves with the content read until then.
+ */
+function readStreamThenLeave(headers: Record<string, string>, correlationId: string, body: unknown, pieces: number): Promise<string> {
+  const url = new URL(`${blocks.urls.gateway as string}/v1/chat/completions`);
+  return new Promise<string>((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', headers: { 'content-type': 'application/json', 'x-correlation-id': correlationId, ...headers }, agent: false },
+      (res) => {
+        if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+        let buffer = '';
+        const content: string[] = [];
+        res.setEncoding('utf8');
+        res.on('data', (text: string) => {
+          buffer += text;
+          const events = buffer.split('\n\n');
+          buffer = events.pop() ?? '';
+          for (const event of events) {
+            const data = event.replace(/^data: /, '');
+            if (data === '[DONE]') continue;
+            const piece = (JSON.parse(data) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content;
+            if (piece) content.push(piece);
+          }
+          if (content.length >= pieces && !req.destroyed) {
+            req.destroy();
+            resolve(content.join(''));
+          }
+        });
+        res.on('end', () => reject(new Error(`the stream ended after ${content.length} pieces`)));
+      },
+    );
+    req.on('error', (error) => (req.destroyed ? undefined : reject(error)));
+    req.end(JSON.stringify(body));
+  });
+}

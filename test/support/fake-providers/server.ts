@@ -21,7 +21,9 @@ export type FakeBehaviour =
   /** Streams a few chunks, then half an event, then ends the response without the stream's end marker. */
   | { readonly kind: 'truncated_stream' }
   /** Streams content chunks until the client goes away. */
-  | { readonly kind: 'endless_stream' };
+  | { readonly kind: 'endless_stream' }
+  /** Streams the whole answer (usage included when asked), pausing `delayMs` after each event: a long answer a client can leave mid-way. */
+  | { readonly kind: 'slow_stream'; readonly delayMs: number };
 
 /** A request the fake received, as it came over the wire. */
 export interface RecordedRequest {
@@ -195,6 +197,16 @@ export async function startFakeProvider(
               await writeEvents(res, [wire.contentEvent(` ${i}`)], gone);
               await sleep(Math.max(chunkDelayMs, 1));
             }
+            return;
+          }
+          case 'slow_stream': {
+            sse();
+            for (const event of wire.streamEvents(body, { kind: 'answer' })) {
+              await writeEvents(res, [event], gone);
+              if (gone()) return;
+              await sleep(behaviour.delayMs);
+            }
+            if (!gone()) res.end();
             return;
           }
           case 'answer':

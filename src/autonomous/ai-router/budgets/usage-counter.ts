@@ -50,8 +50,9 @@ export function callOf(data: unknown): CountedCall | null {
     cached: p.cached === true,
     prompt_tokens: count(p, 'prompt_tokens', id),
     completion_tokens: count(p, 'completion_tokens', id),
-    // Failed calls are never charged, whatever the payload says.
-    cost_usd: failed ? 0 : count(p, 'cost_usd', id),
+    // What the proxy settled the budgets with: a failed call costs something only when part of it
+    // was delivered (a stream the client left or the provider cut), and then its tokens count too.
+    cost_usd: count(p, 'cost_usd', id),
   };
 }
 

@@ -1,5 +1,5 @@
 import { count, finishReasonOf, isRecord, promptTokensOf } from './anthropic-translate.ts';
-import { ProviderError } from './errors.ts';
+import { boundedText, ProviderError } from './errors.ts';
 import { excerpted } from './http.ts';
 import type { SseEvent } from './sse.ts';
 import type { ChatCompletionChunk, FinishReason } from './types.ts';
@@ -119,8 +119,9 @@ export async function* translateAnthropicStream(events: AsyncIterable<SseEvent>)
         return;
       case 'error': {
         const error = isRecord(body['error']) ? body['error'] : {};
-        const message = typeof error['message'] === 'string' ? error['message'] : 'no message';
-        throw new ProviderError('server', `anthropic stream failed: ${String(error['type'])}: ${message}`, { provider: 'anthropic' });
+        const type = typeof error['type'] === 'string' ? boundedText(error['type'], 64) : 'error';
+        const message = typeof error['message'] === 'string' ? boundedText(error['message']) : 'no message';
+        throw new ProviderError('server', `anthropic stream failed: ${type}: ${message}`, { provider: 'anthropic' });
       }
       default:
         // ping, content_block_stop and event types added later carry nothing a chunk needs.

@@ -1,5 +1,5 @@
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
-import { ProviderError } from './errors.ts';
+import { boundedText, ProviderError } from './errors.ts';
 import { excerpted, openExchange, readJsonBody } from './http.ts';
 import { readSse } from './sse.ts';
 import type {
@@ -184,8 +184,8 @@ function checkCompletion(body: unknown, provider: string): ChatCompletion {
 
 function checkChunk(body: unknown, provider: string): ChatCompletionChunk {
   if (isRecord(body) && isRecord(body['error'])) {
-    const message = typeof body['error']['message'] === 'string' ? body['error']['message'] : 'no message';
-    throw new ProviderError('server', `${provider} reported an error mid-stream: ${message.slice(0, 300)}`, { provider });
+    const message = typeof body['error']['message'] === 'string' ? boundedText(body['error']['message']) : 'no message';
+    throw new ProviderError('server', `${provider} reported an error mid-stream: ${message}`, { provider });
   }
   const choices = isRecord(body) ? body['choices'] : undefined;
   if (!isRecord(body) || !Array.isArray(choices) || !choices.every((choice) => isRecord(choice) && isRecord(choice['delta']))) {

@@ -15,6 +15,21 @@ export interface AttemptRunnerOptions {
   readonly maxAttempts: number;
   readonly now: () => number;
   readonly onSkipped?: (skipped: SkippedDeployment, error?: unknown) => void;
+  /** Told about every provider call that failed, before the chain moves on. */
+  readonly onFailed?: (deployment: ResolvedDeployment, error: ProviderError) => void;
+}
+
+/** One request's walk through the fallback chain. */
+export interface AttemptCall<T> {
+  readonly plan: CallPlan;
+  readonly body: ChatCompletionBodyType;
+  readonly placement: TenantPlacement | undefined;
+  /** Absolute time (epoch ms) after which no attempt starts. */
+  readonly deadline: number;
+  readonly signal: AbortSignal;
+  /** The caller's list, so that it survives a throw: every call ended is appended. */
+  readonly attempts: AttemptRecord[];
+  readonly start: StartAttempt<T>;
 }
 
 /** A provider call under way on one deployment, handed to whoever finishes it. */
@@ -29,9 +44,16 @@ export interface StartedAttempt<T> {
 /** Starts one provider call; resolves once the deployment has proved it is answering. */
 export type StartAttempt<T> = (adapter: ProviderAdapter, request: ChatCompletionRequest, deployment: ResolvedDeployment) => Promise<T>;
 
+/**
+ * Failures that are one deployment's, not its model's or provider's: a throttled key (rate_limited),
+ * a refused key (auth), an address the egress policy refuses (egress_refused). The model's other
+ * deployments keep serving.
+ */
+const DEPLOYMENT_FAILURES: ReadonlySet<ProviderErrorKind> = new Set(['rate_limited', 'auth', 'egress_refused']);
+
 /** How the breakers count a provider failure. */
 export const verdictOf = (kind: ProviderErrorKind): BreakerVerdict =>
-  kind === 'client' ? 'success' : kind === 'rate_limited' ? 'deployment-failure' : 'failure';
+  kind === 'client' ? 'success' : DEPLOYMENT_FAILURES.has(kind) ? 'deployment-failure' : 'failure';
 
 export const attemptRecord = (d: ResolvedDeployment, startedAt: number, at: number, error?: ProviderError): AttemptRecord => ({
   model: d.model.model,
@@ -40,7 +62,11 @@ export const attemptRecord = (d: ResolvedDeployment, startedAt: number, at: numb
   outcome: error === undefined ? 'success' : error.code,
   kind: error === undefined ? null : error.kind,
   latency_ms: Math.max(0, Math.round(at - startedAt)),
+  ...(error?.providerBody === undefined ? {} : { provider_body: error.providerBody }),
 });
+
+/** The attempts as a caller is shown them: without what the providers said (the call record keeps that). */
+const shownAttempts = (attempts: readonly AttemptRecord[]): AttemptRecord[] => attempts.map(({ provider_body: _said, ...shown }) => shown);
 
 /**
  * Runs the fallback chain: each candidate model in plan order, each of its deployments in the
@@ -48,23 +74,15 @@ export const attemptRecord = (d: ResolvedDeployment, startedAt: number, at: numb
  * the tenant may not use, and never calling one deployment twice. A failure of kind `client`
  * ends the chain (another deployment would refuse the same request); any other moves on, until
  * `maxAttempts` calls were made or the deadline passed. Every call ended is appended to
- * `attempts` (the caller's, so it survives a throw), including the one returned once it finishes.
+ * `call.attempts`, including the one returned once it finishes.
  *
  * @throws BlocksError the last provider error's code and status with every attempt listed; a
  *   PROVIDER_TIMEOUT when the deadline passed first; MODEL_UNAVAILABLE (503) when nothing could be
  *   called at all; or the caller's abort reason.
  */
-export async function runAttempts<T>(
-  options: AttemptRunnerOptions,
-  plan: CallPlan,
-  body: ChatCompletionBodyType,
-  placement: TenantPlacement | undefined,
-  deadline: number,
-  signal: AbortSignal,
-  attempts: AttemptRecord[],
-  start: StartAttempt<T>,
-): Promise<StartedAttempt<T>> {
+export async function runAttempts<T>(options: AttemptRunnerOptions, call: AttemptCall<T>): Promise<StartedAttempt<T>> {
   const { directory, balancer, gate, maxAttempts, now } = options;
+  const { plan, body, placement, deadline, signal, attempts, start } = call;
   const skipped: SkippedDeployment[] = [];
   const skip = (d: { model: { model: string }; deployment: { id: string } }, reason: string, error?: unknown): void => {
     const entry = { model: d.model.model, deployment: d.deployment.id, reason };
@@ -118,6 +136,7 @@ export async function runAttempts<T>(
           throw error;
         }
         finish(verdictOf(error.kind), error);
+        options.onFailed?.(d, error);
         if (error.kind === 'rate_limited' && error.retryAfterMs !== undefined) balancer.coolDown(d, error.retryAfterMs);
         last = error;
         if (error.kind === 'client') throw withAttempts(error, attempts, skipped, error.detail);
@@ -132,7 +151,7 @@ function exhausted(
   attempts: readonly AttemptRecord[],
   skipped: readonly SkippedDeployment[],
 ): BlocksError {
-  if (last === undefined) return modelUnavailable(skipped, attempts);
+  if (last === undefined) return modelUnavailable(skipped, shownAttempts(attempts));
   const detail =
     attempts.length === 1
       ? last.detail
@@ -161,6 +180,6 @@ export function withAttempts(
 ): BlocksError {
   return new BlocksError(error.code, error.status, detail, {
     cause: error,
-    extensions: { ...error.extensions, attempts: [...attempts], ...(skipped.length > 0 ? { skipped: [...skipped] } : {}) },
+    extensions: { ...error.extensions, attempts: shownAttempts(attempts), ...(skipped.length > 0 ? { skipped: [...skipped] } : {}) },
   });
 }

@@ -15,6 +15,11 @@ export interface AttemptRecord {
   readonly outcome: string;
   readonly kind: ProviderErrorKind | null;
   readonly latency_ms: number;
+  /**
+   * What the provider answered with its failure, bounded and stripped of control characters: kept
+   * for the operator in the call record and never in what the caller is shown.
+   */
+  readonly provider_body?: string;
 }
 
 /** Payload of `ai.request.completed` and `ai.request.failed` (the issue 3 contract). */
@@ -35,7 +40,11 @@ export interface CallPayload {
   readonly cached: boolean;
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
-  /** Charged for the successful attempt only; 0 for failed and cached calls. */
+  /**
+   * What the budgets were charged, for the attempt that served: its whole answer, or for a stream
+   * that ended early (the client left, the provider failed mid-way) the prompt and what was sent
+   * before the end. 0 for cached calls and for calls that failed before sending anything.
+   */
   readonly cost_usd: number;
   /** The whole request, in milliseconds. */
   readonly latency_ms: number;

@@ -7,7 +7,6 @@ import type { ModelCatalog } from '../catalog.ts';
 import {
   ProviderError,
   type ChatCompletion,
-  type ChatCompletionChunk,
   type ChatCompletionRequest,
   type ChatUsage,
   type ProviderAdapter,
@@ -23,6 +22,9 @@ import type { BreakerGate } from './model-health.ts';
 import { costOf, createPlanner, worstCaseCost, type CallPlan, type RankingDecider } from './plan.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
 import { cacheKeyOf, cacheTtlOf, type ResponseCache } from './response-cache.ts';
+import { relayChunks, sse, type OpenStream, type StreamSink } from './stream-relay.ts';
+
+export type { StreamSink } from './stream-relay.ts';
 
 /** One call as the route hands it over. */
 export interface ChatCallInput {
@@ -41,15 +43,6 @@ export interface ChatAnswer {
   readonly headers: Readonly<Record<string, string>>;
 }
 
-/** Where a stream goes once the proxy has committed to a provider. */
-export interface StreamSink {
-  /** Called once, with the first chunk in hand: the status is 200 from here on. */
-  open(headers: Readonly<Record<string, string>>): void;
-  /** Writes SSE text; resolves when the client can take more. */
-  write(text: string): Promise<void> | undefined;
-  end(): void;
-}
-
 export interface ModelList {
   object: 'list';
   data: { id: string; object: 'model'; created: number; owned_by: string }[];
@@ -66,6 +59,10 @@ export interface ChatProxy {
   /**
    * A streamed completion. Failures before the first chunk fall back, then throw (the client
    * gets a problem document); after `sink.open` they end the stream with an SSE error event.
+   * Once open, the call is charged for what was passed on, however it ends: the whole answer; or,
+   * when the client goes away (the provider call is then cancelled) or the provider fails mid-way,
+   * the prompt and the text sent until then (the provider's usage when it came, else our count).
+   * The budget hold is settled with that cost and the call event carries the same figures.
    */
   stream(input: ChatCallInput, sink: StreamSink): Promise<void>;
   /** Enabled catalog models, routing policies and `auto`, as OpenAI lists models. */
@@ -88,14 +85,11 @@ export interface ChatProxyOptions {
   readonly now?: () => number;
 }
 
-interface OpenStream {
-  readonly iterator: AsyncIterator<ChatCompletionChunk>;
-  readonly first: IteratorResult<ChatCompletionChunk>;
-}
-
 class FirstChunkTimeout extends Error {}
 
-const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`;
+/** What the model wrote in an answer, for our own count: its content and its tool calls' names and arguments. */
+const answerTextOf = (message: ChatCompletion['choices'][number]['message']): string =>
+  (message.content ?? '') + (message.tool_calls ?? []).map((call) => call.function.name + call.function.arguments).join('');
 
 export function createChatProxy(options: ChatProxyOptions): ChatProxy {
   const { ai, tokenizer, events, metrics, logger } = options;
@@ -115,6 +109,20 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
       if (error === undefined || warned.has(key)) return;
       warned.add(key);
       logger.warn({ model: skipped.model, deployment: skipped.deployment, reason: skipped.reason }, 'AI deployment skipped');
+    },
+    onFailed(deployment, error) {
+      if (error.kind !== 'auth') return;
+      // Blocks' own key was refused: the operator's to fix. The caller was told only that; here is what the provider said.
+      logger.error(
+        {
+          model: deployment.model.model,
+          deployment: deployment.deployment.id,
+          provider: deployment.provider,
+          provider_status: error.providerStatus,
+          provider_body: error.providerBody,
+        },
+        "AI provider refused Blocks' credentials",
+      );
     },
   };
 
@@ -209,6 +217,15 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
     }
   };
 
+  /** Settles the hold with the payload's cost and records the call; a failure of either is logged, since the answer (or part of it) was delivered. */
+  const charge = async (hold: BudgetHold, payload: CallPayload, input: ChatCallInput, outcome: string): Promise<void> => {
+    try {
+      await Promise.all([hold.settle(payload.cost_usd), record(payload, input, outcome)]);
+    } catch (error) {
+      logger.error({ err: error, request_id: payload.request_id }, 'AI call could not be recorded');
+    }
+  };
+
   const usageOf = (p: CallPlan, usage: ChatUsage | null | undefined, text: () => string): { prompt: number; completion: number } =>
     usage !== undefined && usage !== null
       ? { prompt: usage.prompt_tokens, completion: usage.completion_tokens }
@@ -279,20 +296,19 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
         }
         hold = await reserve(p, input);
         const deadline = startedAt + settings.request_timeout;
-        const started = await runAttempts(
-          runner,
-          p,
+        const started = await runAttempts(runner, {
+          plan: p,
           body,
-          ai.tenants[input.caller.tenant],
+          placement: ai.tenants[input.caller.tenant],
           deadline,
-          input.signal,
+          signal: input.signal,
           attempts,
-          (adapter, request) => adapter.complete(request, { signal: input.signal, deadline }),
-        );
+          start: (adapter, request) => adapter.complete(request, { signal: input.signal, deadline }),
+        });
         started.finish('success');
         const d = started.deployment;
         const completion: ChatCompletion = { ...started.value, model: d.model.model };
-        const tokens = usageOf(p, completion.usage, () => completion.choices.map((c) => c.message.content ?? '').join(''));
+        const tokens = usageOf(p, completion.usage, () => completion.choices.map((c) => answerTextOf(c.message)).join(''));
         const cost = costOf(d.model, tokens.prompt, tokens.completion);
         const served = { model: d.model.model, provider: d.provider, deployment: d.deployment.id };
         const budgetSettled = hold.settle(cost);
@@ -324,16 +340,15 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
         p = plan(body, input.caller, hasImages);
         hold = await reserve(p, input);
         const deadline = startedAt + settings.request_timeout;
-        started = await runAttempts(
-          runner,
-          p,
+        started = await runAttempts(runner, {
+          plan: p,
           body,
-          ai.tenants[input.caller.tenant],
+          placement: ai.tenants[input.caller.tenant],
           deadline,
-          input.signal,
+          signal: input.signal,
           attempts,
-          (adapter, request) => openStream(adapter, request, input, deadline),
-        );
+          start: (adapter, request) => openStream(adapter, request, input, deadline),
+        });
       } catch (error) {
         await releaseQuietly(hold);
         await recordFailure(p, input, startedAt, attempts, error);
@@ -342,49 +357,43 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
 
       const d = started.deployment;
       const model = d.model.model;
-      const includeUsage = body.stream_options?.include_usage === true;
       sink.open(headersOf(p, d, attempts.length + 1));
-      let usage: ChatUsage | null | undefined;
-      let text = '';
-      try {
-        let next = started.value.first;
-        while (next.done !== true) {
-          const chunk = next.value;
-          if (chunk.usage !== undefined && chunk.usage !== null) usage = chunk.usage;
-          for (const choice of chunk.choices) if (typeof choice.delta.content === 'string') text += choice.delta.content;
-          if (chunk.choices.length > 0 || includeUsage) await sink.write(sse({ ...chunk, model }));
-          input.signal.throwIfAborted();
-          next = await started.value.iterator.next();
-        }
-      } catch (error) {
-        await started.value.iterator.return?.().catch(() => undefined);
-        const providerError = error instanceof ProviderError && !input.signal.aborted ? error : undefined;
-        started.finish(providerError === undefined ? 'none' : verdictOf(providerError.kind), providerError);
-        await releaseQuietly(hold);
-        const failure = providerError ?? (input.signal.aborted ? clientClosed() : error);
-        await recordFailure(p, input, startedAt, attempts, failure);
-        if (!input.signal.aborted) {
-          if (providerError === undefined) logger.error({ err: error }, 'AI stream failed');
-          const shown = isBlocksError(failure) ? failure : new BlocksError('INTERNAL', 500, 'The stream failed.');
-          await sink.write(sse({ error: openAiErrorOf(shown.status, shown.code, shown.detail, null) }));
-        }
+      const relayed = await relayChunks({
+        stream: started.value,
+        sink,
+        signal: input.signal,
+        model,
+        includeUsage: body.stream_options?.include_usage === true,
+      });
+      // What was passed on is charged however the stream ended; the provider was paid for it too.
+      const tokens = usageOf(p, relayed.usage, () => relayed.text);
+      const cost = costOf(d.model, tokens.prompt, tokens.completion);
+      const served = { model, provider: d.provider, deployment: d.deployment.id };
+      if (relayed.complete) {
+        started.finish('success');
+        await charge(hold, payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success');
+        await sink.write('data: [DONE]\n\n');
         sink.end();
         return;
       }
-      started.finish('success');
-      const tokens = usageOf(p, usage, () => text);
-      const cost = costOf(d.model, tokens.prompt, tokens.completion);
-      const served = { model, provider: d.provider, deployment: d.deployment.id };
-      try {
-        await Promise.all([
-          hold.settle(cost),
-          record(payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success'),
-        ]);
-      } catch (error) {
-        // The answer was delivered; a lost record is an operator's problem, not the client's.
-        logger.error({ err: error, request_id: p.requestId }, 'AI call could not be recorded');
-      }
-      await sink.write('data: [DONE]\n\n');
+
+      const clientLeft = input.signal.aborted;
+      const providerError = !clientLeft && relayed.error instanceof ProviderError ? relayed.error : undefined;
+      // A client leaving says nothing about the deployment: it counts on no breaker.
+      started.finish(providerError === undefined ? 'none' : verdictOf(providerError.kind), providerError);
+      if (!clientLeft && providerError === undefined) logger.error({ err: relayed.error }, 'AI stream failed');
+      const failure = clientLeft
+        ? clientClosed()
+        : isBlocksError(relayed.error)
+          ? relayed.error
+          : new BlocksError('INTERNAL', 500, 'The stream failed.');
+      const payload = {
+        ...payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }),
+        error_code: failure.code,
+        status: failure.status,
+      };
+      await charge(hold, payload, input, failure.code);
+      if (!clientLeft) await sink.write(sse({ error: openAiErrorOf(failure.status, failure.code, failure.detail, null) }));
       sink.end();
     },
 

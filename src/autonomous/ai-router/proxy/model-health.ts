@@ -46,9 +46,9 @@ export interface BreakerGate extends ModelHealth {
    */
   begin(breakers: AttemptBreakers): void;
   /**
-   * Counts the attempt's outcome. `failure` counts on all three; `deployment-failure` (a rate
-   * limit: one key is throttled, not the model) only on the deployment; `none` (the client went
-   * away) counts nowhere but ends any trial.
+   * Counts the attempt's outcome. `failure` counts on all three; `deployment-failure` (one key
+   * throttled or refused, one address refused by the egress policy: not the model) only on the
+   * deployment; `none` (the client went away) counts nowhere but ends any trial.
    */
   record(breakers: AttemptBreakers, verdict: BreakerVerdict): void;
 }

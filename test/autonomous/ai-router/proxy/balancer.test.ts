@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { verdictOf } from '../../../../src/autonomous/ai-router/proxy/attempts.ts';
 import { createBalancer } from '../../../../src/autonomous/ai-router/proxy/balancer.ts';
 import { createDeploymentDirectory, isResolved, type ResolvedDeployment } from '../../../../src/autonomous/ai-router/proxy/deployments.ts';
 import { createBreakerGate, type AttemptBreakers } from '../../../../src/autonomous/ai-router/proxy/model-health.ts';
@@ -226,6 +227,26 @@ describe('breaker gate', () => {
     gate.record(other, 'failure');
     await settle();
     expect(registry.state(names.model)).toBe('closed');
+  });
+
+  it("counts a refused address and a refused key on their deployment alone, so the model's other deployment stays usable", async () => {
+    for (const kind of ['egress_refused', 'auth', 'rate_limited'] as const) {
+      const { registry, gate } = setup();
+      const spec = model([
+        { id: 'a', provider: 'p1', weight: 1 },
+        { id: 'b', provider: 'p1', weight: 1 },
+      ]);
+      gate.record(names, verdictOf(kind));
+      gate.record(names, verdictOf(kind));
+      await settle();
+      expect(registry.state(names.deployment), kind).toBe('open');
+      expect(registry.state(names.model), kind).toBe('closed');
+      expect(registry.state(names.provider), kind).toBe('closed');
+      expect(gate.usable({ ...names, deployment: 'ai.deployment.m/b' }), kind).toBe(true);
+      expect(gate.available(spec), kind).toBe(true);
+    }
+    expect(verdictOf('server')).toBe('failure');
+    expect(verdictOf('client')).toBe('success');
   });
 
   it('lets exactly one trial call through a recovering breaker, closing it on success', async () => {

@@ -32,6 +32,8 @@ describe('fallbacks', () => {
     ['a malformed answer', { kind: 'malformed' }, 'PROVIDER_BAD_RESPONSE', 'bad_response'],
     ['an answer without choices', { kind: 'missing_fields' }, 'PROVIDER_BAD_RESPONSE', 'bad_response'],
     ['a provider that is down', 'down', 'PROVIDER_UNREACHABLE', 'unreachable'],
+    ["a refused key (401: Blocks' own credentials)", { kind: 'error', status: 401 }, 'PROVIDER_AUTH_FAILED', 'auth'],
+    ['a forbidden key (403)', { kind: 'error', status: 403 }, 'PROVIDER_AUTH_FAILED', 'auth'],
   ];
 
   it.each(failures)('on %s the next ranked model serves, and only it is charged', async (_name, behaviour, code, kind) => {
@@ -70,6 +72,36 @@ describe('fallbacks', () => {
     const [event] = await h.eventsFor(id);
     expect(event?.payload.decision_id).toBeNull();
     expect(event?.payload.attempts.at(-1)).toMatchObject({ model: 'delta', deployment: 'two', outcome: 'success' });
+  });
+
+  it("answers a refused key with 502 and a generic detail, tries the next deployment, and logs the provider's words for the operator", async () => {
+    h.fakes['fake-a'].setBehaviour({ kind: 'error', status: 401, message: 'Incorrect API key provided: sk-fake-a-1234' });
+    h.fakes['fake-a2'].setBehaviour({ kind: 'error', status: 403, message: 'Key sk-fake-a2-5678 may not use this model' });
+    const id = correlation();
+    const res = await h.chat(chatBody('delta'), { headers: { 'x-correlation-id': id } });
+    expect(res.status).toBe(502);
+    const text = await res.text();
+    expect(text).not.toMatch(/sk-fake|Incorrect API key|may not use/);
+    const problem = JSON.parse(text) as Problem;
+    expect(problem.code).toBe('PROVIDER_AUTH_FAILED');
+    expect(problem.error).toMatchObject({ type: 'api_error', code: 'provider_auth_failed' });
+    expect(problem.attempts?.map((a) => a.deployment).sort()).toEqual(['one', 'two']);
+    const [event] = await h.eventsFor(id);
+    expect(event?.payload).toMatchObject({ error_code: 'PROVIDER_AUTH_FAILED', status: 502, cost_usd: 0 });
+    const bodies = event?.payload.attempts.map((a) => (a as { provider_body?: string }).provider_body ?? '').join(' ');
+    expect(bodies).toMatch(/sk-fake-a-1234/);
+    expect(bodies).toMatch(/sk-fake-a2-5678/);
+    const logged = h.logs.lines.filter((line) => line['msg'] === "AI provider refused Blocks' credentials");
+    expect(logged.map((line) => line['provider_body']).join(' ')).toMatch(/sk-fake-a-1234/);
+    expect(
+      logged
+        .map((line) => [line['model'], line['deployment'], line['provider_status']])
+        .slice(-2)
+        .sort(),
+    ).toEqual([
+      ['delta', 'one', 401],
+      ['delta', 'two', 403],
+    ]);
   });
 
   it('does not retry a request the provider rejects (400) and answers a 400-class problem', async () => {
@@ -179,8 +211,17 @@ describe('fallbacks', () => {
     expect(last.error).toMatchObject({ type: 'api_error', code: 'provider_bad_response' });
     const [event] = await h.eventsFor(id);
     expect(event?.event_type).toBe('ai.request.failed');
-    expect(event?.payload).toMatchObject({ error_code: 'PROVIDER_BAD_RESPONSE', cost_usd: 0, stream: true });
+    expect(event?.payload).toMatchObject({ error_code: 'PROVIDER_BAD_RESPONSE', stream: true, model: 'alpha', deployment: 'default' });
     expect(event?.payload.attempts).toMatchObject([{ model: 'alpha', outcome: 'PROVIDER_BAD_RESPONSE', kind: 'bad_response' }]);
+    // What reached the client before the cut ('echo:') is charged, with the prompt it answered.
+    const {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      cost_usd: cost,
+    } = event?.payload ?? { prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+    expect(prompt).toBeGreaterThan(0);
+    expect(completion).toBeGreaterThan(0);
+    expect(cost).toBeCloseTo(costFor(prompt, completion), 12);
   });
 
   it('aborts the upstream call when the client goes away mid-stream', async () => {
@@ -196,7 +237,11 @@ describe('fallbacks', () => {
         { method: 'POST', headers: { 'content-type': 'application/json', 'x-correlation-id': id, ...key }, agent: false },
         (res) => {
           expect(res.statusCode).toBe(200);
-          res.once('data', () => {
+          // Gone once some content arrived (the first chunk only names the role).
+          let read = '';
+          res.on('data', (part: Buffer) => {
+            read += part.toString('utf8');
+            if (!read.includes('"content":" 1"') || req.destroyed) return;
             req.destroy();
             resolve();
           });
@@ -208,6 +253,15 @@ describe('fallbacks', () => {
     await abandoned;
     const [event] = await h.eventsFor(id);
     expect(event?.event_type).toBe('ai.request.failed');
-    expect(event?.payload).toMatchObject({ error_code: 'CLIENT_CLOSED_REQUEST', cost_usd: 0 });
+    expect(event?.payload).toMatchObject({ error_code: 'CLIENT_CLOSED_REQUEST', status: 499, provider: 'fake-a', deployment: 'default' });
+    // Charged up to the cancel: the prompt and what was streamed, as the budget was.
+    const {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      cost_usd: cost,
+    } = event?.payload ?? { prompt_tokens: 0, completion_tokens: 0, cost_usd: 0 };
+    expect(prompt).toBeGreaterThan(0);
+    expect(completion).toBeGreaterThan(0);
+    expect(cost).toBeCloseTo(costFor(prompt, completion), 12);
   });
 });
