@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { ConfigError } from '../config/load-config.ts';
 import type { Config } from '../config/schema.ts';
 import { createSecretResolver, type SecretResolver } from './resolver.ts';
 
@@ -11,17 +12,21 @@ export { createSecretResolver, MAX_SECRET_BYTES, type SecretResolver, type Secre
  * The resolver the configuration describes: `secrets` for the bounds, with Blocks' data directory,
  * the key-encryption key it generates there (src/core/identity/tokens/key-encryption.ts) and the TLS
  * files out of reach whatever the bounds say.
- * @throws Error naming the `secrets` setting that cannot be meant.
+ * @throws ConfigError naming the `secrets` setting that cannot be meant (`blocks start` prints its message alone).
  */
 export function createConfiguredSecretResolver(
   config: Pick<Config, 'secrets' | 'data_dir' | 'tls'>,
   env: Readonly<Record<string, string | undefined>>,
 ): SecretResolver {
   const tls = config.tls === undefined ? [] : [config.tls.key, config.tls.cert];
-  return createSecretResolver({
-    bounds: config.secrets,
-    dataDir: config.data_dir,
-    ownFiles: [join(config.data_dir, 'keys', 'key-encryption.key'), ...tls],
-    env,
-  });
+  try {
+    return createSecretResolver({
+      bounds: config.secrets,
+      dataDir: config.data_dir,
+      ownFiles: [join(config.data_dir, 'keys', 'key-encryption.key'), ...tls],
+      env,
+    });
+  } catch (error) {
+    throw new ConfigError((error as Error).message, { cause: error });
+  }
 }

@@ -12,6 +12,7 @@ import {
   type SecretErrorCode,
   type SecretResolver,
 } from '../../../src/platform/secrets/index.ts';
+import { ConfigError } from '../../../src/platform/config/load-config.ts';
 import { tempDir, testConfig } from '../../support/blocks.ts';
 
 /** The code of the SecretError `run` throws (and that its detail never holds `secret`). */
@@ -243,6 +244,14 @@ describe('createConfiguredSecretResolver', () => {
       if (provider.credentials_ref !== undefined) expect(() => configured.check(provider.credentials_ref as string)).not.toThrow();
     }
     expect(() => configured.check('file:/run/secrets/openai')).not.toThrow();
+  });
+
+  it('refuses bounds that cannot be meant with a ConfigError naming the setting', () => {
+    const config = testConfig({ BLOCKS_DATA_DIR: dataDir }, { secrets: { env: [], directories: [join(dataDir, 'keys')] } });
+    expect(() => createConfiguredSecretResolver(config, {})).toThrow(ConfigError);
+    expect(() => createConfiguredSecretResolver(config, {})).toThrow(
+      /^secrets.directories\[0\]: '.*keys' is inside .*, which is never readable$/,
+    );
   });
 
   it('refuses a pattern of secrets.env the schema does not allow, naming it', () => {
