@@ -107,9 +107,54 @@ export function rateLimitSuite(name: string, fixture: RateLimitFixture): void {
       await expect(limiter.take(freshKey(), { limit: 1, periodMs: 1000 }, 1.5)).rejects.toThrow(RangeError);
     });
 
-    // Only adapters that share state across replicas have this case (the in-process one is one replica by design).
+    it('gives back what a take took: after a spent burst, one refund admits exactly one more', async () => {
+      const limiter = await make();
+      const key = freshKey();
+      const policy: RateLimitPolicy = { limit: 5, periodMs: 60_000 };
+      for (let i = 0; i < 5; i++) expect((await limiter.take(key, policy)).allowed).toBe(true);
+      expect((await limiter.take(key, policy)).allowed).toBe(false);
+      await limiter.refund(key, policy);
+      expect(await limiter.take(key, policy)).toMatchObject({ allowed: true, remaining: 0 });
+      expect((await limiter.take(key, policy)).allowed).toBe(false);
+      await limiter.refund(key, policy, 3);
+      expect(await limiter.take(key, policy, 3)).toMatchObject({ allowed: true, remaining: 0 });
+    });
+
+    it('never gives back more than a whole burst, and a refund of a key with nothing taken changes nothing', async () => {
+      const limiter = await make();
+      const key = freshKey();
+      const policy: RateLimitPolicy = { limit: 4, periodMs: 60_000 };
+      await limiter.refund(key, policy, 3);
+      await limiter.take(key, policy);
+      await limiter.refund(key, policy, 5);
+      const decisions: boolean[] = [];
+      for (let i = 0; i < 6; i++) decisions.push((await limiter.take(key, policy)).allowed);
+      expect(decisions).toEqual([true, true, true, true, false, false]);
+    });
+
+    it('holds at most the burst in reservations at once, and is whole again once all are given back', async () => {
+      const limiter = await make();
+      const key = freshKey();
+      const policy: RateLimitPolicy = { limit: 10, periodMs: 60_000 };
+      // 50 attempts start together, each reserving before it is tried; only then do the tried ones end.
+      const reservations = await Promise.all(Array.from({ length: 50 }, () => limiter.take(key, policy)));
+      const held = reservations.filter((d) => d.allowed);
+      expect(held).toHaveLength(10);
+      await Promise.all(held.map(() => limiter.refund(key, policy)));
+      const after = await Promise.all(Array.from({ length: 12 }, () => limiter.take(key, policy)));
+      expect(after.filter((d) => d.allowed)).toHaveLength(10);
+    });
+
+    it('refuses refund costs that are not a positive integer', async () => {
+      const limiter = await make();
+      await expect(limiter.refund(freshKey(), { limit: 1, periodMs: 1000 }, 0)).rejects.toThrow(RangeError);
+      await expect(limiter.refund(freshKey(), { limit: 1, periodMs: 1000 }, 1.5)).rejects.toThrow(RangeError);
+      await expect(limiter.refund(freshKey(), { limit: 0, periodMs: 1000 })).rejects.toThrow(RangeError);
+    });
+
+    // Only adapters that share state across replicas have these cases (the in-process one is one replica by design).
     const pair = fixture.pair;
-    if (pair)
+    if (pair) {
       it('shares one allowance between replicas, exactly, under concurrency', async () => {
         const [first, second] = await pair();
         open.push(first, second);
@@ -118,5 +163,19 @@ export function rateLimitSuite(name: string, fixture: RateLimitFixture): void {
         const decisions = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? first : second).take(key, policy)));
         expect(decisions.filter((d) => d.allowed)).toHaveLength(25);
       });
+
+      it('lets one replica give back what the other took, under concurrent reservations', async () => {
+        const [first, second] = await pair();
+        open.push(first, second);
+        const key = freshKey();
+        const policy: RateLimitPolicy = { limit: 20, periodMs: 60_000 };
+        const reserved = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? first : second).take(key, policy)));
+        expect(reserved.filter((d) => d.allowed)).toHaveLength(20);
+        // Half the held reservations succeed and are given back, each on the replica that did not take it.
+        await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? second : first).refund(key, policy)));
+        const after = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? first : second).take(key, policy)));
+        expect(after.filter((d) => d.allowed)).toHaveLength(10);
+      });
+    }
   });
 }

@@ -67,6 +67,26 @@ function from(address: string) {
 
 const forgedKey = (): Record<string, string> => ({ 'x-api-key': `bk_${randomBytes(32).toString('base64url')}` });
 
+/** The one refill interval of the throttle: one attempt regained per `period / limit`. */
+const REFILL_MS = 60_000 / FAILED_ATTEMPTS;
+
+/**
+ * Fires `size` requests at once and then, once all are answered, `later` more at once; resolves
+ * with how many of each wave got past the throttle (any answer but 429) and how many a wave could
+ * fairly have had: the burst, plus what refilled while the waves ran.
+ */
+async function waves(send: (i: number) => Promise<{ status: number }>, size: number, later: number) {
+  const started = Date.now();
+  const first = await Promise.all(Array.from({ length: size }, (_, i) => send(i)));
+  const second = await Promise.all(Array.from({ length: later }, (_, i) => send(size + i)));
+  const passed = (answers: Array<{ status: number }>): number => answers.filter((answer) => answer.status !== 429).length;
+  return {
+    first: passed(first),
+    second: passed(second),
+    fair: FAILED_ATTEMPTS + Math.floor((Date.now() - started) / REFILL_MS),
+  };
+}
+
 describe('API2 broken authentication: guessing is throttled', () => {
   it('answers 429 with Retry-After once one address failed too often, even to a valid key; other addresses are not affected', async () => {
     const guesser = from('127.0.0.2');
@@ -82,6 +102,66 @@ describe('API2 broken authentication: guessing is throttled', () => {
     expect(blocked.body['code']).toBe('AUTHENTICATION_THROTTLED');
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
     expect((await from('127.0.0.3')('GET', '/api/v1/identity/api-keys', { headers: valid })).status).toBe(200);
+  });
+
+  it('counts a guess when it starts: of 60 forged keys sent at once at most the burst get past the throttle, and of 150 more none', async () => {
+    const guesser = from('127.0.0.8');
+    const { first, second, fair } = await waves(() => guesser('GET', '/api/v1/identity/api-keys', { headers: forgedKey() }), 60, 150);
+    expect(first).toBeGreaterThan(0);
+    expect(first + second).toBeLessThanOrEqual(fair);
+  });
+
+  it('lets 60 requests at once through with a valid key the gateway has not seen yet: one check of it in flight, not 60 attempts', async () => {
+    const created = await blocks.identity.apiKeys.create(
+      'default',
+      { name: 'fresh', scopes: ['identity:admin'], expiresAt: null },
+      { correlationId: 'owasp' },
+    );
+    const caller = from('127.0.0.9');
+    const answers = await Promise.all(
+      Array.from({ length: 60 }, () => caller('GET', '/api/v1/identity/api-keys', { headers: { 'x-api-key': created.key } })),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(Array.from({ length: 60 }, () => 200));
+  });
+
+  describe('with 10,000 addresses blocked', () => {
+    // A Blocks of its own whose blocks last an hour (one failure each), so filling the table outruns no block.
+    const tableDir = tempDir('blocks-owasp-blocked-table');
+    let second: RunningBlocks;
+    beforeAll(async () => {
+      const config = loadConfig({
+        configDir: CONFIG_DIR,
+        env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: join(tableDir.path, 'data') },
+        overrides: {
+          tls: { cert: certFile, key: keyFile },
+          auth: { key_encryption_key: randomBytes(32).toString('base64'), failed_attempts: { limit: 1, period: 3_600_000, burst: 1 } },
+        },
+      });
+      second = await startTestBlocks({ config, roles: ['gateway'], logger: captureLogs('error').logger });
+    }, 60_000);
+    afterAll(async () => {
+      await second?.close();
+      tableDir.remove();
+    });
+
+    it('keeps blocking a new address: the one blocked longest ago is forgotten instead', async () => {
+      const gateway = second.apps.gateway;
+      if (gateway === undefined) throw new Error('no gateway');
+      const valid = await testCredentials(second).headers('default', ['identity:admin']);
+      const keys = (address: string, headers: Record<string, string> = {}) =>
+        gateway.inject({ method: 'GET', url: '/api/v1/identity/api-keys', remoteAddress: address, headers });
+      // Passed once, the key is one this process knows: its later requests reserve no attempt.
+      expect((await keys('10.99.0.1', valid)).statusCode).toBe(200);
+      const addresses = Array.from({ length: 10_000 }, (_, i) => `10.77.${i >> 8}.${i & 255}`);
+      for (let i = 0; i < addresses.length; i += 500) await Promise.all(addresses.slice(i, i + 500).map((address) => keys(address)));
+      expect((await keys(addresses[1] as string, valid)).statusCode).toBe(429);
+      expect((await keys('10.78.0.1')).statusCode).toBe(401);
+      // Blocked although the table was full: a valid key from it is refused like from any other blocked address.
+      expect((await keys('10.78.0.1', valid)).statusCode).toBe(429);
+      // The room was made by forgetting the oldest block; the shared allowance still refuses its next guess.
+      expect((await keys(addresses[0] as string, valid)).statusCode).toBe(200);
+      expect((await keys(addresses[0] as string, forgedKey())).statusCode).toBe(429);
+    }, 60_000);
   });
 });
 
@@ -102,6 +182,48 @@ describe('API6 unrestricted access to sensitive business flows: the token endpoi
     const honest = await from('127.0.0.5')('POST', '/oauth/token', { headers, body: grant(client.client_secret) });
     expect(honest.status).toBe(200);
     expect(honest.body['access_token']).toEqual(expect.any(String));
+  });
+
+  it('counts a token request when it starts: of 60 wrong secrets sent at once at most the burst get past the throttle, and of 150 more none', async () => {
+    const client = await blocks.identity.clients.create('default', { name: 'app', scopes: ['service:read'] }, { correlationId: 'owasp' });
+    const guesser = from('127.0.0.10');
+    const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+    const { first, second, fair } = await waves(
+      (i) =>
+        guesser('POST', '/oauth/token', {
+          headers,
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_id: client.client_id,
+            client_secret: `wrong-${i}`,
+          }).toString(),
+        }),
+      60,
+      150,
+    );
+    expect(first).toBeGreaterThan(0);
+    expect(first + second).toBeLessThanOrEqual(fair);
+  });
+
+  it('gives a successful token request its attempt back: more tokens in a row than the allowance holds', async () => {
+    const client = await blocks.identity.clients.create('default', { name: 'app', scopes: ['service:read'] }, { correlationId: 'owasp' });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: client.client_id,
+      client_secret: client.client_secret,
+    });
+    const honest = from('127.0.0.11');
+    const statuses: number[] = [];
+    // Three rounds of a whole burst at once: each request in flight holds one attempt until it is answered.
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all(
+        Array.from({ length: FAILED_ATTEMPTS }, () =>
+          honest('POST', '/oauth/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString() }),
+        ),
+      );
+      statuses.push(...answers.map((answer) => answer.status));
+    }
+    expect(statuses).toEqual(Array.from({ length: FAILED_ATTEMPTS * 3 }, () => 200));
   });
 });
 

@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { BlocksError } from '../errors.ts';
 import type { Clock } from '../clock.ts';
-import type { RateLimitDecision, RateLimiter, RateLimitPolicy } from '../rate-limit/port.ts';
+import type { RateLimiter, RateLimitPolicy } from '../rate-limit/port.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { ANONYMOUS, TENANT_HEADER, type Caller } from './caller.ts';
 import { httpErrors } from './errors.ts';
+import { createFailedAttempts, type Reservation } from './failed-attempts.ts';
 
 /** A credential as it arrived: a JWT, or anything else in the same places (an API key). */
 export interface Credential {
@@ -78,23 +79,37 @@ export type AccessHook = (request: FastifyRequest, reply: FastifyReply) => Promi
 export interface Access {
   /** onRequest: authenticates, checks context and scope, sets `request.caller` or throws a 401/403/429 problem. */
   readonly onRequest: AccessHook;
-  /** onResponse: counts the refusals of `client` routes as failed attempts. */
+  /** onResponse: settles the attempt a `client` route reserved: given back on success, counted as failed on a refusal. */
   readonly onResponse: AccessHook;
 }
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
-/** Longest address list kept for throttling; expired entries are swept when it is reached. */
-const MAX_THROTTLED = 10_000;
+/** How long a credential that passed stays known-good here: its requests reserve no attempt meanwhile. */
+const KNOWN_GOOD_MS = 60_000;
+/** Known-good credentials remembered at once; the oldest is forgotten first (and then reserves again, once). */
+const MAX_KNOWN_GOOD = 10_000;
+
+/** What checking one credential came to, shared by the requests that sent it at the same time from one address. */
+type Checked =
+  | { readonly outcome: 'caller'; readonly caller: Caller }
+  | { readonly outcome: 'refused'; readonly error?: BlocksError }
+  | { readonly outcome: 'throttled'; readonly waitMs: number }
+  | { readonly outcome: 'error'; readonly error: unknown };
 
 /**
  * The zero-trust decision every request of every Blocks process goes through (gateway and each
  * service): identity (a valid, unrevoked key or token), context (the tenant's address, time and
  * device rules), then resource (the route's scope, least privilege). Only `public` routes skip it.
  *
- * Failed authentications are counted per source address; past `failedAttempts`, that address's
- * credentialed requests get 429 until the allowance refills. The count is shared (Redis when
- * configured); the block itself is remembered per process, which each replica learns on the first
- * failure it sees past the limit.
+ * Failed authentications are counted per source address (failed-attempts.ts), each attempt when
+ * it starts: a credential this process has not seen pass lately, and every request to a `client`
+ * route, reserve one attempt before anything is checked and give it back if it succeeds. A
+ * credential that passed in the last minute reserves nothing, so a valid key's steady traffic
+ * costs no limiter call; and requests sending the same unknown credential at once from one
+ * address share one check and one reservation, so a client's first burst with a new key is not
+ * mistaken for guessing. Past `failedAttempts`, the address is refused (429) until the allowance
+ * refills; the allowance is shared (Redis when configured), and each replica learns of the block
+ * at the first reservation it is refused.
  */
 export function createAccess(options: AccessOptions): Access {
   const { metrics, clock } = options;
@@ -105,7 +120,16 @@ export function createAccess(options: AccessOptions): Access {
   );
   const denied = metrics.counter('blocks_access_denied_total', 'Authenticated requests refused by context or scope, by reason', ['reason']);
   const throttled = metrics.counter('blocks_authentication_throttled_total', 'Requests refused because their source failed too often', []);
-  const blockedUntil = new Map<string, number>();
+  const attempts = createFailedAttempts({
+    limiter: options.limiter,
+    policy: options.failedAttempts,
+    clock,
+  });
+  // Insertion order is the order credentials passed: the first entry is the oldest.
+  const knownGood = new Map<string, number>();
+  const checking = new Map<string, Promise<Checked>>();
+  /** The reservation of each `client` route request, settled when it is answered. */
+  const reserved = new WeakMap<FastifyRequest, Reservation>();
 
   const audit = (request: FastifyRequest, status: number, reason: string, caller: Caller | null): void => {
     options.onDenied({
@@ -121,51 +145,82 @@ export function createAccess(options: AccessOptions): Access {
     });
   };
 
-  const countFailure = async (request: FastifyRequest, reason: string): Promise<void> => {
-    failures.inc({ reason });
-    try {
-      const decision = await options.limiter.take(`authfail:${request.ip}`, options.failedAttempts);
-      // The failure that uses the allowance up blocks at once: the next request from that address is refused, not tried.
-      if (!decision.allowed) block(request.ip, decision.retryAfterMs);
-      else if (decision.remaining === 0) block(request.ip, untilNextAllowedMs(decision, options.failedAttempts));
-    } catch (error) {
-      // The throttle is a defence in depth: a limiter outage must not turn a 401 into a 5xx.
-      request.log.warn({ err: error }, 'could not count a failed authentication');
-    }
-  };
+  const warnOf =
+    (request: FastifyRequest) =>
+    (error: unknown): void =>
+      request.log.warn({ err: error }, 'the failed-attempt throttle could not reach its limiter');
 
-  const block = (ip: string, forMs: number): void => {
-    const now = clock.now();
-    if (blockedUntil.size >= MAX_THROTTLED) for (const [address, until] of blockedUntil) if (until <= now) blockedUntil.delete(address);
-    if (blockedUntil.size < MAX_THROTTLED) blockedUntil.set(ip, now + forMs);
-  };
-
-  const refuseIfThrottled = (request: FastifyRequest, reply: FastifyReply): void => {
-    const until = blockedUntil.get(request.ip);
-    if (until === undefined) return;
-    const waitMs = until - clock.now();
-    if (waitMs <= 0) {
-      blockedUntil.delete(request.ip);
-      return;
-    }
+  const throttle = (request: FastifyRequest, reply: FastifyReply, waitMs: number): never => {
     throttled.inc();
     audit(request, 429, 'throttled', null);
-    const seconds = Math.ceil(waitMs / 1000);
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000));
     reply.header('retry-after', String(seconds));
     throw accessError('AUTHENTICATION_THROTTLED', `Too many failed authentications from this address; retry in ${seconds} s.`);
   };
 
+  /** A refused credential: counted as a failed attempt unless its reservation already holds it, audited, answered 401 with a challenge. */
   const unauthenticated = async (
     request: FastifyRequest,
     reply: FastifyReply,
-    reason: string,
-    error: BlocksError,
-    tokenError = false,
+    refusal: { reason: string; error: BlocksError; counted?: boolean; tokenError?: boolean },
   ): Promise<never> => {
-    await countFailure(request, reason);
-    audit(request, error.status, reason, null);
-    reply.header('www-authenticate', tokenError ? 'Bearer realm="blocks", error="invalid_token"' : 'Bearer realm="blocks"');
-    throw error;
+    failures.inc({ reason: refusal.reason });
+    if (refusal.counted !== true) await attempts.countFailure(request.ip, warnOf(request));
+    audit(request, refusal.error.status, refusal.reason, null);
+    reply.header(
+      'www-authenticate',
+      refusal.tokenError === true ? 'Bearer realm="blocks", error="invalid_token"' : 'Bearer realm="blocks"',
+    );
+    throw refusal.error;
+  };
+
+  const check = async (credential: Credential): Promise<Checked> => {
+    try {
+      const caller = await options.authenticator.authenticate(credential);
+      return caller === null ? { outcome: 'refused' } : { outcome: 'caller', caller };
+    } catch (error) {
+      if (error instanceof BlocksError && error.status === 401) return { outcome: 'refused', error };
+      return { outcome: 'error', error };
+    }
+  };
+
+  const remember = (value: string): void => {
+    knownGood.delete(value);
+    if (knownGood.size >= MAX_KNOWN_GOOD) knownGood.delete(knownGood.keys().next().value as string);
+    knownGood.set(value, clock.now() + KNOWN_GOOD_MS);
+  };
+
+  /** Checks a credential not known here with one attempt reserved first: given back unless the credential is refused. */
+  const checkReserved = async (request: FastifyRequest, credential: Credential): Promise<Checked> => {
+    const reservation = await attempts.reserve(request.ip, warnOf(request));
+    if (reservation.throttled) return { outcome: 'throttled', waitMs: reservation.waitMs };
+    const checked = await check(credential);
+    // An issuer that cannot be reached is not the caller's failure: its attempt is given back too.
+    if (checked.outcome === 'refused') await reservation.failed();
+    else await reservation.succeeded();
+    if (checked.outcome === 'caller') remember(credential.value);
+    return checked;
+  };
+
+  /**
+   * What `credential` comes to, and whether a failure of it is already counted. A credential that
+   * passed here lately is checked straight away (the steady state of a valid key: no limiter call).
+   * Any other reserves an attempt first; requests sending it at once from one address wait for
+   * that one check, and a refusal is counted against each of them after (the first by its reservation).
+   */
+  const identify = async (request: FastifyRequest, credential: Credential): Promise<{ checked: Checked; counted: boolean }> => {
+    const until = knownGood.get(credential.value);
+    if (until !== undefined && until > clock.now()) {
+      const checked = await check(credential);
+      if (checked.outcome !== 'caller') knownGood.delete(credential.value);
+      return { checked, counted: false };
+    }
+    const key = `${request.ip} ${credential.value}`;
+    const pending = checking.get(key);
+    if (pending !== undefined) return { checked: await pending, counted: false };
+    const first = checkReserved(request, credential).finally(() => checking.delete(key));
+    checking.set(key, first);
+    return { checked: await first, counted: true };
   };
 
   const onRequest: AccessHook = async (request, reply) => {
@@ -175,43 +230,52 @@ export function createAccess(options: AccessOptions): Access {
       request.caller = ANONYMOUS;
       return;
     }
-    refuseIfThrottled(request, reply);
+    const blockedMs = attempts.blockedFor(request.ip);
+    if (blockedMs > 0) return throttle(request, reply, blockedMs);
     if (scope === CLIENT_SCOPE) {
       request.caller = ANONYMOUS;
+      // The route checks the client (and the password or refresh token) itself, so every request is an attempt.
+      const reservation = await attempts.reserve(request.ip, warnOf(request));
+      if (reservation.throttled) return throttle(request, reply, reservation.waitMs);
+      reserved.set(request, reservation);
       return;
     }
     const credential = credentialOf(request);
     if (credential === undefined) {
-      return unauthenticated(
-        request,
-        reply,
-        'missing',
-        accessError('AUTHENTICATION_REQUIRED', 'Send an access token or API key: Authorization: Bearer <token>, or x-api-key.'),
-      );
+      return unauthenticated(request, reply, {
+        reason: 'missing',
+        error: accessError('AUTHENTICATION_REQUIRED', 'Send an access token or API key: Authorization: Bearer <token>, or x-api-key.'),
+      });
     }
     if (credential === 'ambiguous') {
-      return unauthenticated(
-        request,
-        reply,
-        'ambiguous',
-        accessError('INVALID_CREDENTIALS', 'Send one credential: Authorization or x-api-key, not both.'),
-      );
+      return unauthenticated(request, reply, {
+        reason: 'ambiguous',
+        error: accessError('INVALID_CREDENTIALS', 'Send one credential: Authorization or x-api-key, not both.'),
+      });
     }
-    let caller: Caller | null;
-    try {
-      caller = await options.authenticator.authenticate(credential);
-    } catch (error) {
-      if (error instanceof BlocksError && error.status === 401) return unauthenticated(request, reply, 'invalid_token', error, true);
-      throw error;
+    const { checked, counted } = await identify(request, credential);
+    switch (checked.outcome) {
+      case 'throttled':
+        return throttle(request, reply, checked.waitMs);
+      case 'error':
+        if (checked.error instanceof BlocksError && typeof checked.error.extensions['retry_after_s'] === 'number') {
+          reply.header('retry-after', String(checked.error.extensions['retry_after_s']));
+        }
+        throw checked.error;
+      case 'refused':
+        return unauthenticated(
+          request,
+          reply,
+          checked.error
+            ? { reason: 'invalid_token', error: checked.error, counted, tokenError: true }
+            : {
+                reason: 'invalid_key',
+                error: accessError('INVALID_CREDENTIALS', 'The API key is not valid: unknown, revoked or expired.'),
+                counted,
+              },
+        );
     }
-    if (caller === null) {
-      return unauthenticated(
-        request,
-        reply,
-        'invalid_key',
-        accessError('INVALID_CREDENTIALS', 'The API key is not valid: unknown, revoked or expired.'),
-      );
-    }
+    const { caller } = checked;
     const claimedTenant = request.headers[TENANT_HEADER];
     if (claimedTenant !== undefined && claimedTenant !== caller.tenant) {
       return forbid(
@@ -251,13 +315,20 @@ export function createAccess(options: AccessOptions): Access {
   };
 
   const onResponse: AccessHook = async (request, reply) => {
+    const reservation = reserved.get(request);
+    if (reservation === undefined || reservation.throttled) return;
+    reserved.delete(request);
     // Every refused token request counts, not only bad client secrets: a wrong password or a stolen
     // refresh token is an invalid_grant 400 (RFC 6749 §5.2), and guessing those must be throttled too.
+    // Anything else (a token, a rate limit's 429, a 5xx) gives the attempt back.
     const status = reply.statusCode;
-    if (status >= 400 && status < 500 && status !== 429 && request.routeOptions.config.scope === CLIENT_SCOPE) {
+    if (status >= 400 && status < 500 && status !== 429) {
       const reason = status === 401 ? 'invalid_client' : 'refused_token_request';
-      await countFailure(request, reason);
+      failures.inc({ reason });
+      await reservation.failed();
       audit(request, status, reason, null);
+    } else {
+      await reservation.succeeded();
     }
   };
 
@@ -275,12 +346,6 @@ function credentialOf(request: FastifyRequest): Credential | 'ambiguous' | undef
   if (value === undefined) return { kind: 'api_key', value: '' };
   return { kind: isJwtShaped(value) ? 'jwt' : 'api_key', value };
 }
-
-/** How long until `policy` admits one more, after `decision` took the last of it (GCRA: one interval past the burst's start). */
-const untilNextAllowedMs = (decision: RateLimitDecision, policy: RateLimitPolicy): number => {
-  const intervalMs = policy.periodMs / policy.limit;
-  return Math.max(1, Math.ceil(decision.resetMs - ((policy.burst ?? policy.limit) - 1) * intervalMs));
-};
 
 /** Three dot-separated parts: a JWS in compact form. API keys (`bk_…`) never contain a dot. */
 const isJwtShaped = (value: string): boolean => /^[^.]+\.[^.]+\.[^.]*$/.test(value);

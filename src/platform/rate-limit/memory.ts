@@ -24,6 +24,16 @@ export function createMemoryRateLimiter(options: MemoryRateLimiterOptions = {}):
       const { tat: _tat, ...decision } = step;
       return decision;
     },
+    async refund(key, policy, cost = 1) {
+      checkCost(cost);
+      const { intervalMs } = gcraParameters(policy);
+      const stored = tats.get(key);
+      if (stored === undefined) return;
+      const tat = stored - intervalMs * cost;
+      // A TAT at or before now means a whole allowance, exactly as a missing key does.
+      if (tat <= clock.now()) tats.delete(key);
+      else tats.set(key, tat);
+    },
     async close() {
       tats.clear();
     },

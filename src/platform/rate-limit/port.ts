@@ -32,5 +32,14 @@ export interface RateLimiter {
    * @throws RateLimiterUnavailableError when the shared store cannot answer in time (the caller applies its fail-open or fail-closed policy).
    */
   take(key: string, policy: RateLimitPolicy, cost?: number): Promise<RateLimitDecision>;
+  /**
+   * Gives back `cost` (default 1) that a `take` of the same key and policy took: a reservation
+   * that turned out not to be needed. Reserving with `take` first and refunding after is what
+   * keeps concurrent attempts within the burst, where counting them after they ended would let
+   * every one through that started before the first ended. The allowance never grows past a full
+   * burst, however much is given back; a key with nothing taken stays as it is.
+   * @throws RateLimiterUnavailableError when the shared store cannot answer in time.
+   */
+  refund(key: string, policy: RateLimitPolicy, cost?: number): Promise<void>;
   close(): Promise<void>;
 }

@@ -37,6 +37,24 @@ redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, mat
 return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
 `;
 
+/*
+ * The inverse of one GCRA step: moves the TAT back by `cost` intervals. A TAT that lands at or
+ * before now is deleted, which is a whole allowance again and never more. Returns nothing useful.
+ */
+const REFUND_SCRIPT = `
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+local new_tat = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
+end
+return 1
+`;
+
 /** Waits for the connection (first use, or a reconnect under way) no longer than the decision's own bound. */
 function readyWithin(redis: Redis, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -53,8 +71,9 @@ function readyWithin(redis: Redis, ms: number): Promise<void> {
 }
 
 type GcraCommand = (key: string, interval: string, burstSpan: string, cost: string) => Promise<[number, number, number, number]>;
+type RefundCommand = (key: string, interval: string, cost: string) => Promise<number>;
 
-/** GCRA shared by every replica through one Redis; each decision is one script call (one round trip). */
+/** GCRA shared by every replica through one Redis; each decision, and each refund, is one script call (one round trip). */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
   const timeoutMs = options.timeoutMs ?? 100;
   const redis = new Redis(options.url, {
@@ -68,24 +87,34 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
   // Connection errors surface on the next take(); without a listener ioredis would log them as unhandled.
   redis.on('error', () => undefined);
   redis.defineCommand('blocksGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
-  const gcra = (redis as unknown as { blocksGcra: GcraCommand }).blocksGcra.bind(redis);
+  redis.defineCommand('blocksGcraRefund', { numberOfKeys: 1, lua: REFUND_SCRIPT });
+  const commands = redis as unknown as { blocksGcra: GcraCommand; blocksGcraRefund: RefundCommand };
+  const gcra = commands.blocksGcra.bind(redis);
+  const refund = commands.blocksGcraRefund.bind(redis);
 
   // Decisions arriving before the connection is ready share one wait (and one listener).
   let waiting: Promise<void> | undefined;
+  /** Runs one script once the connection is ready, within the limiter's bound. */
+  const run = async <T>(script: () => Promise<T>): Promise<T> => {
+    try {
+      if (redis.status !== 'ready') await (waiting ??= readyWithin(redis, timeoutMs).finally(() => (waiting = undefined)));
+      return await script();
+    } catch (error) {
+      throw new RateLimiterUnavailableError(error);
+    }
+  };
   return {
     kind: 'redis',
     async take(key, policy, cost = 1) {
       checkCost(cost);
       const { intervalMs, burstSpanMs } = gcraParameters(policy);
-      let reply: [number, number, number, number];
-      try {
-        if (redis.status !== 'ready') await (waiting ??= readyWithin(redis, timeoutMs).finally(() => (waiting = undefined)));
-        reply = await gcra(key, String(intervalMs), String(burstSpanMs), String(cost));
-      } catch (error) {
-        throw new RateLimiterUnavailableError(error);
-      }
-      const [allowed, remaining, retryAfterMs, resetMs] = reply;
+      const [allowed, remaining, retryAfterMs, resetMs] = await run(() => gcra(key, String(intervalMs), String(burstSpanMs), String(cost)));
       return { allowed: allowed === 1, remaining, retryAfterMs, resetMs };
+    },
+    async refund(key, policy, cost = 1) {
+      checkCost(cost);
+      const { intervalMs } = gcraParameters(policy);
+      await run(() => refund(key, String(intervalMs), String(cost)));
     },
     async close() {
       await redis.quit().catch(() => redis.disconnect());
