@@ -278,7 +278,7 @@ for (const setup of blocksDatabases(postgres)) {
         });
       const usage = (query: string, tenant = 'acme') => call('GET', `/usage?${query}`, { tenant });
 
-      it('counts ai.request.completed and ai.request.failed per tenant, model, day and key', async () => {
+      it('counts ai.request.completed and ai.request.failed per tenant, model, day and key, a failure at what it was charged', async () => {
         await completed(
           { tenant: 'acme', model: 'gpt-x', api_key_id: keyA, prompt_tokens: 100, completion_tokens: 20, cost_usd: 0.012 },
           '2026-03-01T10:00:00Z',
@@ -292,8 +292,17 @@ for (const setup of blocksDatabases(postgres)) {
           { tenant: 'acme', model: 'claude-y', prompt_tokens: 10, completion_tokens: 5, cost_usd: 0.5 },
           '2026-03-02T12:00:00Z',
         );
+        // A stream the client left mid-way: a failure, charged for what it was sent (the budget was too).
         await completed(
-          { tenant: 'acme', model: 'claude-y', cost_usd: 9, error_code: 'PROVIDER_TIMEOUT', status: 504 },
+          {
+            tenant: 'acme',
+            model: 'claude-y',
+            prompt_tokens: 20,
+            completion_tokens: 4,
+            cost_usd: 0.25,
+            error_code: 'CLIENT_CLOSED_REQUEST',
+            status: 499,
+          },
           '2026-03-02T13:00:00Z',
           true,
         );
@@ -320,9 +329,9 @@ for (const setup of blocksDatabases(postgres)) {
               requests: 2,
               failures: 1,
               cached: 0,
-              prompt_tokens: 10,
-              completion_tokens: 5,
-              cost_usd: 0.5,
+              prompt_tokens: 30,
+              completion_tokens: 9,
+              cost_usd: 0.75,
             },
             {
               model: 'gpt-x',
@@ -345,13 +354,13 @@ for (const setup of blocksDatabases(postgres)) {
               cost_usd: 0,
             },
           ],
-          totals: { requests: 5, failures: 1, cached: 1, prompt_tokens: 210, completion_tokens: 45, cost_usd: 0.518 },
+          totals: { requests: 5, failures: 1, cached: 1, prompt_tokens: 230, completion_tokens: 49, cost_usd: 0.768 },
         });
 
         const byKey = await usage('from=2026-03-01&to=2026-03-31&group_by=api_key');
         expect(byKey.body.items).toEqual([
           { api_key_id: keyA, requests: 2, failures: 0, cached: 0, prompt_tokens: 150, completion_tokens: 30, cost_usd: 0.018 },
-          { api_key_id: null, requests: 3, failures: 1, cached: 1, prompt_tokens: 60, completion_tokens: 15, cost_usd: 0.5 },
+          { api_key_id: null, requests: 3, failures: 1, cached: 1, prompt_tokens: 80, completion_tokens: 19, cost_usd: 0.75 },
         ]);
         const oneDay = await usage('from=2026-03-02&to=2026-03-02&group_by=');
         expect(oneDay.body.items).toEqual([]);
@@ -359,9 +368,9 @@ for (const setup of blocksDatabases(postgres)) {
           requests: 3,
           failures: 1,
           cached: 1,
-          prompt_tokens: 60,
-          completion_tokens: 15,
-          cost_usd: 0.5,
+          prompt_tokens: 80,
+          completion_tokens: 19,
+          cost_usd: 0.75,
         });
         expect((await usage('from=2026-03-01&to=2026-03-31', 'globex')).body.totals).toMatchObject({ requests: 1, cost_usd: 100 });
         expect((await usage('from=2026-03-01&to=2026-03-31', 'initech')).body).toMatchObject({
