@@ -9,8 +9,8 @@ import { periodOf, type BudgetKey } from './periods.ts';
 import { endHold, holdOn, releaseExpiredHolds, type PeriodBudget } from './spend-store.ts';
 
 /**
- * Money set aside for one call in flight. Settle it with the call's real cost once known, or
- * release it when the call failed; both are idempotent (the second call of either does nothing
+ * Money set aside for one call in flight. Settle it with what the call cost once known (a stream
+ * that ended early cost what it delivered), or release it when the call delivered nothing; both are idempotent (the second call of either does nothing
  * and resolves when the first is done). A hold never settled nor released (its process died) is
  * given back after `ai.budgets.hold_ttl`, which must therefore exceed the longest call (a stream
  * included): a hold swept while its call still runs is still charged when settled, but meanwhile
@@ -26,7 +26,7 @@ export interface BudgetHold {
    * case), and the next reservation on an overspent budget is refused.
    */
   settle(actualUsd: number): Promise<void>;
-  /** Gives the held money back (the call failed, or no attempt was charged). */
+  /** Gives the held money back (the call failed before delivering anything). */
   release(): Promise<void>;
 }
 
