@@ -10,8 +10,9 @@ import { endHold, holdOn, releaseExpiredHolds, type PeriodBudget } from './spend
 
 /**
  * Money set aside for one call in flight. Settle it with what the call cost once known (a stream
- * that ended early cost what it delivered), or release it when the call delivered nothing; both are idempotent (the second call of either does nothing
- * and resolves when the first is done). A hold never settled nor released (its process died) is
+ * that ended early cost what it delivered), or release it when the call delivered nothing; both
+ * are idempotent (the second call of either does nothing and resolves when the first is done). A
+ * hold never settled nor released (its process died) is
  * given back after `ai.budgets.hold_ttl`, which must therefore exceed the longest call (a stream
  * included): a hold swept while its call still runs is still charged when settled, but meanwhile
  * its money was free for other calls.
