@@ -5,9 +5,9 @@ import { createDeploymentDirectory, isResolved, type ResolvedDeployment } from '
 import { createBreakerGate, type AttemptBreakers } from '../../../../src/autonomous/ai-router/proxy/model-health.ts';
 import type { ModelSpec } from '../../../../src/autonomous/ai-router/types.ts';
 import { createBreakerRegistry } from '../../../../src/platform/resilience/breakers.ts';
-
 import { createSecretResolver } from '../../../../src/platform/secrets/index.ts';
 import { captureLogs } from '../../../support/blocks.ts';
+
 const model = (deployments: ModelSpec['deployments']): ModelSpec => ({
   provider: 'p1',
   model: 'm',
@@ -21,9 +21,9 @@ const model = (deployments: ModelSpec['deployments']): ModelSpec => ({
   deployments,
 });
 
-const directory = createDeploymentDirectory({
 const logs = captureLogs('warn');
 const env = { P2_KEY: 'secret-p2', DEPLOYMENT_KEY: 'secret-deployment', ELSEWHERE: 'secret-elsewhere' };
+const directory = createDeploymentDirectory({
   providers: {
     p1: { protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'us' },
     p2: { protocol: 'anthropic', base_url: 'http://127.0.0.1:9', region: 'eu', credentials_ref: 'env:P2_KEY' },
