@@ -80,6 +80,10 @@ beforeAll(async () => {
         return json({ issuer, jwks_uri: `${idp.origin}/junk` });
       case '/html-keys/.well-known/openid-configuration':
         return json({ issuer, jwks_uri: `${idp.origin}/html` });
+      case '/failing-keys/.well-known/openid-configuration':
+        return json({ issuer, jwks_uri: `${idp.origin}/failing` });
+      case '/failing':
+        return void response.writeHead(500, { 'content-type': 'application/json' }).end('{"keys":[]}');
       case '/junk':
         return json({ keys: 'none' });
       default:
@@ -99,7 +103,7 @@ beforeAll(async () => {
   // The operator's provider key, read by `env:` reference from the process environment (Blocks runs in this process).
   process.env['OWASP_OPERATOR_API_KEY'] = OPERATOR_KEY;
   logs = captureLogs('warn');
-  const issuers = ['elsewhere', 'liar', 'redirect', 'garbage', 'junk-keys', 'html-keys'].map((name) => ({
+  const issuers = ['elsewhere', 'liar', 'redirect', 'garbage', 'junk-keys', 'html-keys', 'failing-keys'].map((name) => ({
     issuer: `${idp.origin}/${name}`,
     audience: 'blocks',
   }));
@@ -697,16 +701,23 @@ describe("API10 unsafe consumption: an identity provider's documents", () => {
       const answer = await withToken(issuer);
       expect(answer.status, issuer).toBe(503);
       expect(answer.body['code'], issuer).toBe('TOKEN_ISSUER_UNAVAILABLE');
+      expect(Number(answer.headers.get('retry-after')), issuer).toBeGreaterThan(0);
       expect(answer.text, issuer).not.toMatch(/someone-else|<html>|not json/);
     }
     expect((await withToken('elsewhere')).status).toBe(200);
   });
 
-  it('refuses the token when the key set is not JSON at all (jose reports a failed verification there: 401, not 503)', async () => {
-    const answer = await withToken('html-keys');
-    expect(answer.status).toBe(401);
-    expect(answer.body['code']).toBe('INVALID_TOKEN');
-    expect(answer.text).not.toMatch(/login page/);
+  // A key set the issuer fails to serve (an error status, or a page that is not JSON) is the issuer's fault, never the
+  // token's: 503 with Retry-After tells the caller to try the same token again, where a 401 would send it for a new
+  // one that fares no better, and would count against its address as a failed attempt.
+  it('answers 503 TOKEN_ISSUER_UNAVAILABLE with Retry-After when the key set answers an error status or is not JSON', async () => {
+    for (const issuer of ['failing-keys', 'html-keys']) {
+      const answer = await withToken(issuer);
+      expect(answer.status, issuer).toBe(503);
+      expect(answer.body['code'], issuer).toBe('TOKEN_ISSUER_UNAVAILABLE');
+      expect(Number(answer.headers.get('retry-after')), issuer).toBeGreaterThan(0);
+      expect(answer.text, issuer).not.toMatch(/login page/);
+    }
   });
 });
 

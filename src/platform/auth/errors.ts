@@ -12,10 +12,17 @@ export type AuthErrorCode = keyof typeof authErrors;
 export const invalidToken = (reason: string, cause?: unknown): BlocksError =>
   new BlocksError('INVALID_TOKEN', authErrors.INVALID_TOKEN.status, reason, { cause });
 
+/**
+ * Seconds a caller is told to wait (`Retry-After`) when an issuer's documents could not be fetched.
+ * The next token fetches them again at once; a few seconds spare a struggling issuer a storm of retries.
+ */
+export const ISSUER_RETRY_AFTER_S = 5;
+
+/** The issuer's discovery document or key set could not be had: the token is not at fault, so it is a 503 to retry, not a 401. */
 export const issuerUnavailable = (issuer: string, cause?: unknown): BlocksError =>
   new BlocksError(
     'TOKEN_ISSUER_UNAVAILABLE',
     authErrors.TOKEN_ISSUER_UNAVAILABLE.status,
     `The keys of issuer ${issuer} could not be fetched; try again shortly`,
-    { cause, extensions: { issuer } },
+    { cause, extensions: { issuer, retry_after_s: ISSUER_RETRY_AFTER_S } },
   );

@@ -1,5 +1,5 @@
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
-import type { JSONWebKeySet, JWTPayload, JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
+import type { FetchImplementation, JSONWebKeySet, JWTPayload, JWTVerifyGetKey } from 'jose';
 import { invalidToken, issuerUnavailable } from './errors.ts';
 
 /** One issuer whose tokens are accepted, and for which audience. */
@@ -131,7 +131,51 @@ async function resolveKeySet(trusted: TrustedIssuer, fetching: { cooldownMs: num
   let jwksUri = trusted.jwksUri;
   if (!jwksUri && trusted.discovery) jwksUri = await discoverJwksUri(trusted.issuer, fetching.timeoutMs);
   if (!jwksUri) throw new Error(`trusted issuer ${trusted.issuer} has neither jwksUri, discovery nor keys`);
-  return createRemoteJWKSet(new URL(jwksUri), { cooldownDuration: fetching.cooldownMs, timeoutDuration: fetching.timeoutMs });
+  return createRemoteJWKSet(new URL(jwksUri), {
+    cooldownDuration: fetching.cooldownMs,
+    timeoutDuration: fetching.timeoutMs,
+    [customFetch]: fetchKeySet,
+  });
+}
+
+/** Largest key set read; a JWKS is a few kilobytes, and a hostile one must not fill the memory. */
+const MAX_KEY_SET_BYTES = 512 * 1024;
+
+/** The issuer did not serve its key set: an error status, a redirect, a body that is not JSON or too large. Never the token's fault. */
+class KeySetUnavailable extends Error {
+  override readonly name = 'KeySetUnavailable';
+}
+
+/**
+ * jose's fetch of a JWKS, with what goes wrong told apart: jose reports a status other than 200
+ * and a body that is not JSON as a generic error, as it does a bad token, where both mean the
+ * issuer is failing. The body is read within a bound and handed on as the JSON jose expects.
+ */
+const fetchKeySet: FetchImplementation = async (url, init) => {
+  const response = await fetch(url, init);
+  if (response.status !== 200) {
+    await response.body?.cancel();
+    throw new KeySetUnavailable(`the key set answered HTTP ${response.status}`);
+  }
+  const text = await readBounded(response, MAX_KEY_SET_BYTES);
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    throw new KeySetUnavailable('the key set is not JSON', { cause: error });
+  }
+  return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
+};
+
+async function readBounded(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new KeySetUnavailable(`the key set is larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** How long local keys are trusted before being re-read, so a retired key leaves without a restart. */
@@ -204,7 +248,12 @@ function explain(error: unknown, issuer: string): Error {
   if (error instanceof errors.JOSEAlgNotAllowed) return invalidToken('The token algorithm is not allowed', error);
   if (error instanceof errors.JWKSNoMatchingKey) return invalidToken("No key of the issuer matches the token's kid", error);
   if (error instanceof errors.JWKSMultipleMatchingKeys) return invalidToken("Several keys of the issuer match the token's kid", error);
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || isFetchFailure(error)) {
+  if (
+    error instanceof errors.JWKSTimeout ||
+    error instanceof errors.JWKSInvalid ||
+    error instanceof KeySetUnavailable ||
+    isFetchFailure(error)
+  ) {
     return issuerUnavailable(issuer, error);
   }
   if (error instanceof errors.JWTInvalid || error instanceof errors.JWSInvalid) return invalidToken('The token is malformed', error);

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { base64url, decodeProtectedHeader, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { createJwtVerifier, type JwtVerifier } from '../../../src/platform/auth/jwt-verifier.ts';
 import { isBlocksError } from '../../../src/platform/errors.ts';
@@ -190,5 +192,36 @@ describe('JWT verifier when the issuer is unreachable', () => {
       .setProtectedHeader({ alg: 'ES256', kid: 'k' })
       .sign(privateKey);
     await expect(verifier.verify(token)).rejects.toMatchObject({ code: 'TOKEN_ISSUER_UNAVAILABLE', status: 503 });
+  });
+
+  it('answers 503 with a time to retry, not 401, when the key set answers an error status, is not JSON or is too large', async () => {
+    const bodies: Record<string, [number, string]> = {
+      '/status': [503, '{"keys":[]}'],
+      '/missing': [404, 'not here'],
+      '/page': [200, '<html>a login page</html>'],
+      '/huge': [200, `{"keys":[],"pad":"${'x'.repeat(600 * 1024)}"}`],
+    };
+    const server = createServer((request, response) => {
+      const [status, body] = bodies[request.url ?? ''] ?? [500, ''];
+      response.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const { privateKey } = await generateKeyPair('ES256');
+      for (const path of Object.keys(bodies)) {
+        const verifier = createJwtVerifier({
+          issuers: [{ issuer: 'https://idp.example', audience: 'api', jwksUri: `http://127.0.0.1:${port}${path}` }],
+          fetchTimeoutMs: 2000,
+        });
+        const token = await new SignJWT({ sub: 's', aud: 'api', iss: 'https://idp.example', exp: now() + 60 })
+          .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+          .sign(privateKey);
+        const error = await verifier.verify(token).catch((caught: unknown) => caught);
+        expect(error, path).toMatchObject({ code: 'TOKEN_ISSUER_UNAVAILABLE', status: 503, extensions: { retry_after_s: 5 } });
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
