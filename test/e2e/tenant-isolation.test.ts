@@ -20,8 +20,9 @@ import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/in
 // - The model catalog is global: one catalog for the platform, read by every tenant (no tenant's
 //   data is in it; credentials are never shown). Writing it needs ai:models:write, which only
 //   operators should hold: a tenant holding it changes routing for every tenant.
-// - Learned estimates (/ai/stats `estimates`) are global too: the router learns model quality
-//   from every tenant's outcomes, aggregated without ids. The calibration part is per tenant.
+// - Learned estimates (/ai/stats `estimates`) are per tenant, like its calibration: each tenant
+//   starts from the catalog's figures and learns from its own outcomes only, so no tenant steers
+//   another's routing or watches its traffic (docs/learning.md).
 // - Tenants themselves (/identity/tenants) are the platform operator's, scope tenants:admin,
 //   which no tenant role carries.
 
@@ -394,10 +395,17 @@ const CASES: Record<string, Case> = {
   },
   [`GET ${AI}/stats`]: {
     isolated: async (role) => {
-      const ofA = await call('GET', `${AI}/stats?window=1h`, { headers: a, role });
-      const ofB = await call('GET', `${AI}/stats?window=1h`, { headers: b, role });
-      expect((ofA.body['calibration'] as { outcomes: number }).outcomes).toBeGreaterThan(0);
-      expect((ofB.body['calibration'] as { outcomes: number }).outcomes).toBe(0);
+      type Stats = { calibration: { outcomes: number }; estimates: Array<{ observations: number }> };
+      const learned = (stats: Stats) => stats.estimates.filter((row) => row.observations > 0).length;
+      // A's feedback and proxied call reach A's estimates over the bus; B's show none of them.
+      const ofA = await eventually(
+        async () => (await call('GET', `${AI}/stats?window=1h`, { headers: a, role })).body as unknown as Stats,
+        (stats) => learned(stats) > 0,
+      );
+      const ofB = (await call('GET', `${AI}/stats?window=1h`, { headers: b, role })).body as unknown as Stats;
+      expect(ofA.calibration.outcomes).toBeGreaterThan(0);
+      expect(ofB.calibration.outcomes).toBe(0);
+      expect(learned(ofB)).toBe(0);
     },
   },
   [`GET ${AI}/models`]: { independent: 'the model catalog is global: one for the platform, no tenant’s data in it (see the header)' },
