@@ -58,6 +58,7 @@ async function main(argv: readonly string[]): Promise<number> {
     [
       `Blocks ${version} is running (${platform.db.kind} database, ${platform.bus.kind} bus, ${platform.cache.kind} cache; data in ${config.data_dir}):`,
       ...Object.entries(running.urls).map(([role, url]) => `  ${role.padEnd(13)} ${url}   docs ${url}/docs   health ${url}/health`),
+      listeningOn(roles.map((role) => config.services[role].host ?? config.http.host)),
       '',
       `Every route but health needs a credential: a token from POST ${gateway}/oauth/token or an API key (x-api-key).`,
       'See README.md, "First requests".',
@@ -102,6 +103,19 @@ async function main(argv: readonly string[]): Promise<number> {
   deadline.unref();
   await running.close();
   return 0;
+}
+
+/** Where the processes listen, said plainly: an operator must know whether the network can reach them. */
+function listeningOn(hosts: readonly string[]): string {
+  const distinct = [...new Set(hosts)];
+  const describe = (host: string): string => {
+    if (host === '0.0.0.0' || host === '::') return `every interface (${host}): reachable from the network`;
+    if (host === '127.0.0.1' || host === '::1' || host === 'localhost') {
+      return `${host} only (loopback: this machine alone; set http.host to 0.0.0.0 to serve others)`;
+    }
+    return host;
+  };
+  return `Listening on ${distinct.map(describe).join('; ')}.`;
 }
 
 main(process.argv.slice(2)).then(

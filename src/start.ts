@@ -127,7 +127,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       await app.register(
         role === 'gateway' && gateway ? gateway.routes : serviceRoutes(modules[role as 'autonomous' | 'collaborative'] as ServiceModule),
       );
-      const { host, port } = config.services[role];
+      const { host = config.http.host, port } = config.services[role];
       const address = await app.listen({ host, port: options.ephemeralPorts ? 0 : port });
       apps[role] = app;
       urls[role] = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, type SecureVersion } from 'node:tls';
 import { Agent, request } from 'undici';
@@ -268,6 +269,14 @@ describe('API8 security misconfiguration: the production configuration', () => {
     expect(config.ai.egress).toEqual({ allow_private: false, allow: [] });
     expect(config.auth.password_grant).toBe(false);
     expect(config.rate_limits.enabled).toBe(true);
+  });
+
+  it('listens on every interface because the production profile says so; a development start listens on loopback alone', () => {
+    expect(blocks.platform.config.http.host).toBe('0.0.0.0');
+    expect((blocks.apps.gateway?.server.address() as AddressInfo).address).toBe('0.0.0.0');
+    const development = loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'development', BLOCKS_DATA_DIR: dir.path } });
+    expect(development.http.host).toBe('127.0.0.1');
+    expect(Object.values(development.services).map((service) => service.host)).toEqual([undefined, undefined, undefined]);
   });
 
   // Last: it breaks the database under the running services.

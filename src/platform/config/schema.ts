@@ -11,7 +11,8 @@ const Url = Type.String({ minLength: 1 });
 
 const Service = Type.Object(
   {
-    host: Type.String({ minLength: 1 }),
+    /** This service's own listening address, when it must differ from `http.host`. */
+    host: Type.Optional(Type.String({ minLength: 1 })),
     port: Port,
     /** Where the gateway reaches this service when it runs in another process. */
     url: Type.Optional(Url),
@@ -203,6 +204,13 @@ export const ConfigSchema = Type.Object(
     ),
     http: Type.Object(
       {
+        /**
+         * The address every service listens on (`services.<name>.host` overrides it for one):
+         * `127.0.0.1` in development, so a laptop's start is not reachable from its network;
+         * `0.0.0.0` (every interface) in the production profile, where a load balancer or a
+         * container network must reach it.
+         */
+        host: Type.String({ minLength: 1 }),
         body_limit_bytes: Type.Integer({ minimum: 1024 }),
         shutdown_timeout: Duration,
         keep_alive_timeout: Duration,
