@@ -2,8 +2,8 @@ import { hash as digest, randomUUID } from 'node:crypto';
 import type { Clock } from '../../platform/clock.ts';
 import type { Database } from '../../platform/db/port.ts';
 import type { Logger } from '../../platform/logger.ts';
-import { auditChange, ensureTenant, type ChangeContext } from './change-context.ts';
-import { apiKeyNotFound, invalidIdentityInput } from './errors.ts';
+import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
+import { apiKeyNotFound, invalidIdentityInput, scopeNotHeld } from './errors.ts';
 import { hashApiKey, newApiKey, prefixOf } from './secrets.ts';
 
 export const API_KEY_CREATED = 'identity.api_key.created';
@@ -44,7 +44,10 @@ export interface ApiKeys {
   list(tenant: string, limit: number, cursor?: string): Promise<ApiKeyPage>;
   /** @throws API_KEY_NOT_FOUND, also for another tenant's key */
   get(tenant: string, id: string): Promise<ApiKeyRecord>;
-  /** Revokes at once here and, through `identity.api_key.revoked`, on every replica. Revoking twice is a no-op. @throws API_KEY_NOT_FOUND */
+  /**
+   * Revokes at once here and, through `identity.api_key.revoked`, on every replica. Revoking twice is a no-op.
+   * @throws API_KEY_NOT_FOUND; SCOPE_NOT_GRANTABLE when `context.actorScopes` lacks one of the key's scopes (revoked or not)
+   */
   revoke(tenant: string, id: string, context: ChangeContext): Promise<ApiKeyRecord>;
   /**
    * The tenant, id and scopes of a raw key, or null when it is unknown, revoked or expired. A key
@@ -213,6 +216,7 @@ export function createApiKeys(options: ApiKeysOptions): ApiKeys {
         ]);
         const current = rows[0];
         if (current === undefined) throw apiKeyNotFound(id);
+        requireActorHolds(context, current.scopes, (notHeld) => scopeNotHeld(`API key '${id}'`, { id }, notHeld));
         if (current.revoked_at !== null) return { row: current, changed: false };
         const { rows: updated } = await tx.query<ApiKeyRow>(`UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [
           id,

@@ -39,3 +39,15 @@ export const scopeNotGrantable = (field: string, scopes: readonly string[]): Blo
     field,
     scopes,
   });
+
+/**
+ * The same code for the other half of the rule: acting on a principal (rotating its secret,
+ * resetting its password, changing its roles, revoking or deleting it) needs every scope it holds.
+ * `what` names the principal as its not-found error does; `ids` are the same extensions.
+ */
+export const scopeNotHeld = (what: string, ids: Record<string, string>, scopes: readonly string[]): BlocksError =>
+  error(
+    'SCOPE_NOT_GRANTABLE',
+    `${what}: only a caller holding every scope it holds may change, take over or remove it; this one does not hold ${scopes.join(', ')}`,
+    { ...ids, scopes },
+  );

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Database, Queryable } from '../../platform/db/port.ts';
-import { auditChange, ensureTenant, type ChangeContext } from './change-context.ts';
-import { invalidIdentityInput, oauthClientNotFound } from './errors.ts';
+import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
+import { invalidIdentityInput, oauthClientNotFound, scopeNotHeld } from './errors.ts';
 import { createDecoyHash, hashPassword, newClientSecret, verifyPassword } from './secrets.ts';
 
 export const CLIENT_CREATED = 'identity.client.created';
@@ -46,9 +46,12 @@ export interface OAuthClients {
   list(tenant: string, limit: number, cursor?: string): Promise<OAuthClientPage>;
   /** @throws OAUTH_CLIENT_NOT_FOUND, also for another tenant's client */
   get(tenant: string, clientId: string): Promise<OAuthClientRecord>;
-  /** A new secret; the old one stops working at once. @throws OAUTH_CLIENT_NOT_FOUND */
+  /**
+   * A new secret; the old one stops working at once.
+   * @throws OAUTH_CLIENT_NOT_FOUND; SCOPE_NOT_GRANTABLE when `context.actorScopes` lacks one of the client's scopes
+   */
   rotateSecret(tenant: string, clientId: string, context: ChangeContext): Promise<OAuthClientWithSecret>;
-  /** @throws OAUTH_CLIENT_NOT_FOUND */
+  /** @throws OAUTH_CLIENT_NOT_FOUND; SCOPE_NOT_GRANTABLE as for rotateSecret */
   remove(tenant: string, clientId: string, context: ChangeContext): Promise<void>;
   /**
    * The client when `secret` is its current secret, else null. An unknown client id costs the same
@@ -91,6 +94,16 @@ export function createOAuthClients(options: { db: Database; onEventAppended: () 
     return { ...toRecord(row), client_secret: secret };
   };
 
+  /** The client's row locked for the change, once the caller may act on it. */
+  const lockFor = async (tx: Queryable, tenant: string, clientId: string, context: ChangeContext): Promise<void> => {
+    const { rows } = await tx.query<{ scopes: string[] }>(
+      'SELECT scopes FROM oauth_clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE',
+      [tenant, clientId],
+    );
+    if (rows[0] === undefined) throw oauthClientNotFound(clientId);
+    requireActorHolds(context, rows[0].scopes, (notHeld) => scopeNotHeld(`OAuth client '${clientId}'`, { client_id: clientId }, notHeld));
+  };
+
   return {
     createIn,
 
@@ -124,6 +137,8 @@ export function createOAuthClients(options: { db: Database; onEventAppended: () 
       // Hashed before the transaction: 50 ms of argon2id should not hold a row lock.
       const hash = await hashPassword(secret);
       const row = await db.transaction(async (tx) => {
+        // Whoever gets the new secret becomes the client: only a caller holding all it holds.
+        await lockFor(tx, tenant, clientId, context);
         const { rows } = await tx.query<ClientRow>(
           `UPDATE oauth_clients SET secret_hash = $3, rotated_at = now() WHERE tenant = $1 AND client_id = $2 RETURNING ${COLUMNS}`,
           [tenant, clientId, hash],
@@ -138,6 +153,7 @@ export function createOAuthClients(options: { db: Database; onEventAppended: () 
 
     async remove(tenant, clientId, context) {
       await db.transaction(async (tx) => {
+        await lockFor(tx, tenant, clientId, context);
         const { rowCount } = await tx.query('DELETE FROM oauth_clients WHERE tenant = $1 AND client_id = $2', [tenant, clientId]);
         if (rowCount === 0) throw oauthClientNotFound(clientId);
         await auditChange(tx, CLIENT_DELETED, tenant, context, { client_id: clientId });

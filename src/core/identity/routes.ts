@@ -84,6 +84,15 @@ export interface IdentityRoutesOptions {
 /**
  * The identity admin API, mounted under `/api/v1/identity`. Every route acts for
  * `request.caller.tenant` only: another tenant's keys and clients answer 404, exactly as missing ones do.
+ *
+ * Beyond the route's scope (`identity:admin`), two rules keep a narrow admin from reaching past
+ * what it holds, both answering 403 SCOPE_NOT_GRANTABLE:
+ * - creation (keys, clients, users): the caller holds every scope it gives (checkScopes, checkRoles);
+ * - acting on a principal (rotate a secret, reset a password, set roles, revoke, delete): the caller
+ *   holds every scope the target holds, checked by the store with the target locked
+ *   (requireActorHolds in change-context.ts, fed `actorScopes` below).
+ * Reads change nothing and show no secret; devices hold no scopes, so identity:admin suffices for them.
+ * test/core/identity/acting-on-principals.test.ts states and proves the rule of every route.
  */
 export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients, users, devices }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -93,6 +102,7 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
     correlationId: request.id,
     traceparent: request.trace.traceparent,
     actor: request.caller.subject,
+    actorScopes: request.caller.scopes,
   });
   const pageSize = (limit: string | undefined): number => Number(limit ?? DEFAULT_PAGE_SIZE);
 

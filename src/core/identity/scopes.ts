@@ -36,5 +36,15 @@ export const KNOWN_SCOPES: readonly string[] = [
  */
 export const OPERATOR_SCOPES: readonly string[] = [TENANTS_ADMIN_SCOPE, MODELS_WRITE_SCOPE];
 
+/**
+ * The scopes of `target` that `holder` lacks, sorted: empty when the holder holds every one. Only
+ * known scopes count: a scope no route declares any more opens nothing, so it protects nothing.
+ * Both rules of identity use it: nobody grants a scope they lack (creation), and nobody changes,
+ * takes over or removes a principal holding a scope they lack (src/core/identity/change-context.ts).
+ */
+export function scopesNotHeld(target: readonly string[], holder: readonly string[]): string[] {
+  return [...new Set(target.filter((scope) => KNOWN_SCOPES.includes(scope) && !holder.includes(scope)))].sort();
+}
+
 /** What a tenant's admin holds: every scope acting inside the tenant. */
 export const TENANT_ADMIN_SCOPES: readonly string[] = KNOWN_SCOPES.filter((scope) => !OPERATOR_SCOPES.includes(scope));

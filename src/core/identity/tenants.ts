@@ -4,9 +4,9 @@ import { Type } from 'typebox';
 import type { Database } from '../../platform/db/port.ts';
 import { DEFAULT_PAGE_SIZE, PageQuerySchema, ProblemSchema as Problem, pageSchemaOf } from '../../platform/http/schemas.ts';
 import { auditChange, type ChangeContext } from './change-context.ts';
-import { invalidIdentityInput, tenantExists, tenantNotFound } from './errors.ts';
+import { invalidIdentityInput, scopeNotGrantable, tenantExists, tenantNotFound } from './errors.ts';
 import type { OAuthClients, OAuthClientWithSecret } from './oauth-clients.ts';
-import { TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import { scopesNotHeld, TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
 
 export const TENANT_CREATED = 'identity.tenant.created';
 
@@ -111,7 +111,7 @@ export const tenantRoutes: FastifyPluginAsync<{ tenants: Tenants }> = async (fas
       config,
       schema: {
         summary:
-          'Create a tenant and its first admin client (identity:admin); the answer carries the client secret, the only time it is shown',
+          'Create a tenant and its first admin client (every scope inside a tenant, which the caller must hold too); the answer carries the client secret, the only time it is shown',
         tags,
         body: Type.Object(
           { id: Type.String({ minLength: 1, maxLength: 63 }), name: Type.String({ minLength: 1, maxLength: 100 }) },
@@ -121,10 +121,14 @@ export const tenantRoutes: FastifyPluginAsync<{ tenants: Tenants }> = async (fas
       },
     },
     async (request, reply) => {
+      // The grant rule: the new tenant's admin client gets TENANT_ADMIN_SCOPES, so only a caller holding them makes one.
+      const notHeld = scopesNotHeld(TENANT_ADMIN_SCOPES, request.caller.scopes);
+      if (notHeld.length > 0) throw scopeNotGrantable('admin_client.scopes', notHeld);
       const created = await tenants.create(request.body, {
         correlationId: request.id,
         traceparent: request.trace.traceparent,
         actor: request.caller.subject,
+        actorScopes: request.caller.scopes,
       });
       return reply.code(201).header('cache-control', 'no-store').send(created);
     },

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../../platform/db/port.ts';
+import type { Database, Queryable } from '../../platform/db/port.ts';
 import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { userExists, userNotFound } from './admin-errors.ts';
-import { auditChange, ensureTenant, type ChangeContext } from './change-context.ts';
-import { invalidIdentityInput } from './errors.ts';
+import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
+import { invalidIdentityInput, scopeNotHeld } from './errors.ts';
 import { isRoleName, ROLE_NAMES, scopesOfRoles } from './roles.ts';
 import { createDecoyHash, hashPassword, verifyPassword } from './secrets.ts';
 import type { ResourceOwner, UserAuthenticator } from './tokens/types.ts';
@@ -47,11 +47,15 @@ export interface Users extends UserAuthenticator {
   list(tenant: string, limit: number, cursor?: string): Promise<UserPage>;
   /** @throws USER_NOT_FOUND, also for another tenant's user */
   get(tenant: string, id: string): Promise<UserRecord>;
-  /** Replaces the user's roles; tokens refreshed from now on carry only what the new roles grant. @throws USER_NOT_FOUND */
+  /**
+   * Replaces the user's roles; tokens refreshed from now on carry only what the new roles grant.
+   * (Whether the caller may give the new roles is the admin API's grant rule.)
+   * @throws USER_NOT_FOUND; SCOPE_NOT_GRANTABLE when `context.actorScopes` lacks a scope the current roles grant
+   */
   setRoles(tenant: string, id: string, roles: readonly string[], context: ChangeContext): Promise<UserRecord>;
-  /** Sets a new password and ends the user's sessions (every refresh token). @throws USER_NOT_FOUND */
+  /** Sets a new password and ends the user's sessions (every refresh token). @throws USER_NOT_FOUND; SCOPE_NOT_GRANTABLE as for setRoles */
   resetPassword(tenant: string, id: string, password: string, context: ChangeContext): Promise<void>;
-  /** Deletes the user and, with it, every refresh token it holds. @throws USER_NOT_FOUND */
+  /** Deletes the user and, with it, every refresh token it holds. @throws USER_NOT_FOUND; SCOPE_NOT_GRANTABLE as for setRoles */
   remove(tenant: string, id: string, context: ChangeContext): Promise<void>;
 }
 
@@ -96,6 +100,18 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
     const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE tenant = $1 AND id = $2`, [tenant, id]);
     if (rows[0] === undefined) throw userNotFound(id);
     return rows[0];
+  };
+
+  /**
+   * The user's row locked for the change, once the caller may act on it: it must hold every scope
+   * the user's roles grant (the most any token of the user carries, whichever client signs it in).
+   */
+  const lockFor = async (tx: Queryable, tenant: string, id: string, context: ChangeContext): Promise<UserRow> => {
+    const { rows } = await tx.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE tenant = $1 AND id = $2 FOR UPDATE`, [tenant, id]);
+    const current = rows[0];
+    if (current === undefined) throw userNotFound(id);
+    requireActorHolds(context, scopesOfRoles(current.roles), (notHeld) => scopeNotHeld(`User '${id}'`, { id }, notHeld));
+    return current;
   };
 
   return {
@@ -145,9 +161,7 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
       const wanted = checkRoles(roles);
       if (!UUID.test(id)) throw userNotFound(id);
       const { row, changed } = await db.transaction(async (tx) => {
-        const { rows } = await tx.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE tenant = $1 AND id = $2 FOR UPDATE`, [tenant, id]);
-        const current = rows[0];
-        if (current === undefined) throw userNotFound(id);
+        const current = await lockFor(tx, tenant, id, context);
         if (current.roles.join(' ') === wanted.join(' ')) return { row: current, changed: false };
         const { rows: updated } = await tx.query<UserRow>(`UPDATE users SET roles = $2::text[] WHERE id = $1 RETURNING ${COLUMNS}`, [
           id,
@@ -169,6 +183,8 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
       const hash = await hashPassword(checkPassword(password));
       if (!UUID.test(id)) throw userNotFound(id);
       await db.transaction(async (tx) => {
+        // Whoever sets the password signs in as the user: only a caller holding all its roles grant.
+        await lockFor(tx, tenant, id, context);
         const { rows } = await tx.query<{ email: string }>(
           'UPDATE users SET password_hash = $3 WHERE tenant = $1 AND id = $2 RETURNING email',
           [tenant, id, hash],
@@ -184,6 +200,7 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
     async remove(tenant, id, context) {
       if (!UUID.test(id)) throw userNotFound(id);
       await db.transaction(async (tx) => {
+        await lockFor(tx, tenant, id, context);
         // Its refresh tokens go with it (ON DELETE CASCADE, migrations/0009).
         const { rows } = await tx.query<{ email: string }>('DELETE FROM users WHERE tenant = $1 AND id = $2 RETURNING email', [tenant, id]);
         if (rows[0] === undefined) throw userNotFound(id);

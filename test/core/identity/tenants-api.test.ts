@@ -22,7 +22,8 @@ describe('tenants API (platform operator)', () => {
     const text = await res.text();
     return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
   };
-  const operator = (): Promise<Record<string, string>> => creds.headers('default', ['tenants:admin']);
+  // The operator: tenants:admin, and every scope the new tenant's admin client gets (the grant rule).
+  const operator = (): Promise<Record<string, string>> => creds.headers('default', ['tenants:admin', ...TENANT_ADMIN_SCOPES]);
   const tokenFor = async (clientId: string, secret: string): Promise<string> => {
     const res = await fetch(`${blocks.urls.gateway}/oauth/token`, {
       method: 'POST',
@@ -65,6 +66,16 @@ describe('tenants API (platform operator)', () => {
     expect((await call('GET', '/api/v1/identity/tenants', bearer)).status).toBe(403);
     expect((await call('POST', '/api/v1/identity/tenants', bearer, { id: 'evil', name: 'x' })).status).toBe(403);
     expect((await call('GET', '/api/v1/identity/tenants/evil', await operator())).status).toBe(404);
+  });
+
+  it('refuses tenants:admin alone a tenant: its admin client would get scopes the caller lacks (403 SCOPE_NOT_GRANTABLE)', async () => {
+    const answer = await call('POST', '/api/v1/identity/tenants', await creds.headers('default', ['tenants:admin']), {
+      id: 'narrow',
+      name: 'Narrow',
+    });
+    expect(answer.status).toBe(403);
+    expect(answer.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', field: 'admin_client.scopes' });
+    expect((await call('GET', '/api/v1/identity/tenants/narrow', await operator())).status).toBe(404);
   });
 
   it('refuses identity:admin without tenants:admin', async () => {

@@ -32,7 +32,8 @@ describe.skipIf(!available)('a key revoked on one replica is refused by the othe
     const doomed = await creds.headers('acme', ['ai:models:read']);
     const doomedId = await creds.keyId('acme', ['ai:models:read']);
     const other = await creds.headers('acme', ['ai:models:read', 'ai:read']);
-    const admin = await creds.headers('acme', ['identity:admin']);
+    // Revoking a key needs every scope it holds (docs/security.md, acting on a principal).
+    const admin = await creds.headers('acme', ['identity:admin', 'ai:models:read']);
     const onB = [b.urls.gateway as string, b.urls.autonomous as string];
     // B verifies both keys now, and keeps them in its cache.
     for (const url of onB) {
