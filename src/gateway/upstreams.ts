@@ -32,6 +32,19 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 const isIdempotent = (request: FastifyRequest): boolean =>
   IDEMPOTENT.has(request.method) || request.headers['idempotency-key'] !== undefined;
 
+/**
+ * Whether the member refused the connection (ECONNREFUSED: nothing listens, as while a replica
+ * shuts down): the request never left the gateway, so sending it elsewhere cannot do anything
+ * twice, whatever its method. reply-from wraps the socket error, hence the walk down `cause`.
+ */
+export const isConnectionRefused = (error: unknown): boolean => {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth++) {
+    if ((cause as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+    if (cause instanceof AggregateError && cause.errors.length > 0 && cause.errors.every(isConnectionRefused)) return true;
+  }
+  return false;
+};
+
 const proxyTo =
   (upstream: Extract<Upstream, { kind: 'http' }>, options: UpstreamRoutesOptions): FastifyPluginAsync =>
   async (app) => {
@@ -93,9 +106,12 @@ const proxyTo =
           () => undefined,
           (error: unknown) => {
             leave();
-            // Refused by the member's open breaker: nothing was sent, so any request may go elsewhere.
-            const unsent = isCircuitOpenError(error);
-            if (!unsent) lastFailure = error instanceof Error ? error : new Error(String(error));
+            // Refused by the member's open breaker, or its connection refused: nothing was sent, so
+            // any request may go elsewhere, whatever its method. A streamed body is the exception:
+            // it may have been read into the failed attempt, and cannot be read twice.
+            const streamed = request.body instanceof Stream;
+            const unsent = isCircuitOpenError(error) || (isConnectionRefused(error) && !streamed);
+            if (!isCircuitOpenError(error)) lastFailure = error instanceof Error ? error : new Error(String(error));
             if (!reply.sent && (replayable || unsent)) return attempt();
             if (!reply.sent) giveUp(reply, lastFailure);
           },

@@ -13,7 +13,7 @@ export interface Member {
   lastHeaders: IncomingMessage['headers'];
   /** Whether /health/ready answers 200 (true) or 503. */
   ready: boolean;
-  /** Requests to `/api/v1/autonomous/slow` wait until this resolves. */
+  /** Requests to `/api/v1/autonomous/slow` wait until this resolves; requests to a path ending `/reset` have their connection cut after the body was read. */
   hold: Promise<void>;
   /** Stops listening and cuts every open connection, as a killed process would. */
   kill(): Promise<void>;
@@ -58,6 +58,11 @@ export async function startMember(name: string): Promise<Member> {
           return;
         }
         if (path.endsWith('/slow')) await member.hold;
+        // The request arrived whole, then the connection dies without an answer: the member may have acted on it.
+        if (path.endsWith('/reset')) {
+          request.socket.destroy();
+          return;
+        }
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ member: name, method: request.method, body: text }));
       })();

@@ -155,27 +155,40 @@ describe.skipIf(!postgres.ok)('gateway upstream pools (members are real HTTP ser
     expect(put.map((a) => [a.status, a.body.body])).toEqual(Array(4).fill([200, '{"v":1}']));
   });
 
-  it('answers 502 for a POST sent to a dead member (not retried) while the other keeps serving; an Idempotency-Key makes it retryable', async () => {
+  it('retries a POST refused by a closed member on another member, as nothing was sent, with or without an Idempotency-Key', async () => {
     const [a, b] = (await startMembers('a', 'b')) as [Member, Member];
-    // Ejection and breakers out of reach, so the dead member stays in rotation for the whole test.
+    // Ejection and breakers out of reach, so the closed member stays in rotation for the whole test.
     const { call } = await startGateway([a, b], { passive: { failures: 100, ejection: 1000 } }, { failure_threshold: 100 });
     await b.kill();
     const posts = await sequential(6, (i) => call('POST', '/api/v1/autonomous/jobs', { body: { i } }));
-    const statuses = posts.map((p) => p.status);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
-    expect(statuses.filter((s) => s === 502)).toHaveLength(3);
-    const refused = posts.find((p) => p.status === 502) as Answer;
-    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(refused.body).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', upstream: 'autonomous' });
-    // Not retried: the live member saw exactly the POSTs that succeeded.
-    expect(a.hits.get('POST /api/v1/autonomous/jobs')).toBe(3);
-
+    expect(posts.map((p) => p.status)).toEqual(Array(6).fill(200));
+    expect(posts.map((p) => p.body.member)).toEqual(Array(6).fill('a'));
+    // Each POST reached the live member exactly once, body and all.
+    expect(a.hits.get('POST /api/v1/autonomous/jobs')).toBe(6);
+    expect(posts.map((p) => p.body.body)).toEqual(Array.from({ length: 6 }, (_, i) => JSON.stringify({ i })));
+    const patches = await sequential(4, (i) => call('PATCH', `/api/v1/autonomous/items/${i}`, { body: { i } }));
+    expect(patches.map((p) => [p.status, p.body.member])).toEqual(Array(4).fill([200, 'a']));
     const keyed = await sequential(4, (i) =>
       call('POST', '/api/v1/autonomous/jobs', { body: { i }, headers: { 'idempotency-key': `k-${i}` } }),
     );
     expect(keyed.map((p) => p.status)).toEqual([200, 200, 200, 200]);
-    const gets = await sequential(4, (i) => call('GET', `/api/v1/autonomous/items/${i}`));
-    expect(gets.map((g) => g.status)).toEqual([200, 200, 200, 200]);
+  });
+
+  it('answers 502 for a POST whose connection was cut after it was sent (not retried: the member may have acted); an Idempotency-Key makes it retryable', async () => {
+    const [a, b] = (await startMembers('a', 'b')) as [Member, Member];
+    const { call } = await startGateway([a, b], { passive: { failures: 100, ejection: 1000 } }, { failure_threshold: 100 });
+    const posts = await sequential(4, (i) => call('POST', '/api/v1/autonomous/jobs/reset', { body: { i } }));
+    expect(posts.map((p) => p.status)).toEqual(Array(4).fill(502));
+    const refused = posts[0] as Answer;
+    expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(refused.body).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', upstream: 'autonomous' });
+    // Sent once each, never a second time.
+    expect((a.hits.get('POST /api/v1/autonomous/jobs/reset') ?? 0) + (b.hits.get('POST /api/v1/autonomous/jobs/reset') ?? 0)).toBe(4);
+
+    // With a key the client said a second attempt is safe: both members see it (and both cut it).
+    const keyed = await call('POST', '/api/v1/autonomous/jobs/reset', { body: { i: 9 }, headers: { 'idempotency-key': 'k-reset' } });
+    expect(keyed.status).toBe(502);
+    expect((a.hits.get('POST /api/v1/autonomous/jobs/reset') ?? 0) + (b.hits.get('POST /api/v1/autonomous/jobs/reset') ?? 0)).toBe(6);
   });
 
   it('takes a member out on failed health checks and brings it back once it recovers', async () => {
