@@ -413,7 +413,10 @@ describe('API4 unrestricted resource consumption', () => {
     const scrape = async () => parseExposition((await call('GET', '/metrics')).text);
     const catalog = await call('GET', '/api/v1/autonomous/ai/models?limit=200', { headers });
     const known = new Set([...(catalog.body['items'] as Array<{ model: string }>).map((m) => m.model), 'unknown']);
+    // U+0000 is refused before any route (400, control-characters.ts): the random names carry another control
+    // character so that they reach the proxy; NUL names are sent too and must stay out of /metrics.
     const hostileNames = [
+      'soh\u0001byte',
       'nul\u0000byte',
       'line\nfeed',
       'carriage\rreturn',
@@ -425,7 +428,7 @@ describe('API4 unrestricted resource consumption', () => {
     ];
     const send = async (count: number) => {
       for (let i = 0; i < count; i++) {
-        const model = hostileNames[i] ?? `${randomBytes(6).toString('hex')}\u0000${randomBytes(4).toString('base64')}`;
+        const model = hostileNames[i] ?? `${randomBytes(6).toString('hex')}\u0001${randomBytes(4).toString('base64')}`;
         const answer = await call('POST', '/v1/chat/completions', {
           headers,
           body: { model, messages: [{ role: 'user', content: 'hi' }] },
@@ -434,8 +437,9 @@ describe('API4 unrestricted resource consumption', () => {
         expect(answer.status, JSON.stringify(model)).toBeLessThan(500);
       }
     };
-    // The first unknown name makes the series every later one is counted under (and a scrape, /metrics' own).
-    await send(1);
+    // The first two names make the series every later one is counted under (the proxy's 404 and the kernel's
+    // 400 for a NUL), and a scrape /metrics' own.
+    await send(2);
     await scrape();
     const before = await scrape();
     await send(200);
@@ -581,6 +585,31 @@ describe('API8 security misconfiguration', () => {
     expect(simple.headers.get('access-control-allow-origin')).toBeNull();
     expect(simple.headers.get('access-control-allow-credentials')).toBeNull();
     expect(simple.headers.get('vary')).toMatch(/Origin/);
+  });
+
+  it('refuses U+0000 where it reached PostgreSQL as a 500 (ids in the path, names, the model of a call) with 400 naming the field; nothing is written', async () => {
+    const key = await as('nul-bytes');
+    for (const path of ['/api/v1/identity/clients/%00', '/api/v1/identity/tenants/%00', '/api/v1/identity/api-keys/%00']) {
+      const answer = await call('GET', path, { headers: key });
+      expect(answer.status, path).toBe(400);
+      expect(answer.body['errors'], path).toEqual([expect.objectContaining({ location: 'params' })]);
+    }
+    for (const [path, body] of [
+      ['/api/v1/identity/api-keys', { name: 'a\u0000b', scopes: [] }],
+      ['/api/v1/identity/clients', { name: 'a\u0000b', scopes: [] }],
+      ['/api/v1/identity/devices', { name: 'a\u0000b', fingerprint: 'nul-bytes-0001' }],
+      ['/api/v1/identity/tenants', { id: 'nul-bytes-b', name: 'a\u0000b' }],
+    ] as const) {
+      const answer = await call('POST', path, { headers: key, body });
+      expect(answer.status, path).toBe(400);
+      expect(answer.body['errors'], path).toEqual([expect.objectContaining({ location: 'body', pointer: '/name' })]);
+      expect((await call('GET', `${path}?limit=200`, { headers: key })).text, path).not.toContain('\\u0000');
+    }
+    const chat = await call('POST', '/v1/chat/completions', {
+      headers: key,
+      body: { model: 'gpt-4o\u0000', messages: [{ role: 'user', content: 'hi' }] },
+    });
+    expect(chat.status).toBe(400);
   });
 });
 

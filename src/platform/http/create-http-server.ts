@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyRequest, type FastifySchema } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { swaggerPlugins } from './openapi.ts';
 import { correlationIdOf, traceOf, type TraceContext } from './trace-context.ts';
@@ -12,7 +12,8 @@ import type { RateLimitHook } from './rate-limit.ts';
 import type { HttpsServerOptions } from './tls.ts';
 import { securityHeadersHook } from './security-headers.ts';
 import { corsHook, type CorsConfig } from './cors.ts';
-import { depthLimitedJsonParser } from './json-limits.ts';
+import { checkedJsonParser } from './json-limits.ts';
+import { controlCharacterKeyword, paramsSchemaOf, withTextRule } from './control-characters.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -91,7 +92,10 @@ export async function createHttpServer(options: HttpServerOptions) {
     childLoggerFactory(logger, bindings, childOptions, raw) {
       return logger.child({ ...bindings, trace_id: traceOf(raw).traceId }, childOptions);
     },
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true } },
+    ajv: {
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true, useDefaults: true },
+      plugins: [controlCharacterKeyword],
+    },
     frameworkErrors(error, request, reply) {
       sendProblem(reply, problemFor(error, request));
     },
@@ -99,7 +103,7 @@ export async function createHttpServer(options: HttpServerOptions) {
 
   // JSON only: a text/plain body on a JSON route is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
-  const parseJson = depthLimitedJsonParser(app.getDefaultJsonParser('error', 'error'), options.jsonMaxDepth ?? 32);
+  const parseJson = checkedJsonParser(app.getDefaultJsonParser('error', 'error'), options.jsonMaxDepth ?? 32);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJson);
   app.addHook('onSend', securityHeadersHook({ tls: options.tls !== undefined }));
@@ -113,6 +117,7 @@ export async function createHttpServer(options: HttpServerOptions) {
     if (!route.config?.scope) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }
+    route.schema = withControlCharacterRules(route.schema, route.url);
     methods.add(route.method, route.url);
     const hidden = route.schema?.hide === true;
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
@@ -180,6 +185,21 @@ export async function createHttpServer(options: HttpServerOptions) {
 }
 
 const routeLabel = (request: FastifyRequest): string => request.routeOptions.url ?? 'unmatched';
+
+/**
+ * The route's schema with every string field's control-character rule (control-characters.ts):
+ * path and query parameters are single-line, body strings free text unless they say otherwise. A
+ * route with parameters in its URL and no params schema gets one, so none goes unchecked.
+ */
+function withControlCharacterRules(schema: FastifySchema | undefined, url: string): FastifySchema {
+  const params = schema?.params ?? paramsSchemaOf(url);
+  return {
+    ...schema,
+    ...(params === undefined ? {} : { params: withTextRule(params, 'line') }),
+    ...(schema?.querystring === undefined ? {} : { querystring: withTextRule(schema.querystring, 'line') }),
+    ...(schema?.body === undefined ? {} : { body: withTextRule(schema.body, 'text') }),
+  };
+}
 
 /** A Blocks HTTP app: fastify with the TypeBox type provider. */
 export type HttpServer = Awaited<ReturnType<typeof createHttpServer>>;

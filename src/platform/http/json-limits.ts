@@ -1,6 +1,7 @@
 import type { FastifyBodyParser } from 'fastify';
 import { BlocksError } from '../errors.ts';
 import { httpErrors } from './errors.ts';
+import { jsonNulPointer, nulInBody } from './control-characters.ts';
 
 /**
  * How deeply `text` nests arrays and objects, counted by one pass over the characters: no parse
@@ -28,17 +29,22 @@ export function jsonDepthExceeds(text: string, limit: number): boolean {
 }
 
 /**
- * Wraps fastify's own JSON parser (same proto-poisoning protection, same errors) in a depth
- * check: a deep document is refused before anything walks it, since schema validation,
- * serialisation and logging all recurse.
+ * Wraps fastify's own JSON parser (same proto-poisoning protection, same errors) in the checks
+ * every JSON body passes: its depth, before anything walks it, since schema validation,
+ * serialisation and logging all recurse; then no U+0000 in any string or key (see
+ * control-characters.ts), typed by the route's schema or not.
  */
-export function depthLimitedJsonParser(parse: FastifyBodyParser<string>, maxDepth: number): FastifyBodyParser<string> {
+export function checkedJsonParser(parse: FastifyBodyParser<string>, maxDepth: number): FastifyBodyParser<string> {
   return (request, body, done) => {
     if (jsonDepthExceeds(body, maxDepth)) {
       const { status } = httpErrors.JSON_TOO_DEEP;
       done(new BlocksError('JSON_TOO_DEEP', status, `JSON body nests deeper than ${maxDepth} levels (http.json_max_depth)`), undefined);
       return;
     }
-    void parse(request, body, done);
+    void parse(request, body, (error, value) => {
+      const nul = error ? undefined : jsonNulPointer(body, value);
+      if (nul !== undefined) done(nulInBody(nul), undefined);
+      else done(error, value);
+    });
   };
 }

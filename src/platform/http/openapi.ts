@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { CLIENT_SCOPE, PUBLIC_SCOPE, UPSTREAM_SCOPE } from './access.ts';
+import { withoutDefaultTextRule, type TextKind } from './control-characters.ts';
 
 /**
  * OpenAPI 3.1 generated from the route schemas: the page at /docs, the document at /docs/json.
@@ -32,7 +33,8 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
         },
       },
     },
-    transform: ({ schema, url, route }) => {
+    transform: ({ schema: routeSchema, url, route }) => {
+      const schema = withoutDefaultTextRules(routeSchema);
       const scope = route.config?.scope;
       if (scope === undefined || scope === PUBLIC_SCOPE || scope === CLIENT_SCOPE) return { schema: { ...schema, security: [] }, url };
       const scopes = scope === UPSTREAM_SCOPE ? [] : [scope];
@@ -42,3 +44,18 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 });
+
+/** Where each part's control-character rule is the default one (see create-http-server.ts), which docs/security.md states once. */
+const DEFAULT_TEXT_RULES: ReadonlyArray<readonly ['params' | 'querystring' | 'body', TextKind]> = [
+  ['params', 'line'],
+  ['querystring', 'line'],
+  ['body', 'text'],
+];
+
+/** The route schema as documented: without an `x-text` on every string that only repeats the default. */
+function withoutDefaultTextRules<T extends Partial<Record<'params' | 'querystring' | 'body', unknown>>>(schema: T): T {
+  const documented = { ...schema };
+  for (const [part, kind] of DEFAULT_TEXT_RULES)
+    if (documented[part] !== undefined) documented[part] = withoutDefaultTextRule(documented[part], kind);
+  return documented;
+}
