@@ -46,6 +46,8 @@ beforeAll(async () => {
           // Tests here fail authentication on purpose, all from 127.0.0.1; the throttle has its own test.
           failed_attempts: { limit: 1_000_000, period: 60_000, burst: 1_000_000 },
           external_issuers: [{ issuer: ISSUER, audience: 'blocks', jwks_uri: `${idp.origin}/jwks` }],
+          // API5 signs a user in after an attempted takeover of its password.
+          password_grant: true,
         },
         // Per caller: only the key of the rate-limit test comes near it.
         rate_limits: { scopes: { 'service:read': { limit: 2, period: 60_000, burst: 2 } } },
@@ -524,6 +526,93 @@ describe('API5 broken function level authorization', () => {
       expect((await call('GET', path, { headers: identityOnly })).text).not.toContain('"wider"');
     });
   }
+
+  // Nor may it take over (or change, or remove) a principal holding more than it does: the caller must
+  // hold every scope of the target. Each case plays the attack through to the token it would yield.
+  const tokenOf = async (form: Record<string, string>, client: { id: string; secret: string }): Promise<Answer> => {
+    const response = await fetch(`${blocks.urls.gateway as string}/oauth/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`,
+      },
+      body: new URLSearchParams(form),
+    });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text, body: JSON.parse(text) as Record<string, unknown> };
+  };
+
+  it("refuses an identity:admin-only key rotating the operator client's secret (403 SCOPE_NOT_GRANTABLE): no operator token for it", async () => {
+    const operator = blocks.identity.firstStart();
+    if (operator === null) throw new Error('no first-start client');
+    const identityOnly = await as(operator.tenant, ['identity:admin']);
+    const rotated = await call('POST', `/api/v1/identity/clients/${operator.clientId}/rotate-secret`, { headers: identityOnly });
+    // The attack's next step: the new secret minting the operator's scopes.
+    const stolen = await tokenOf(
+      { grant_type: 'client_credentials', scope: 'tenants:admin ai:models:write' },
+      { id: operator.clientId, secret: (rotated.body['client_secret'] as string | undefined) ?? 'none' },
+    );
+    expect(stolen.status, `token minted with the rotated secret: ${stolen.text}`).toBe(401);
+    expect(rotated.status).toBe(403);
+    expect(rotated.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', client_id: operator.clientId });
+    expect(rotated.body['scopes']).toEqual(expect.arrayContaining(['tenants:admin', 'ai:models:write']));
+    expect(rotated.text).not.toContain('client_secret');
+    // Nothing changed: the operator's own secret still mints its token; the narrow key cannot delete the client either.
+    const deleted = await call('DELETE', `/api/v1/identity/clients/${operator.clientId}`, { headers: identityOnly });
+    expect(deleted.body['code']).toBe('SCOPE_NOT_GRANTABLE');
+    const own = await tokenOf(
+      { grant_type: 'client_credentials', scope: 'tenants:admin ai:models:write' },
+      { id: operator.clientId, secret: operator.clientSecret },
+    );
+    expect(own.status).toBe(200);
+  });
+
+  it("refuses an identity:admin-only key resetting an admin user's password (403 SCOPE_NOT_GRANTABLE): it cannot sign in as them", async () => {
+    const tenant = 'takeover';
+    const tenantAdmin = await as(
+      tenant,
+      KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin' && scope !== 'ai:models:write'),
+    );
+    const password = 'the admin user’s own passphrase';
+    const admin = await call('POST', '/api/v1/identity/users', {
+      headers: tenantAdmin,
+      body: { email: 'admin@takeover.example', password, roles: ['admin'] },
+    });
+    // The tenant's sign-in app: any of its users signs in through it with what the user's roles grant.
+    const app = await call('POST', '/api/v1/identity/clients', {
+      headers: tenantAdmin,
+      body: { name: 'sign-in app', scopes: admin.body['scopes'] },
+    });
+    expect([admin.status, app.status]).toEqual([201, 201]);
+    const signIn = (secret: string): Promise<Answer> =>
+      tokenOf(
+        { grant_type: 'password', username: 'admin@takeover.example', password: secret },
+        { id: app.body['client_id'] as string, secret: app.body['client_secret'] as string },
+      );
+
+    const identityOnly = await as(tenant, ['identity:admin']);
+    const attackerPassword = 'chosen by the attacker';
+    const reset = await call('POST', `/api/v1/identity/users/${admin.body['id'] as string}/password`, {
+      headers: identityOnly,
+      body: { password: attackerPassword },
+    });
+    // The attack's next step: signing in as the admin with the password it chose.
+    const stolen = await signIn(attackerPassword);
+    expect(stolen.status, `signed in as the admin: ${stolen.text}`).toBe(400);
+    expect(stolen.body['error']).toBe('invalid_grant');
+    expect(reset.status).toBe(403);
+    expect(reset.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', id: admin.body['id'] });
+    // Nor may it demote the admin, or delete it; the admin still signs in with its own password.
+    const demoted = await call('PUT', `/api/v1/identity/users/${admin.body['id'] as string}/roles`, {
+      headers: identityOnly,
+      body: { roles: [] },
+    });
+    const deleted = await call('DELETE', `/api/v1/identity/users/${admin.body['id'] as string}`, { headers: identityOnly });
+    expect([demoted.body['code'], deleted.body['code']]).toEqual(['SCOPE_NOT_GRANTABLE', 'SCOPE_NOT_GRANTABLE']);
+    const own = await signIn(password);
+    expect(own.status).toBe(200);
+    expect(own.body['scope']).toContain('identity:admin');
+  });
 });
 
 describe('API8 security misconfiguration', () => {
