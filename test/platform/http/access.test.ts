@@ -428,6 +428,43 @@ describe('failed authentications', () => {
     ]);
   });
 
+  it('are counted when they start: of 12 guesses at once with a burst of 3, 3 are checked and 9 refused unchecked', async () => {
+    const { app, seen } = await serve({ failedAttempts: { limit: 3, periodMs: 60_000 } });
+    const guesses = await Promise.all(
+      Array.from({ length: 12 }, async (_, i) =>
+        app.inject({ url: '/things', remoteAddress: '203.0.113.20', headers: { 'x-api-key': `bk_guess_${i}` } }),
+      ),
+    );
+    expect(guesses.map((answer) => answer.statusCode).sort()).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
+    expect(seen).toHaveLength(3);
+    const tokens = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        app.inject({ method: 'POST', url: '/oauth/token', remoteAddress: '203.0.113.21', payload: { client_secret: `wrong-${i}` } }),
+      ),
+    );
+    expect(tokens.map((answer) => answer.statusCode).sort()).toEqual([...Array(3).fill(401), ...Array(9).fill(429)]);
+  });
+
+  it('check a new credential once for the requests sending it at once, give its attempt back, and reserve none for it after', async () => {
+    const { app, seen } = await serve({ failedAttempts: { limit: 1, periodMs: 60_000 } });
+    const valid = await bearer({ scopes: ['things:read'] });
+    const at = (ip: string) => app.inject({ url: '/things', remoteAddress: ip, headers: valid });
+    const first = await Promise.all(Array.from({ length: 10 }, () => at('203.0.113.30')));
+    expect(first.map((answer) => answer.statusCode)).toEqual(Array(10).fill(200));
+    expect(seen).toHaveLength(1);
+    // Its attempt was given back: the one failure the allowance holds is still there, and blocks after.
+    expect((await app.inject({ url: '/things', remoteAddress: '203.0.113.30', headers: { 'x-api-key': 'bk_guess' } })).statusCode).toBe(
+      401,
+    );
+    expect((await app.inject({ url: '/things', remoteAddress: '203.0.113.30', headers: { 'x-api-key': 'bk_other' } })).statusCode).toBe(
+      429,
+    );
+    // Known now, the token is checked straight away on each request, from any address: no attempt reserved, no shared check.
+    const known = await Promise.all(Array.from({ length: 20 }, () => at('203.0.113.31')));
+    expect(known.map((answer) => answer.statusCode)).toEqual(Array(20).fill(200));
+    expect(seen).toHaveLength(2 + 20);
+  });
+
   it('are counted by reason, and refusals after authentication by theirs, on /metrics', async () => {
     const { app, metricsText } = await serve();
     const get = (headers: Record<string, string> = {}) => app.inject({ url: '/things', headers });
