@@ -115,8 +115,9 @@ function openRateLimiter(config: Config): RateLimiter {
 }
 
 /**
- * The bus as modules see it: subscriptions get the configured `max_deliver` and `ack_wait` unless
- * they set their own, and each consumer is noted so /metrics can report its lag.
+ * The bus as modules see it: subscriptions get the configured `max_deliver`, `ack_wait` and
+ * `max_retry_delay` unless they set their own, retry a database outage for as long as events are
+ * retained (`retention.events`), and each consumer is noted so /metrics can report its lag.
  */
 function withPlatformDefaults(bus: EventBus, config: Config, consumers: Set<string>): EventBus {
   return {
@@ -124,7 +125,13 @@ function withPlatformDefaults(bus: EventBus, config: Config, consumers: Set<stri
     publish: (message) => bus.publish(message),
     subscribe: (options, handler) => {
       consumers.add(options.consumer);
-      return bus.subscribe({ maxDeliver: config.bus.max_deliver, ackWaitMs: config.bus.ack_wait, ...options }, handler);
+      const defaults = {
+        maxDeliver: config.bus.max_deliver,
+        ackWaitMs: config.bus.ack_wait,
+        maxRetryDelayMs: config.bus.max_retry_delay,
+        retainMs: config.retention.events,
+      };
+      return bus.subscribe({ ...defaults, ...options }, handler);
     },
     lag: (consumer) => bus.lag(consumer),
     ping: () => bus.ping(),

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.ts';
+import { isTransientDatabaseError } from '../db/index.ts';
 import { DEAD_LETTER_HEADERS, deadLetterSubject } from './port.ts';
 import type { Delivery, Handler, OutgoingMessage, Subscription } from './port.ts';
 import type { ResolvedSubscribeOptions } from './subscribe-options.ts';
@@ -13,6 +14,11 @@ import type { ResolvedSubscribeOptions } from './subscribe-options.ts';
  * messages with the same key overtake the failed one. The attempt number starts from the
  * broker's delivery count, so a message whose subscribers keep dying is still dead-lettered
  * once that count passes `maxDeliver`.
+ *
+ * Dead letters are for poison messages, not for outages: a handler failing because the database
+ * is unreachable, overloaded or restarting (`isTransientDatabaseError`) is retried with backoff,
+ * without counting towards `maxDeliver`, for as long as the event is retained (`retainMs`). An
+ * outage of minutes would otherwise turn every message in flight into a dead letter nobody replays.
  */
 
 /** A message as an adapter hands it over, with the broker's delivery count and how to settle it. */
@@ -75,13 +81,15 @@ export interface SubscriptionRuntime {
   readonly onError: BusErrorListener;
 }
 
-const MAX_RETRY_DELAY_MS = 30_000;
 const MAX_PULL_BACKOFF_MS = 5_000;
 const MAX_REASON_LENGTH = 500;
 
-/** Delay before retrying after failed attempt `attempt`: exponential, capped, with ±20% jitter. */
-export const retryDelay = (retryDelayMs: number, attempt: number): number => {
-  const capped = Math.min(Math.max(MAX_RETRY_DELAY_MS, retryDelayMs), retryDelayMs * 2 ** (attempt - 1));
+/**
+ * Delay before retrying after failed attempt `attempt`: exponential, capped at `maxRetryDelayMs`
+ * (default 30 s) or at `retryDelayMs` when that is larger, with ±20% jitter.
+ */
+export const retryDelay = (retryDelayMs: number, attempt: number, maxRetryDelayMs = 30_000): number => {
+  const capped = Math.min(Math.max(maxRetryDelayMs, retryDelayMs), retryDelayMs * 2 ** Math.min(attempt - 1, 52));
   return Math.round(capped * (0.8 + Math.random() * 0.4));
 };
 
@@ -144,6 +152,10 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
     await delivery.ack().catch((error: unknown) => report(error, 'ack', delivery, attempts));
   };
 
+  /** Whether a failure is the database's passing outage and the delivery, first tried at `since`, is still retained. */
+  const retryTransient = (error: unknown, since: number): boolean =>
+    isTransientDatabaseError(error) && (options.retainMs === 0 || clock.now() - since < options.retainMs);
+
   const handle = async (delivery: InboundDelivery): Promise<void> => {
     let attempt = delivery.deliveryCount;
     if (attempt > maxDeliver) {
@@ -151,6 +163,10 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
       await deadLetter(delivery, attempt - 1, `not settled after ${attempt - 1} deliveries`);
       return;
     }
+    const since = clock.now();
+    /** Failures that count towards maxDeliver: the broker's earlier deliveries, then each non-transient failure. */
+    let counted = attempt;
+    let transientInARow = 0;
     for (;;) {
       if (stopSignal.aborted) return;
       try {
@@ -160,11 +176,20 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
       } catch (error) {
         if (stopSignal.aborted) return;
         report(error, 'handler', delivery, attempt);
-        if (attempt >= maxDeliver) {
-          await deadLetter(delivery, attempt, describeFailure(error));
-          return;
+        let delay: number;
+        if (retryTransient(error, since)) {
+          transientInARow += 1;
+          delay = retryDelay(options.retryDelayMs, transientInARow, options.maxRetryDelayMs);
+        } else {
+          if (counted >= maxDeliver) {
+            await deadLetter(delivery, attempt, describeFailure(error));
+            return;
+          }
+          transientInARow = 0;
+          delay = retryDelay(options.retryDelayMs, counted, options.maxRetryDelayMs);
+          counted += 1;
         }
-        if (!(await sleepUnlessStopped(clock, retryDelay(options.retryDelayMs, attempt), stopSignal))) return;
+        if (!(await sleepUnlessStopped(clock, delay, stopSignal))) return;
         attempt += 1;
         continue;
       }

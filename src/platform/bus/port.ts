@@ -34,8 +34,9 @@ export interface Delivery {
 
 /**
  * Settles a delivery by how it returns: resolving acks it, throwing makes it fail
- * (retried with backoff, dead-lettered after `maxDeliver` attempts). A delivery that is
- * never settled (the consumer died) is redelivered after `ackWaitMs`.
+ * (retried with backoff, dead-lettered after `maxDeliver` attempts; a transient failure is
+ * retried for `retainMs` without counting). A delivery that is never settled (the consumer
+ * died) is redelivered after `ackWaitMs`.
  */
 export type Handler = (delivery: Delivery) => Promise<void>;
 
@@ -58,8 +59,18 @@ export interface SubscribeOptions {
   readonly ackWaitMs?: number;
   /** Deliveries this subscriber holds at once, running or waiting behind an earlier one with the same key. Default 16. */
   readonly concurrency?: number;
-  /** Wait before the first retry of a failed delivery; doubled for each later retry up to 30 s (or this value, if larger). Default 1 000. */
+  /** Wait before the first retry of a failed delivery; doubled for each later retry up to `maxRetryDelayMs` (or this value, if larger). Default 1 000. */
   readonly retryDelayMs?: number;
+  /** Longest wait between two retries. Default 30 000. */
+  readonly maxRetryDelayMs?: number;
+  /**
+   * How long a delivery whose handler fails for a transient reason (the database is unreachable,
+   * overloaded, restarting; see `isTransientDatabaseError`) keeps being retried, counted from its
+   * first attempt here: such failures do not count towards `maxDeliver`, so an outage shorter than
+   * this dead-letters nothing. Meant to be how long the event itself is retained. 0 (the default):
+   * for as long as the subscriber runs.
+   */
+  readonly retainMs?: number;
   /**
    * A consumer that exists only while its subscriber runs: it receives messages published after it
    * subscribed, its messages are not kept when it stops, and the broker removes it when it stops

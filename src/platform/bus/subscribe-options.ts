@@ -11,6 +11,8 @@ export interface ResolvedSubscribeOptions {
   readonly ackWaitMs: number;
   readonly concurrency: number;
   readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+  readonly retainMs: number;
   readonly ephemeral: boolean;
 }
 
@@ -19,6 +21,8 @@ export const SUBSCRIBE_DEFAULTS = {
   ackWaitMs: 30_000,
   concurrency: 16,
   retryDelayMs: 1_000,
+  maxRetryDelayMs: 30_000,
+  retainMs: 0,
 } as const;
 
 const checkInteger = (name: string, value: number, min: number, max: number): number => {
@@ -54,6 +58,8 @@ export function resolveSubscribeOptions(options: SubscribeOptions): ResolvedSubs
     ackWaitMs: checkInteger('ackWaitMs', options.ackWaitMs ?? SUBSCRIBE_DEFAULTS.ackWaitMs, 100, 86_400_000),
     concurrency: checkInteger('concurrency', options.concurrency ?? SUBSCRIBE_DEFAULTS.concurrency, 1, 1_000),
     retryDelayMs: checkInteger('retryDelayMs', options.retryDelayMs ?? SUBSCRIBE_DEFAULTS.retryDelayMs, 0, 3_600_000),
+    maxRetryDelayMs: checkInteger('maxRetryDelayMs', options.maxRetryDelayMs ?? SUBSCRIBE_DEFAULTS.maxRetryDelayMs, 0, 3_600_000),
+    retainMs: checkInteger('retainMs', options.retainMs ?? SUBSCRIBE_DEFAULTS.retainMs, 0, Number.MAX_SAFE_INTEGER),
     ephemeral: checkBoolean('ephemeral', options.ephemeral ?? false),
   };
 }

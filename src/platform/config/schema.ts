@@ -236,8 +236,11 @@ export const ConfigSchema = Type.Object(
         /** Stream (NATS) or stream key (Redis) every subject lives in. */
         stream: Type.String({ pattern: '^[A-Za-z0-9_-]+$' }),
         subject_prefix: Type.String({ pattern: '^[A-Za-z0-9_-]+$' }),
+        /** Attempts of a delivery whose handler keeps failing; failures of an unreachable database do not count (retried for `retention.events`). */
         max_deliver: Type.Integer({ minimum: 1 }),
         ack_wait: Duration,
+        /** Longest wait between two retries of a failed delivery. */
+        max_retry_delay: Duration,
       },
       { additionalProperties: false },
     ),

@@ -82,3 +82,38 @@ export function toDatabaseError(error: unknown): unknown {
     error,
   );
 }
+
+/** SQLSTATE classes and codes of a database that is away or overloaded, not of a bad statement. */
+const TRANSIENT_SQLSTATE = /^(08|53|57P)|^(40001|40P01)$/;
+/** Socket errors of a server that is down, restarting or unreachable. */
+const TRANSIENT_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/**
+ * pg's own connection failures carry no code, only these messages (pg 8: a connection dropped
+ * mid-query, the pool's connect timeout, a client that already failed).
+ */
+const TRANSIENT_PG_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+];
+
+/**
+ * True when `error` (or an error in its `cause` chain) says the database could not do the work
+ * now but may later, so the same work should be tried again: the connection was refused, reset or
+ * ended (SQLSTATE class 08, socket errors, pg's connection messages), the server lacks resources
+ * (53), is shutting down or was restarted by its operator (57P), or the transaction lost a
+ * serialization or deadlock race (40001, 40P01). Anything else (a constraint, bad SQL, a handler's
+ * own validation error) is not: trying it again gives the same answer.
+ */
+export function isTransientDatabaseError(error: unknown): boolean {
+  for (let current = error, depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+    if (typeof current !== 'object') return false;
+    const { code, message, cause } = current as { code?: unknown; message?: unknown; cause?: unknown };
+    if (current instanceof DatabaseError) return TRANSIENT_SQLSTATE.test(current.code);
+    if (typeof code === 'string' && TRANSIENT_SOCKET_CODES.has(code)) return true;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && TRANSIENT_SQLSTATE.test(code)) return true;
+    if (typeof message === 'string' && TRANSIENT_PG_MESSAGES.some((text) => message.startsWith(text))) return true;
+    current = cause;
+  }
+  return false;
+}

@@ -1,5 +1,5 @@
 export type { Database, PoolStats, Queryable, QueryResult, Transaction } from './port.ts';
-export { DatabaseError, NestedDatabaseUseError, SQLSTATE, isDatabaseError, isUniqueViolation } from './errors.ts';
+export { DatabaseError, NestedDatabaseUseError, SQLSTATE, isDatabaseError, isTransientDatabaseError, isUniqueViolation } from './errors.ts';
 export { createPgliteDatabase, type PgliteDatabaseOptions } from './pglite.ts';
 export { createPostgresDatabase, type PostgresDatabaseOptions } from './postgres.ts';
 export { openDatabase, type OpenDatabaseOptions } from './open.ts';

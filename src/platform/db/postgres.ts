@@ -115,6 +115,10 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
       } catch (error) {
         throw toDatabaseError(error);
       }
+      // A connection dropped while checked out is also emitted as an 'error' event, which would
+      // crash the process with no listener; the statement in flight (or the next) fails with it.
+      const onConnectionError = (error: Error): void => options.logger?.warn({ err: error }, 'postgres connection failed in a transaction');
+      client.on('error', onConnectionError);
       let finished = false;
       const open = (): void => {
         if (finished) throw new Error('the transaction has already finished; its tx can no longer be used');
@@ -144,6 +148,7 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
         throw error;
       } finally {
         finished = true;
+        client.off('error', onConnectionError);
         client.release(discard);
       }
     },

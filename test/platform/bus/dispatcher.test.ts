@@ -10,6 +10,7 @@ import {
 import { DEAD_LETTER_HEADERS } from '../../../src/platform/bus/port.ts';
 import type { Handler, OutgoingMessage, Subscription } from '../../../src/platform/bus/port.ts';
 import { resolveSubscribeOptions } from '../../../src/platform/bus/subscribe-options.ts';
+import { createPostgresDatabase } from '../../../src/platform/db/index.ts';
 
 /**
  * The shared dispatcher against a scripted source: the parts of the policy the conformance
@@ -77,7 +78,7 @@ afterEach(async () => {
 const start = (
   source: DeliverySource,
   handler: Handler,
-  overrides: { maxDeliver?: number; concurrency?: number; ackWaitMs?: number } = {},
+  overrides: { maxDeliver?: number; concurrency?: number; ackWaitMs?: number; retainMs?: number } = {},
   publish: (message: OutgoingMessage) => Promise<void> = async () => undefined,
 ) => {
   const errors: [unknown, BusErrorContext][] = [];
@@ -111,6 +112,11 @@ describe('retryDelay', () => {
     expect(retryDelay(1_000, 20)).toBeLessThanOrEqual(36_000);
     expect(retryDelay(1_000, 20)).toBeGreaterThanOrEqual(24_000);
     expect(retryDelay(60_000, 5)).toBeLessThanOrEqual(72_000);
+  });
+
+  it('caps at maxRetryDelayMs when given, however many attempts failed', () => {
+    expect(retryDelay(100, 5_000, 500)).toBeLessThanOrEqual(600);
+    expect(retryDelay(100, 5_000, 500)).toBeGreaterThanOrEqual(400);
   });
 });
 
@@ -173,6 +179,83 @@ describe('startSubscription', () => {
     );
     await vi.waitFor(() => expect(delivery.acks).toBe(1), { timeout: 2_000 });
     expect(attempts).toEqual([2, 3, 4]);
+  });
+
+  /** What a handler gets from a database nobody listens for: a real refused connection. */
+  const unreachableDatabaseError = async (): Promise<unknown> => {
+    const db = await createPostgresDatabase({ url: 'postgres://blocks@127.0.0.1:1/none', connectionTimeoutMs: 1_000 });
+    try {
+      return await db.query('SELECT 1').then(
+        () => expect.unreachable('port 1 answered'),
+        (error: unknown) => error,
+      );
+    } finally {
+      await db.close();
+    }
+  };
+
+  it('retries a delivery failing on an unreachable database past maxDeliver, dead-lettering nothing, and acks it once the database answers', async () => {
+    const outage = await unreachableDatabaseError();
+    const delivery = fakeDelivery('m1');
+    const published: OutgoingMessage[] = [];
+    const attempts: number[] = [];
+    start(
+      scriptedSource([delivery]).source,
+      async (d) => {
+        attempts.push(d.attempt);
+        if (d.attempt < 8) throw outage;
+      },
+      { maxDeliver: 3 },
+      async (message) => {
+        published.push(message);
+      },
+    );
+    await vi.waitFor(() => expect(delivery.acks).toBe(1), { timeout: 3_000 });
+    expect(attempts).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(published).toEqual([]);
+  });
+
+  it('still dead-letters a poison message after maxDeliver failures of its own, outage retries not counting', async () => {
+    const outage = await unreachableDatabaseError();
+    const delivery = fakeDelivery('m1');
+    const published: OutgoingMessage[] = [];
+    const attempts: number[] = [];
+    start(
+      scriptedSource([delivery]).source,
+      async (d) => {
+        attempts.push(d.attempt);
+        // Outage, poison, outage, poison, outage, poison: the third poison failure is the last.
+        throw d.attempt % 2 === 1 ? outage : new Error('event m1 has no tenant');
+      },
+      { maxDeliver: 3 },
+      async (message) => {
+        published.push(message);
+      },
+    );
+    await vi.waitFor(() => expect(delivery.acks).toBe(1), { timeout: 3_000 });
+    expect(attempts).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(published).toEqual([
+      expect.objectContaining({ headers: expect.objectContaining({ [DEAD_LETTER_HEADERS.reason]: 'Error: event m1 has no tenant' }) }),
+    ]);
+  });
+
+  it('counts outage failures again once the delivery has outlived retainMs', async () => {
+    const outage = await unreachableDatabaseError();
+    const delivery = fakeDelivery('m1');
+    const published: OutgoingMessage[] = [];
+    start(
+      scriptedSource([delivery]).source,
+      async () => {
+        throw outage;
+      },
+      { maxDeliver: 2, retainMs: 100 },
+      async (message) => {
+        published.push(message);
+      },
+    );
+    await vi.waitFor(() => expect(delivery.acks).toBe(1), { timeout: 3_000 });
+    expect(published).toHaveLength(1);
+    expect(published[0]?.headers?.[DEAD_LETTER_HEADERS.reason]).toMatch(/ECONNREFUSED|connect/);
   });
 
   it('leaves a message unsettled and reports it when the dead letter cannot be published', async () => {
