@@ -6,6 +6,7 @@ import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { loadTls } from './platform/http/tls.ts';
+import { createIdempotencyStore, createIdempotencySweep, idempotencyPlugin } from './platform/idempotency/index.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { createIdentityModule, createTokenModule, resolveKeyEncryptionKey, type IdentityModule } from './core/identity/index.ts';
@@ -93,6 +94,9 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     logger: platform.logger,
     metrics: platform.metrics,
   });
+  // One store for every app of this process: keys live in the database, so every replica shares them.
+  const idempotency = createIdempotencyStore({ db: platform.db, clock: platform.clock, windowMs: config.idempotency.window });
+  const idempotencySweep = createIdempotencySweep({ store: idempotency, intervalMs: config.retention.interval, logger: platform.logger });
   const apps: Partial<Record<Role, HttpServer>> = {};
   const started: ServiceModule[] = [];
   let identityStarted = false;
@@ -124,6 +128,8 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         jsonMaxDepth: config.http.json_max_depth,
         trustedProxies: config.http.trusted_proxies,
       });
+      // Before the routes, so its hooks cover each of them.
+      await app.register(idempotencyPlugin, { store: idempotency, logger: platform.logger });
       await app.register(
         role === 'gateway' && gateway ? gateway.routes : serviceRoutes(modules[role as 'autonomous' | 'collaborative'] as ServiceModule),
       );
@@ -133,6 +139,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
       urls[role] = address.replace('0.0.0.0', '127.0.0.1').replace('[::]', '127.0.0.1');
     }
     platform.relay.start();
+    idempotencySweep.start();
   } catch (error) {
     await Promise.allSettled(Object.values(apps).map((app) => app.close()));
     await Promise.allSettled(started.map((module) => module.stop()));
@@ -151,6 +158,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     close: () =>
       (closing ??= (async () => {
         accepting = false;
+        idempotencySweep.stop();
         await Promise.allSettled(Object.values(apps).map((app) => app.close()));
         await Promise.allSettled(Object.values(modules).map((module) => module.stop()));
         await identity.stop().catch((error: unknown) => platform.logger.warn({ err: error }, 'stopping identity failed'));

@@ -15,6 +15,7 @@ import { identityErrors } from '../../src/core/identity/index.ts';
 import { authErrors } from '../../src/platform/auth/errors.ts';
 import { tokenErrors } from '../../src/core/identity/tokens/index.ts';
 import { secretErrors } from '../../src/platform/secrets/index.ts';
+import { idempotencyErrors } from '../../src/platform/idempotency/index.ts';
 
 type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
 
@@ -35,6 +36,7 @@ const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> =
   ['src/platform/auth/errors.ts', authErrors],
   ['src/core/identity/tokens/errors.ts', tokenErrors],
   ['src/platform/secrets/errors.ts', secretErrors],
+  ['src/platform/idempotency/errors.ts', idempotencyErrors],
 ];
 
 interface DocumentedCode {

@@ -266,6 +266,13 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    idempotency: Type.Object(
+      {
+        /** How long an `Idempotency-Key` is remembered after its request began: a retry within it gets the stored answer. */
+        window: Duration,
+      },
+      { additionalProperties: false },
+    ),
     resilience: Type.Object(
       { failure_threshold: Type.Integer({ minimum: 1 }), recovery_timeout: Duration },
       { additionalProperties: false },

@@ -1,0 +1,35 @@
+import { BlocksError } from '../errors.ts';
+
+/** Codes the idempotency layer answers with, on any route that takes `Idempotency-Key`; each is listed in docs/errors.md. */
+export const idempotencyErrors = {
+  IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Idempotency-Key is not valid' },
+  IDEMPOTENCY_KEY_IN_USE: { status: 409, title: 'A request with this Idempotency-Key is still running' },
+  IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key was used for another request' },
+} as const;
+
+export type IdempotencyErrorCode = keyof typeof idempotencyErrors;
+
+/** The header is empty, longer than {@link MAX_KEY_LENGTH} characters or holds characters outside printable ASCII. */
+export const idempotencyKeyInvalid = (maxLength: number): BlocksError =>
+  new BlocksError(
+    'IDEMPOTENCY_KEY_INVALID',
+    idempotencyErrors.IDEMPOTENCY_KEY_INVALID.status,
+    `Idempotency-Key must be 1 to ${maxLength} printable ASCII characters`,
+  );
+
+/** The first request with this key has not answered yet (or its process died before it did). */
+export const idempotencyKeyInUse = (retryAfterS: number): BlocksError =>
+  new BlocksError(
+    'IDEMPOTENCY_KEY_IN_USE',
+    idempotencyErrors.IDEMPOTENCY_KEY_IN_USE.status,
+    'A request with this Idempotency-Key has not finished; retry later to receive its answer',
+    { extensions: { retry_after_s: retryAfterS } },
+  );
+
+/** The key was first sent with another method, URL or body. */
+export const idempotencyKeyReused = (): BlocksError =>
+  new BlocksError(
+    'IDEMPOTENCY_KEY_REUSED',
+    idempotencyErrors.IDEMPOTENCY_KEY_REUSED.status,
+    'This Idempotency-Key was first used for a request with another method, URL or body; use a new key',
+  );

@@ -1,0 +1,43 @@
+import type { Logger } from '../logger.ts';
+import type { IdempotencyStore } from './store.ts';
+
+export interface IdempotencySweep {
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * Deletes keys past their window every `intervalMs` (0: never) in the background. Several
+ * replicas may run it: deletes are idempotent, and an expired key is taken over by its next
+ * request whether or not the sweep got to it.
+ */
+export function createIdempotencySweep(options: {
+  readonly store: IdempotencyStore;
+  readonly intervalMs: number;
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
+}): IdempotencySweep {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> | undefined;
+  const run = (): void => {
+    running ??= options.store
+      .sweep()
+      .then(
+        (deleted) => {
+          if (deleted > 0) options.logger.info({ deleted }, 'swept expired idempotency keys');
+        },
+        (error: unknown) => options.logger.warn({ err: error }, 'sweeping idempotency keys failed'),
+      )
+      .finally(() => (running = undefined));
+  };
+  return {
+    start() {
+      if (options.intervalMs <= 0 || timer !== undefined) return;
+      timer = setInterval(run, options.intervalMs);
+      timer.unref();
+    },
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
+    },
+  };
+}
