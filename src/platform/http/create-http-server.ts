@@ -86,7 +86,8 @@ export async function createHttpServer(options: HttpServerOptions) {
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'correlation_id' }),
     bodyLimit: options.bodyLimitBytes,
     keepAliveTimeout: options.keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is a plain JSON body; the onRequest hook below answers with a problem instead.
+    return503OnClosing: false,
     ...(options.trustedProxies?.length ? { trustProxy: [...options.trustedProxies] } : {}),
     genReqId: (raw) => correlationIdOf(raw.headers['x-correlation-id']),
     childLoggerFactory(logger, bindings, childOptions, raw) {
@@ -132,6 +133,18 @@ export async function createHttpServer(options: HttpServerOptions) {
     request.trace = traceOf(request.raw);
     reply.header('x-correlation-id', request.id);
     reply.header('traceparent', request.trace.traceparent);
+  });
+  // Draining: a request that still arrives (pipelined, or on a busy keep-alive connection) runs
+  // nothing, and is told to go elsewhere in the format of every other error.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close').header('retry-after', '1');
+    const detail = 'This server is shutting down; send the request again (another instance will take it).';
+    return sendProblem(reply, buildProblem(httpErrors.SHUTTING_DOWN.status, 'SHUTTING_DOWN', detail, request));
   });
   // Before access: a preflight carries no credential, is answered here and costs the caller nothing.
   if (options.cors) app.addHook('onRequest', corsHook(options.cors));

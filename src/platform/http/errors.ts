@@ -23,6 +23,7 @@ export const httpErrors = {
   BODY_TOO_LARGE: { status: 413, title: 'Body is larger than the limit' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   INTERNAL: { status: 500, title: 'Internal error' },
+  SHUTTING_DOWN: { status: 503, title: 'Server is shutting down' },
 } as const;
 
 export type HttpErrorCode = keyof typeof httpErrors;

@@ -1,10 +1,12 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { connect, type AddressInfo } from 'node:net';
 import { Type } from 'typebox';
 import { createHttpServer, type HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { BlocksError } from '../../../src/platform/errors.ts';
 import { testAccess } from '../../support/http-access.ts';
+import { PUBLIC_SCOPE } from '../../../src/platform/http/access.ts';
 
 const { access, ...kit } = await testAccess();
 // The routes under test declare these scopes; access itself is covered by access.test.ts.
@@ -211,5 +213,41 @@ describe('health', () => {
     const app = await build({ accepting: () => false });
     expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
     await app.close();
+  });
+});
+
+describe('shutting down', () => {
+  it('answers a request that arrives while the server drains with a 503 problem document', async () => {
+    const app = await bare();
+    let release: () => void = () => undefined;
+    let entered: () => void = () => undefined;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    app.get('/slow', { config: { scope: PUBLIC_SCOPE } }, async () => {
+      entered();
+      await new Promise<void>((resolve) => (release = resolve));
+      return { done: true };
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    // One keep-alive connection: a request in flight holds the drain open, the next one arrives during it.
+    const socket = connect({ host: '127.0.0.1', port });
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('GET /slow HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    await inside;
+    const closed = app.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    socket.destroy();
+    await closed;
+    const second = received.slice(received.indexOf('HTTP/1.1', 1));
+    expect(second).toMatch(/^HTTP\/1\.1 503 /);
+    expect(second).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    const body = JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4)) as { status: number; code: string };
+    expect(body).toMatchObject({ status: 503, code: 'SHUTTING_DOWN' });
   });
 });
