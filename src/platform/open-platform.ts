@@ -77,7 +77,7 @@ const busErrorLogger =
   (error, context) =>
     logger.warn({ err: error, ...context }, 'bus error');
 
-async function openBus(config: Config, logger: Logger): Promise<EventBus> {
+async function openBus(config: Config, logger: Logger, db: Database): Promise<EventBus> {
   const kind = busKindOf(config);
   const { stream, subject_prefix: subjectPrefix } = config.bus;
   if (kind === 'nats') {
@@ -88,7 +88,9 @@ async function openBus(config: Config, logger: Logger): Promise<EventBus> {
     if (!config.bus.redis_url) throw new Error('bus.kind is redis but no REDIS_URL / bus.redis_url is set');
     return createRedisBus({ url: config.bus.redis_url, streamKey: `${subjectPrefix}:${stream}`, onError: busErrorLogger(logger) });
   }
-  return createMemoryBus();
+  // On PGlite (one process owns its data) the in-process bus keeps durable consumers' messages in
+  // the database, so a killed process loses none; on a shared PostgreSQL it stays memory only.
+  return createMemoryBus({ onError: busErrorLogger(logger), ...(db.kind === 'pglite' ? { db } : {}) });
 }
 
 function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache> | Cache {
@@ -157,7 +159,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     closers.push(() => db.close());
     await runMigrations(db, MIGRATIONS_DIR, { logger });
     const consumers = new Set<string>();
-    const bus = withPlatformDefaults(await openBus(config, logger), config, consumers);
+    const bus = withPlatformDefaults(await openBus(config, logger, db), config, consumers);
     closers.push(() => bus.close());
     const cache = await openCache(config, bus, logger);
     closers.push(() => cache.close());

@@ -113,3 +113,15 @@ export const redisBusFixture = (url: string): Promise<BusFixture> => {
     (consumer) => redisConsumerExists(url, options.streamKey, consumer),
   );
 };
+
+/** A fresh NATS namespace for a bus process of the kill case. */
+export const natsProcessTarget = async (url: string) => {
+  const options = natsTestOptions(url);
+  return { target: { kind: 'nats', options } as const, cleanup: () => deleteNatsStream(url, options.stream) };
+};
+
+/** A fresh Redis namespace for a bus process of the kill case. */
+export const redisProcessTarget = async (url: string) => {
+  const options = redisTestOptions(url);
+  return { target: { kind: 'redis', options } as const, cleanup: () => deleteRedisNamespace(url, options.streamKey) };
+};

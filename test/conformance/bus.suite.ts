@@ -1,7 +1,15 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEAD_LETTER_HEADERS } from '../../src/platform/bus/port.ts';
 import type { Delivery, EventBus, Handler, SubscribeOptions, Subscription } from '../../src/platform/bus/port.ts';
 import { busEphemeralSuite } from './bus.ephemeral-suite.ts';
+import type { BusProcessConfig, BusProcessTarget } from './fixtures/bus-process.ts';
 
 /**
  * The event bus conformance suite: every adapter runs these cases. Timings are short on purpose
@@ -44,6 +52,7 @@ export const busCases = {
   keyOrder: 'handles same-key messages one at a time in publish order, other keys concurrently',
   lag: 'counts unacked messages of the consumer in lag until they are handled',
   lifecycle: 'answers ping and refuses work once closed',
+  killed: 'process killed with messages queued, restarted: every message delivered, once per consumer',
 } as const;
 
 export type BusCase = keyof typeof busCases;
@@ -53,11 +62,49 @@ export interface BusSuiteOptions {
   readonly notApplicable?: Partial<Record<BusCase, string>>;
   /** Ack wait the cases use; default 1 000. An adapter that needs longer says why where it sets it. */
   readonly ackWaitMs?: number;
+  /**
+   * Where a bus process of the kill case (fixtures/bus-process.ts) finds its namespace, fresh for
+   * the case, and how to remove it after. Every adapter has one unless the case is not applicable.
+   */
+  readonly processTarget?: () => Promise<{ readonly target: BusProcessTarget; readonly cleanup: () => Promise<void> }>;
 }
 
 const QUICK = { timeout: 5_000, interval: 10 } as const;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+const BUS_PROCESS = fileURLToPath(new URL('./fixtures/bus-process.ts', import.meta.url));
+
+const readIds = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+
+/** Starts a bus process; `progress` resolves once it reports `event` (with `n` at least `atLeast`). */
+const startBusProcess = (config: BusProcessConfig) => {
+  const child = spawn(process.execPath, [BUS_PROCESS, JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  const seen: Array<{ event: string; n?: number }> = [];
+  const waiting = new Set<() => void>();
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    seen.push(JSON.parse(line) as { event: string; n?: number });
+    for (const wake of [...waiting]) wake();
+  });
+  const progress = (event: string, atLeast = 0): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (!seen.some((e) => e.event === event && (e.n ?? 0) >= atLeast)) return;
+        waiting.delete(check);
+        resolve();
+      };
+      waiting.add(check);
+      check();
+      void exited.then(() => reject(new Error(`bus process exited before '${event}' ${atLeast}`)));
+    });
+  const kill = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return { child, progress, kill, exited };
+};
 
 interface Gate {
   readonly promise: Promise<void>;
@@ -530,6 +577,67 @@ export function busSuite(name: string, makeBus: () => Promise<BusFixture>, optio
       });
       await expect(bus.ping()).rejects.toMatchObject({ code: 'BUS_CLOSED' });
     });
+
+    test('killed', async () => {
+      if (options.processTarget === undefined) throw new Error(`the ${name} fixture names no process target for the kill case`);
+      const { target, cleanup } = await options.processTarget();
+      const recordDir = mkdtempSync(join(tmpdir(), 'bus-killed-'));
+      const running: Array<ReturnType<typeof startBusProcess>> = [];
+      try {
+        const consumers = ['usage', 'learning'];
+        const config: BusProcessConfig = {
+          target,
+          mode: 'publish',
+          recordDir,
+          consumers,
+          subject: 'calls.completed',
+          count: 5_000,
+          handleMs: 2,
+          ackWaitMs: ACK_WAIT_MS,
+        };
+        const first = startBusProcess(config);
+        running.push(first);
+        await first.progress('subscribed');
+        // Killed mid-load: the publisher is ahead of the consumers, each handling one at a time.
+        await first.progress('published', 600);
+        await first.kill();
+        const published = readIds(join(recordDir, 'published'));
+        const handledBefore = consumers.map((consumer) => readIds(join(recordDir, consumer)).length);
+        expect(published.length).toBeGreaterThanOrEqual(600);
+        // Something was queued when it died, or the case proves nothing.
+        for (const count of handledBefore) expect(count).toBeLessThan(published.length);
+
+        const second = startBusProcess({ ...config, mode: 'consume' });
+        running.push(second);
+        await second.progress('subscribed');
+        await vi.waitFor(
+          () => {
+            for (const consumer of consumers) {
+              const handled = new Set(readIds(join(recordDir, consumer)));
+              expect(
+                published.filter((id) => !handled.has(id)),
+                consumer,
+              ).toEqual([]);
+            }
+          },
+          { timeout: 60_000, interval: 200 },
+        );
+        const attempted = new Set(Array.from({ length: config.count }, (_, n) => `m-${n + 1}`));
+        for (const consumer of consumers) {
+          const handled = readIds(join(recordDir, consumer));
+          // Once per consumer: the inbox file holds each id once, and nothing that was never published.
+          expect(handled.length, consumer).toBe(new Set(handled).size);
+          expect(
+            handled.filter((id) => !attempted.has(id)),
+            consumer,
+          ).toEqual([]);
+        }
+      } finally {
+        for (const child of running) await child.kill();
+        await cleanup();
+        rmSync(recordDir, { recursive: true, force: true });
+      }
+    }, 120_000);
   });
 
   busEphemeralSuite(name, makeBus, ACK_WAIT_MS);

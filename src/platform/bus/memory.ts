@@ -1,7 +1,9 @@
 import { createSystemClock, type Clock } from '../clock.ts';
+import type { Database } from '../db/port.ts';
 import { busError, ephemeralConflict } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
 import { createBusLifecycle } from './lifecycle.ts';
+import { createDatabaseBusStore, type MemoryBusStore } from './memory-store.ts';
 import { decodePayload, prepareMessage, type PreparedMessage } from './message.ts';
 import type { EventBus } from './port.ts';
 import { assertConsumerName } from './subject-pattern.ts';
@@ -10,14 +12,34 @@ import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscr
 /**
  * The in-process event bus: the embedded default, with the same delivery semantics as the
  * brokers (durable named consumers, shared work, ack wait, retry, dead letters, ephemeral
- * consumers dropped when their subscriber stops) for as long as the process lives. Messages do
- * not survive the process.
+ * consumers dropped when their subscriber stops).
+ *
+ * Guarantees when given a database (`db`, as the platform does on the embedded default):
+ * - `publish` resolves only once the message is stored in the database for every durable consumer
+ *   it is for (one `bus_messages` row and one `bus_pending` row per consumer, in one statement), so a
+ *   process killed at any moment loses no published message: on the next start every message a
+ *   durable consumer had not acked is delivered to it again, at least once. Acks delete the pending
+ *   row a few milliseconds later, in batches; an ack lost to a kill means one more delivery, which
+ *   the consumer's inbox absorbs.
+ * - Memory is bounded: each durable consumer holds at most `windowSize` messages waiting in memory
+ *   (plus the deliveries its subscribers hold); the rest waits in the database and is read in
+ *   order as the window empties. A backlog grows the tables, not the heap.
+ * - Durable consumers are recorded when first subscribed, so messages published after a restart
+ *   and before their subscriber runs again are kept for them, as on the brokers.
+ * Ephemeral consumers, and every consumer of a bus without `db`, live in memory only: they do not
+ * survive the process, and their queues are not bounded.
  */
 export interface MemoryBusOptions {
   readonly clock?: Clock;
   /** A message id seen within this window is stored once. Default 120 000 (as JetStream's default). */
   readonly dedupWindowMs?: number;
   readonly onError?: BusErrorListener;
+  /** Keeps durable consumers' messages in this database (migrations/0010_bus_messages.sql) instead of memory alone. */
+  readonly db?: Database;
+  /** Messages of one durable consumer waiting in memory at most, when stored in `db`. Default 1 000. */
+  readonly windowSize?: number;
+  /** Longest an ack waits before its row is deleted with others. Default 20. */
+  readonly ackFlushMs?: number;
 }
 
 interface StoredMessage extends PreparedMessage {
@@ -37,13 +59,22 @@ interface Lease {
 }
 
 interface ConsumerState {
+  readonly name: string;
   readonly subject: string;
   readonly ephemeral: boolean;
+  /** Its messages are kept in the database; `ready` is a window onto them. */
+  readonly stored: boolean;
   readonly matches: (subject: string) => boolean;
   /** Not handed out, in publish order (redeliveries go back to their place). */
   readonly ready: Entry[];
   readonly leased: Map<Entry, Lease>;
   readonly waiters: Set<() => void>;
+  /** Stored only: messages not acked, in memory or not. */
+  pending: number;
+  /** Stored only: every message up to this sequence has been in memory (or was acked before). */
+  loadedThrough: number;
+  /** Stored only: messages above `loadedThrough` may wait in the database. */
+  spilled: boolean;
 }
 
 const insertInOrder = (ready: Entry[], entry: Entry): void => {
@@ -51,6 +82,11 @@ const insertInOrder = (ready: Entry[], entry: Entry): void => {
   while (index > 0 && (ready[index - 1]?.message.seq ?? 0) > entry.message.seq) index -= 1;
   ready.splice(index, 0, entry);
 };
+
+/** Acks gathered before their rows are deleted in one statement. */
+const ACK_BATCH = 500;
+/** How often messages acked by every consumer are removed from the database. */
+const PRUNE_INTERVAL_MS = 5_000;
 
 /**
  * Creates an in-process bus. A consumer receives the messages published after it was first
@@ -61,12 +97,56 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const clock = options.clock ?? createSystemClock();
   const dedupWindowMs = options.dedupWindowMs ?? 120_000;
   const onError = options.onError ?? (() => undefined);
+  const windowSize = options.windowSize ?? 1_000;
+  const ackFlushMs = options.ackFlushMs ?? 20;
+  const store: MemoryBusStore | undefined = options.db === undefined ? undefined : createDatabaseBusStore(options.db);
   const lifecycle = createBusLifecycle('memory');
   const consumers = new Map<string, ConsumerState>();
   /** id → when it may be stored again; insertion order is expiry order because the window is fixed. */
   const recentIds = new Map<string, number>();
   let seq = 0;
   let tokens = 0;
+
+  // Publishing, creating a consumer and reading a window happen one at a time, so a window read
+  // never misses a message stored while it ran.
+  let serialTail: Promise<unknown> = Promise.resolve();
+  const serial = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = serialTail.then(work);
+    serialTail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  };
+
+  const newState = (name: string, subject: string, ephemeral: boolean, matches: (subject: string) => boolean): ConsumerState => ({
+    name,
+    subject,
+    ephemeral,
+    stored: store !== undefined && !ephemeral,
+    matches,
+    ready: [],
+    leased: new Map(),
+    waiters: new Set(),
+    pending: 0,
+    loadedThrough: 0,
+    spilled: true,
+  });
+
+  const opened: Promise<void> =
+    store === undefined
+      ? Promise.resolve()
+      : store.open().then(({ consumers: stored, lastSeq }) => {
+          seq = lastSeq;
+          for (const { consumer, subject, pending } of stored) {
+            const { matches } = resolveSubscribeOptions({ consumer, subject });
+            const state = newState(consumer, subject, false, matches);
+            state.pending = pending;
+            consumers.set(consumer, state);
+          }
+        });
+  // Awaited by every operation; this only keeps a failed open from being an unhandled rejection.
+  opened.catch(() => undefined);
 
   const notify = (state: ConsumerState): void => {
     for (const wake of [...state.waiters]) wake();
@@ -78,9 +158,53 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       if (expiresAt > now) break;
       recentIds.delete(seen);
     }
-    if (recentIds.has(id)) return true;
-    if (dedupWindowMs > 0) recentIds.set(id, now + dedupWindowMs);
-    return false;
+    return recentIds.has(id);
+  };
+  const remember = (id: string): void => {
+    if (dedupWindowMs > 0) recentIds.set(id, clock.now() + dedupWindowMs);
+  };
+
+  // Acks of stored messages: deleted in batches, a little later. One lost to a crash is a redelivery.
+  let acked: { consumers: string[]; seqs: number[] } = { consumers: [], seqs: [] };
+  let ackTimer: AbortController | undefined;
+  let ackFlushing: Promise<void> = Promise.resolve();
+  let lastPrune = clock.now();
+  const flushAcks = (): Promise<void> => {
+    ackTimer?.abort();
+    ackTimer = undefined;
+    const batch = acked;
+    acked = { consumers: [], seqs: [] };
+    ackFlushing = ackFlushing.then(async () => {
+      if (store === undefined || batch.seqs.length === 0) return;
+      try {
+        await store.ack(batch.consumers, batch.seqs);
+        if (clock.now() - lastPrune >= PRUNE_INTERVAL_MS) {
+          lastPrune = clock.now();
+          await store.prune();
+        }
+      } catch (error) {
+        // Still pending in the database: delivered again after a restart, which the inbox absorbs.
+        onError(error instanceof Error ? error : new Error(String(error)), { stage: 'ack', consumer: batch.consumers[0] ?? '' });
+      }
+    });
+    return ackFlushing;
+  };
+  const recordAck = (state: ConsumerState, entry: Entry): void => {
+    state.pending -= 1;
+    acked.consumers.push(state.name);
+    acked.seqs.push(entry.message.seq);
+    if (acked.seqs.length >= ACK_BATCH) {
+      void flushAcks();
+    } else if (ackTimer === undefined) {
+      const timer = new AbortController();
+      ackTimer = timer;
+      clock.sleep(ackFlushMs, timer.signal).then(
+        () => {
+          if (ackTimer === timer) void flushAcks();
+        },
+        () => undefined,
+      );
+    }
   };
 
   const startLease = (state: ConsumerState, entry: Entry, lease: Lease): void => {
@@ -115,6 +239,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
         if (!owns()) return;
         current.timer.abort();
         state.leased.delete(entry);
+        if (state.stored) recordAck(state, entry);
       },
       extend: async () => {
         if (!owns()) return;
@@ -123,6 +248,36 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       },
     };
   };
+
+  /** Hands a freshly published message to a consumer's memory, or leaves it in the database when the window is full. */
+  const enqueue = (state: ConsumerState, message: StoredMessage): void => {
+    if (state.stored) {
+      state.pending += 1;
+      if (state.spilled || state.ready.length >= windowSize) {
+        state.spilled = true;
+        return;
+      }
+      state.loadedThrough = message.seq;
+    }
+    state.ready.push({ message, deliveryCount: 0 });
+    notify(state);
+  };
+
+  /** Reads the next messages of a stored consumer's backlog into its window. */
+  const refill = (state: ConsumerState): Promise<void> =>
+    serial(async () => {
+      if (store === undefined || !state.spilled) return;
+      const room = windowSize - state.ready.length;
+      if (room <= 0) return;
+      const rows = await store.load(state.name, state.loadedThrough, room);
+      for (const message of rows) {
+        if (message.seq <= state.loadedThrough) continue;
+        state.ready.push({ message, deliveryCount: 0 });
+        state.loadedThrough = message.seq;
+      }
+      // Nothing stored since is missing: publishes wait for this read (serial) and fill the window themselves.
+      if (rows.length < room) state.spilled = false;
+    });
 
   const waitForMessages = (state: ConsumerState, signal: AbortSignal): Promise<void> =>
     new Promise((resolve) => {
@@ -148,17 +303,29 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       if (existing.ephemeral !== resolved.ephemeral) throw ephemeralConflict(resolved.consumer, existing.ephemeral);
       return existing;
     }
-    const created: ConsumerState = {
-      subject: resolved.subject,
-      ephemeral: resolved.ephemeral,
-      matches: resolved.matches,
-      ready: [],
-      leased: new Map(),
-      waiters: new Set(),
-    };
+    const created = newState(resolved.consumer, resolved.subject, resolved.ephemeral, resolved.matches);
+    // A new consumer has nothing before now, in memory or stored.
+    created.loadedThrough = seq;
+    created.spilled = false;
     consumers.set(resolved.consumer, created);
     return created;
   };
+
+  /** Creates (and for a stored one, records) the consumer, one at a time with publishes. */
+  const ensureConsumer = (resolved: ResolvedSubscribeOptions): Promise<ConsumerState> =>
+    serial(async () => {
+      const known = consumers.has(resolved.consumer);
+      const state = consumerFor(resolved);
+      if (!known && state.stored && store !== undefined) {
+        try {
+          await store.addConsumer(state.name, state.subject);
+        } catch (error) {
+          consumers.delete(state.name);
+          throw error;
+        }
+      }
+      return state;
+    });
 
   /** Drops an ephemeral consumer with its pending messages; subscribers still waiting on it wake up and recreate it. */
   const removeConsumer = (name: string, state: ConsumerState): void => {
@@ -175,18 +342,24 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     async publish(outgoing) {
       lifecycle.assertOpen();
       const prepared = prepareMessage(outgoing);
-      if (isDuplicate(prepared.id)) return;
-      const message: StoredMessage = { ...prepared, seq: (seq += 1) };
-      for (const state of consumers.values()) {
-        if (!state.matches(message.subject)) continue;
-        state.ready.push({ message, deliveryCount: 0 });
-        notify(state);
-      }
+      await opened;
+      await serial(async () => {
+        if (isDuplicate(prepared.id)) return;
+        const targets = [...consumers.values()].filter((state) => state.matches(prepared.subject));
+        const storedFor = targets.filter((state) => state.stored).map((state) => state.name);
+        // Stored first: the message counts as published only once it survives the process.
+        if (store !== undefined && storedFor.length > 0) seq = await store.insert(prepared, storedFor);
+        else seq += 1;
+        remember(prepared.id);
+        const message: StoredMessage = { ...prepared, seq };
+        for (const state of targets) enqueue(state, message);
+      });
     },
     async subscribe(subscribeOptions, handler) {
       lifecycle.assertOpen();
       const resolved = resolveSubscribeOptions(subscribeOptions);
-      let state = consumerFor(resolved);
+      await opened;
+      let state = await ensureConsumer(resolved);
       const subscription = startSubscription({
         options: resolved,
         handler,
@@ -198,11 +371,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
             while (!signal.aborted) {
               // An ephemeral consumer removed under us (its other subscriber stopped) starts afresh.
               if (consumers.get(resolved.consumer) !== state) state = consumerFor(resolved);
+              if (state.spilled && state.ready.length < windowSize / 2) await refill(state);
               const batch = state.ready.splice(0, max);
               if (batch.length > 0) {
                 for (const entry of batch) accept(lease(state, entry, resolved.ackWaitMs));
                 return;
               }
+              if (state.spilled) continue;
               await waitForMessages(state, signal);
             }
           },
@@ -215,8 +390,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     },
     async lag(consumer) {
       assertConsumerName(consumer);
+      await opened;
       const state = consumers.get(consumer);
-      return state === undefined ? 0 : state.ready.length + state.leased.size;
+      if (state === undefined) return 0;
+      return state.stored ? state.pending : state.ready.length + state.leased.size;
     },
     async ping() {
       lifecycle.assertOpen();
@@ -228,6 +405,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
           for (const current of state.leased.values()) current.timer.abort();
           notify(state);
         }
+        await flushAcks();
       }),
   };
   return bus;

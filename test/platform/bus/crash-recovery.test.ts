@@ -21,8 +21,8 @@ import {
  * subscriber in another process once its ack wait runs out, and not before (the dying
  * process renewed it while alive). An ephemeral consumer held by a killed process must be
  * removed by the broker after its inactivity bound, and not while the process lives. The
- * in-process bus is not here: its messages and consumers live in the process that is killed,
- * so nothing of them can survive it (it is the embedded default, not durable).
+ * in-process bus is not here: it has no other process to hand a delivery to. What it keeps across
+ * a kill (on PGlite) is the conformance suite's kill case, which restarts the killed process.
  */
 
 const script = fileURLToPath(new URL('./fixtures/crash-subscriber.ts', import.meta.url));

@@ -1,0 +1,105 @@
+import type { Database } from '../db/port.ts';
+import type { PreparedMessage } from './message.ts';
+
+/**
+ * Where the in-process bus keeps its durable consumers' messages on the embedded default
+ * (tables of migrations/0010_bus_messages.sql): one message row, one pending row per durable
+ * consumer it is for, deleted when that consumer acks it.
+ */
+export interface MemoryBusStore {
+  /** Durable consumers already created, with how many messages each has not acked, and the highest sequence used. */
+  open(): Promise<{ consumers: StoredConsumer[]; lastSeq: number }>;
+  /** Records a durable consumer (a second call for the same name changes nothing). */
+  addConsumer(consumer: string, subject: string): Promise<void>;
+  /** Stores a message for `consumers` and returns its sequence. */
+  insert(message: PreparedMessage, consumers: readonly string[]): Promise<number>;
+  /** Up to `limit` messages `consumer` has not acked with a sequence above `afterSeq`, in order. */
+  load(consumer: string, afterSeq: number, limit: number): Promise<StoredMessage[]>;
+  /** Forgets the pending rows (consumer i, sequence i). */
+  ack(consumers: readonly string[], seqs: readonly number[]): Promise<void>;
+  /** Deletes messages every consumer has acked. */
+  prune(): Promise<void>;
+}
+
+export interface StoredConsumer {
+  readonly consumer: string;
+  readonly subject: string;
+  readonly pending: number;
+}
+
+export interface StoredMessage extends PreparedMessage {
+  readonly seq: number;
+}
+
+interface MessageRow {
+  seq: number | string;
+  message_id: string;
+  subject: string;
+  message_key: string | null;
+  headers: Record<string, string>;
+  payload: string;
+}
+
+export function createDatabaseBusStore(db: Database): MemoryBusStore {
+  return {
+    async open() {
+      const { rows } = await db.query<{ consumer: string; subject: string; pending: number | string }>(
+        `SELECT c.consumer, c.subject, (SELECT count(*) FROM bus_pending p WHERE p.consumer = c.consumer) AS pending
+         FROM bus_consumers c`,
+      );
+      const last = await db.query<{ seq: number | string | null }>('SELECT max(seq) AS seq FROM bus_messages');
+      return {
+        consumers: rows.map((row) => ({ consumer: row.consumer, subject: row.subject, pending: Number(row.pending) })),
+        lastSeq: Number(last.rows[0]?.seq ?? 0),
+      };
+    },
+    async addConsumer(consumer, subject) {
+      await db.query('INSERT INTO bus_consumers (consumer, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING', [consumer, subject]);
+    },
+    async insert(message, consumers) {
+      // One statement: the message and its pending rows exist together or not at all.
+      const { rows } = await db.query<{ seq: number | string }>(
+        `WITH m AS (
+           INSERT INTO bus_messages (message_id, subject, message_key, headers, payload) VALUES ($1, $2, $3, $4, $5) RETURNING seq
+         ), p AS (
+           INSERT INTO bus_pending (consumer, seq) SELECT c, m.seq FROM m, unnest($6::text[]) AS c
+         )
+         SELECT seq FROM m`,
+        [message.id, message.subject, message.key ?? null, JSON.stringify(message.headers), message.payload, consumers],
+      );
+      return Number(rows[0]?.seq);
+    },
+    async load(consumer, afterSeq, limit) {
+      const { rows } = await db.query<MessageRow>(
+        `SELECT m.seq, m.message_id, m.subject, m.message_key, m.headers, m.payload
+         FROM bus_pending p JOIN bus_messages m ON m.seq = p.seq
+         WHERE p.consumer = $1 AND p.seq > $2
+         ORDER BY p.seq
+         LIMIT $3`,
+        [consumer, afterSeq, limit],
+      );
+      return rows.map((row) => ({
+        seq: Number(row.seq),
+        id: row.message_id,
+        subject: row.subject,
+        key: row.message_key ?? undefined,
+        headers: row.headers,
+        payload: row.payload,
+      }));
+    },
+    async ack(consumers, seqs) {
+      if (seqs.length === 0) return;
+      await db.query(
+        `DELETE FROM bus_pending p USING unnest($1::text[], $2::bigint[]) AS a(consumer, seq)
+         WHERE p.consumer = a.consumer AND p.seq = a.seq`,
+        [consumers, seqs],
+      );
+    },
+    async prune() {
+      await db.query(
+        `DELETE FROM bus_messages
+         WHERE seq < coalesce((SELECT min(seq) FROM bus_pending), (SELECT max(seq) + 1 FROM bus_messages))`,
+      );
+    },
+  };
+}
