@@ -1,0 +1,221 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'pg';
+import { stringify as toYaml } from 'yaml';
+import { eventually, tempDir } from '../support/blocks.ts';
+import { clientToken, createApiKey, firstStartClient, spawnBlocks, type BlocksProcess } from '../support/blocks-process.ts';
+import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
+import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../support/real-services.ts';
+
+const available = await probeRealServices();
+
+// Every process verifies Blocks' tokens itself, so all must agree on their `iss` (as in test/e2e/replicas.test.ts).
+const ISSUER = 'https://blocks.idempotency.test';
+
+const model = {
+  provider: 'fake',
+  model: 'alpha',
+  task_types: ['chat'],
+  context_window: 100_000,
+  input_price_per_mtok: 1,
+  output_price_per_mtok: 2,
+  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
+  typical_latency_ms: 100,
+  capabilities: ['streaming'],
+};
+
+/**
+ * Two autonomous replicas (real processes) behind a gateway process, on one PostgreSQL. Each
+ * replica calls its own fake provider, so the test knows which replica a call went through.
+ */
+describe.skipIf(!available)('Idempotency-Key across replicas: a replica killed mid-request', () => {
+  let services: RealServicesEnv;
+  let db: Client;
+  const processes: BlocksProcess[] = [];
+  const fakes: FakeProvider[] = [];
+  const dir = tempDir('blocks-idempotency-replicas');
+  let a: BlocksProcess;
+  let b: BlocksProcess;
+  let fakeA: FakeProvider;
+  let fakeB: FakeProvider;
+  let gatewayUrl: string;
+  let key: string;
+  let replicaEnv: Record<'a' | 'b', Record<string, string>>;
+
+  /** Starts a killed replica again on its port, so the gateway's pool has both members once more. */
+  const respawn = async (which: 'a' | 'b'): Promise<void> => {
+    const old = which === 'a' ? a : b;
+    const port = new URL(old.urls.autonomous as string).port;
+    const fresh = await spawnBlocks(['autonomous'], { ...replicaEnv[which], BLOCKS_AUTONOMOUS_PORT: port });
+    processes.push(fresh);
+    if (which === 'a') a = fresh;
+    else b = fresh;
+  };
+
+  beforeAll(async () => {
+    services = await realServicesEnv('nats');
+    db = new Client({ connectionString: services.env.DATABASE_URL });
+    await db.connect();
+    fakeA = await startFakeOpenAi({ kind: 'answer' });
+    fakeB = await startFakeOpenAi({ kind: 'answer' });
+    fakes.push(fakeA, fakeB);
+    const catalogFile = join(dir.path, 'models.yaml');
+    writeFileSync(catalogFile, toYaml({ models: [model] }));
+    const env = { ...services.env, BLOCKS__auth__issuer: ISSUER, BLOCKS__ai__catalog_file: catalogFile };
+    const provider = (fake: FakeProvider) => JSON.stringify({ fake: { protocol: 'openai', base_url: fake.baseUrl } });
+    replicaEnv = { a: { ...env, BLOCKS__ai__providers: provider(fakeA) }, b: { ...env, BLOCKS__ai__providers: provider(fakeB) } };
+    a = await spawnBlocks(['autonomous'], replicaEnv.a);
+    processes.push(a);
+    b = await spawnBlocks(['autonomous'], replicaEnv.b);
+    processes.push(b);
+    const gateway = await spawnBlocks(['gateway'], {
+      ...env,
+      BLOCKS__services__autonomous__urls: JSON.stringify([a.urls.autonomous, b.urls.autonomous]),
+      // Only the evidence the test provides moves members: no checks, no ejection, no breaker.
+      BLOCKS__gateway__upstreams__health_check__interval: '0',
+      BLOCKS__gateway__upstreams__passive__failures: '100',
+      BLOCKS__resilience__failure_threshold: '100',
+    });
+    processes.push(gateway);
+    gatewayUrl = gateway.urls.gateway as string;
+    const admin = await clientToken(gatewayUrl, await firstStartClient(gateway));
+    key = await createApiKey(gatewayUrl, admin, ['ai:invoke']);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    await Promise.all(processes.map((p) => p.exited));
+    await Promise.all(fakes.map((fake) => fake.close()));
+    await db?.end();
+    await services?.cleanup();
+    dir.remove();
+  });
+
+  const chat = (idempotencyKey: string, correlationId: string, text = 'hello') =>
+    fetch(`${gatewayUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-api-key': key,
+        'idempotency-key': idempotencyKey,
+        'x-correlation-id': correlationId,
+      },
+      body: JSON.stringify({ model: 'alpha', messages: [{ role: 'user', content: text }] }),
+    });
+  const callEvents = async (correlationId: string): Promise<number> =>
+    Number(
+      (
+        await db.query<{ n: string }>(
+          "SELECT count(*) AS n FROM events WHERE correlation_id = $1 AND event_type IN ('ai.request.completed', 'ai.request.failed')",
+          [correlationId],
+        )
+      ).rows[0]?.n,
+    );
+  const providerCalls = (): number => fakeA.requests.length + fakeB.requests.length;
+
+  it('answers a retry on the other replica with the stored answer, byte for byte: one provider call, one call event', async () => {
+    const calls = providerCalls();
+    const first = await chat('same-call', 'idem-replay');
+    const firstText = await first.text();
+    expect(first.status).toBe(200);
+    // Round robin: the next request with the key goes to the other replica, which finds the answer in the shared database.
+    const retries = await Promise.all([0, 1].map(async () => chat('same-call', 'idem-replay')));
+    for (const retry of retries) {
+      expect(retry.status).toBe(200);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect(await retry.text()).toBe(firstText);
+    }
+    expect(providerCalls() - calls).toBe(1);
+    expect(
+      await eventually(
+        () => callEvents('idem-replay'),
+        (n) => n >= 1,
+      ),
+    ).toBe(1);
+  });
+
+  /**
+   * Sends one keyed call through the gateway and kills (SIGKILL) the replica that took it at the
+   * exact point between its two commits: the call record (the handler's transaction) is
+   * committed, the stored answer (written before any byte is sent) is not. The test holds the
+   * key's row lock, so the replica's UPDATE storing the answer waits; `storeLands` says whether
+   * that UPDATE, already at the server, still commits once the lock is released (the process
+   * died after the answer reached the database) or dies with its session (before).
+   */
+  const crashMidRequest = async (idempotencyKey: string, correlationId: string, storeLands: boolean) => {
+    // The replica that takes the call waits on its provider long enough for the test to hold the key's row.
+    fakeA.setBehaviour({ kind: 'slow', delayMs: 800 });
+    fakeB.setBehaviour({ kind: 'slow', delayMs: 800 });
+    const before = { a: fakeA.requests.length, b: fakeB.requests.length };
+    const answer = chat(idempotencyKey, correlationId, 'crash me');
+    const took = await eventually(
+      async () => (fakeA.requests.length > before.a ? 'a' : fakeB.requests.length > before.b ? 'b' : undefined),
+      (which) => which !== undefined,
+    );
+    const victim = took === 'a' ? a : b;
+    const survivor = victim === a ? b : a;
+    const lock = new Client({ connectionString: services.env.DATABASE_URL });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      const held = await lock.query('SELECT state FROM idempotency_keys WHERE key = $1 FOR UPDATE', [idempotencyKey]);
+      expect(held.rows).toEqual([{ state: 'in_flight' }]);
+      expect(
+        await eventually(
+          () => callEvents(correlationId),
+          (n) => n >= 1,
+        ),
+      ).toBe(1);
+      // The victim's UPDATE is waiting on the lock: it committed its record and has not stored its answer.
+      const waiting = await eventually(
+        async () =>
+          (
+            await lock.query<{ pid: number }>(
+              "SELECT pid FROM pg_stat_activity WHERE query LIKE 'UPDATE idempotency_keys%' AND wait_event_type = 'Lock'",
+            )
+          ).rows,
+        (rows) => rows.length === 1,
+      );
+      expect(waiting).toHaveLength(1);
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+      if (!storeLands) await lock.query('SELECT pg_terminate_backend($1)', [waiting[0]?.pid]);
+    } finally {
+      await lock.query('ROLLBACK');
+      await lock.end();
+    }
+    fakeA.setBehaviour({ kind: 'answer' });
+    fakeB.setBehaviour({ kind: 'answer' });
+    return { answer: await answer, victim: took as 'a' | 'b', survivor, providerCalls: () => providerCalls() - before.a - before.b };
+  };
+
+  it('answers the retry with the stored answer when the replica died after storing it and before sending it: one provider call, one call event', async () => {
+    const { answer, victim, survivor, providerCalls: calls } = await crashMidRequest('stored-call', 'idem-stored', true);
+    // The gateway saw the connection cut after sending; the key made the request retryable on the other replica.
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('idempotent-replayed')).toBe('true');
+    const body = (await answer.json()) as { choices: { message: { content: string } }[] };
+    expect(body.choices[0]?.message.content).toBe('echo: crash me');
+    const again = await chat('stored-call', 'idem-stored-again', 'crash me');
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.json()).toEqual(body);
+    expect(calls()).toBe(1);
+    expect(await callEvents('idem-stored')).toBe(1);
+    expect(await callEvents('idem-stored-again')).toBe(0);
+    expect(survivor.child.exitCode).toBeNull();
+    await respawn(victim);
+  });
+
+  it('never calls the provider again for a key whose replica was killed after committing its call record and before storing its answer (409 instead)', async () => {
+    const { answer, providerCalls: calls } = await crashMidRequest('crash-call', 'idem-crash', false);
+    expect(answer.status).toBe(409);
+    expect(await answer.json()).toMatchObject({ code: 'IDEMPOTENCY_KEY_IN_USE' });
+    // A client retrying later does not run it either: its outcome is unknown, so the key stays in flight for the window.
+    const later = await chat('crash-call', 'idem-crash-later', 'crash me');
+    expect(later.status).toBe(409);
+    expect(calls()).toBe(1);
+    expect(await callEvents('idem-crash')).toBe(1);
+    expect(await callEvents('idem-crash-later')).toBe(0);
+  });
+});
