@@ -8,7 +8,10 @@ export interface Metrics {
   /**
    * Registers a gauge whose value is read when /metrics is scraped. `collect` may be async
    * (a query for the outbox backlog, a broker call for consumer lag); a failing read leaves the
-   * previous value rather than failing the scrape.
+   * previous value rather than failing the scrape, and so does a slow one: the scrape waits for
+   * it at most `collectTimeoutMs`, and the read goes on in the background, its values shown by
+   * the next scrape. One read per gauge runs at a time, so a dependency that hangs is not asked
+   * again at every scrape.
    */
   gauge(
     name: string,
@@ -19,12 +22,18 @@ export interface Metrics {
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
 }
 
+export interface MetricsOptions {
+  /** Longest a scrape waits for one gauge's read before it shows the last value. Default 250 ms. */
+  readonly collectTimeoutMs?: number;
+}
+
 /**
  * One metrics registry per process (never prom-client's global one, so tests build their own).
  * Carries RED metrics per route, Node process and event-loop metrics, and whatever gauges the
  * platform's parts register.
  */
-export function createMetrics(defaultLabels: Record<string, string> = {}): Metrics {
+export function createMetrics(defaultLabels: Record<string, string> = {}, options: MetricsOptions = {}): Metrics {
+  const collectTimeoutMs = options.collectTimeoutMs ?? 250;
   const registry = new Registry();
   registry.setDefaultLabels(defaultLabels);
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
@@ -51,17 +60,23 @@ export function createMetrics(defaultLabels: Record<string, string> = {}): Metri
       registers: [registry],
     }),
     gauge(name, help, gaugeLabels, collect) {
+      let reading: Promise<void> | undefined;
       new Gauge({
         name,
         help,
         labelNames: gaugeLabels,
         registers: [registry],
         async collect() {
-          try {
-            await collect((value, labels) => (labels ? this.set(labels, value) : this.set(value)));
-          } catch {
-            // A dependency that cannot answer keeps its last reading; /health reports the outage.
-          }
+          reading ??= (async () => {
+            try {
+              await collect((value, labels) => (labels ? this.set(labels, value) : this.set(value)));
+            } catch {
+              // A dependency that cannot answer keeps its last reading; /health reports the outage.
+            }
+          })().finally(() => {
+            reading = undefined;
+          });
+          await atMost(reading, collectTimeoutMs);
         },
       });
     },
@@ -72,4 +87,18 @@ export function createMetrics(defaultLabels: Record<string, string> = {}): Metri
       return new Counter({ name, help, labelNames: counterLabels, registers: [registry] });
     },
   };
+}
+
+/** Waits for `work` at most `ms`; the work itself goes on. */
+async function atMost(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    timer.unref();
+  });
+  try {
+    await Promise.race([work, elapsed]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
