@@ -32,7 +32,7 @@ export interface OpenPlatformOptions {
 }
 
 export interface OpenedPlatform extends Platform {
-  /** Stops the relay after flushing it, then closes bus, cache and database. */
+  /** Stops the relay and flushes it for a bounded time, then closes bus, cache and database. */
   close(): Promise<void>;
 }
 
@@ -44,6 +44,9 @@ function openDatabaseFor(config: Config, logger?: Logger): Promise<Database> {
     logger,
   });
 }
+
+/** Longest a stopping process spends publishing its outbox before it closes the bus. */
+const SHUTDOWN_FLUSH_MAX_MS = 2_000;
 
 /** Applies pending migrations to the configured database (`blocks migrate`); returns their names. */
 export async function migrateDatabase(config: Config): Promise<string[]> {
@@ -177,8 +180,10 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       batchSize: config.outbox.batch_size,
     });
     closers.push(async () => {
-      await relay.flush();
       await relay.stop();
+      // What is left stays in the outbox: another replica's relay, or the next start, publishes it.
+      // A shared outbox's backlog is every replica's, so a stopping one gives it a bounded share of its timeout.
+      await relay.flush({ withinMs: Math.min(config.http.shutdown_timeout / 4, SHUTDOWN_FLUSH_MAX_MS) });
     });
     const retention = createRetentionJob({
       db,

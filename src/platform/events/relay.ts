@@ -45,6 +45,16 @@ export interface RelayResult {
   readonly failed: number;
 }
 
+/** Bounds on one `flush()`. */
+export interface FlushOptions {
+  /**
+   * Stop starting publishes after this long; what is left stays pending (unleased) for the next pass,
+   * another replica's relay or the next start. Used at shutdown, where a shared outbox's backlog is
+   * every replica's, not this process's to clear. Default: until the outbox is empty.
+   */
+  readonly withinMs?: number | undefined;
+}
+
 /**
  * Publishes committed outbox events to the bus. Each event goes out with subject = `event_type`,
  * id = `event_id`, key = the event's ordering key (its `correlation_id` unless `appendEvent` was
@@ -60,13 +70,16 @@ export interface RelayResult {
 export interface OutboxRelay {
   /** Starts relaying in the background: a pass now, then on every `notify()` and poll. */
   start(): void;
-  /** Stops the background loop after the pass in progress; pending rows stay for the next start. */
+  /**
+   * Stops the background loop after the publish in progress (however large the backlog); rows it had
+   * leased and not published are released, so another relay or the next start takes them at once.
+   */
   stop(): Promise<void>;
   /**
    * Relays everything pending now (after any pass already running), e.g. before shutdown or in tests.
    * A failed publish is counted, not thrown; rejects only when the database fails.
    */
-  flush(): Promise<RelayResult>;
+  flush(options?: FlushOptions): Promise<RelayResult>;
   /** Wakes the background loop now: call after committing a transaction that appended events. */
   notify(): void;
   /** Events committed and not yet published. */
@@ -109,8 +122,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
   });
 
-  /** Claims one batch, publishes what may go out now, and records the outcome of every row. */
-  const runPass = async (): Promise<PassOutcome> => {
+  /** Claims one batch, publishes what may go out now (until `halted`), and records the outcome of every row. */
+  const runPass = async (halted: () => boolean): Promise<PassOutcome> => {
     const token = `${relayId}:${(passes += 1)}`;
     const claimed = alone ? await selectPending(db, batchSize) : await claimPending(db, token, batchSize, leaseMs);
     if (claimed.length === 0) return { claimed: 0, published: 0, failed: 0, busDown: false };
@@ -122,7 +135,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let failed = 0;
     let consecutiveFailures = 0;
     for (const row of claimed) {
-      const stopped = consecutiveFailures >= CONSECUTIVE_FAILURES_TO_STOP || Date.now() > deadline;
+      const stopped = consecutiveFailures >= CONSECUTIVE_FAILURES_TO_STOP || Date.now() > deadline || halted();
       if (stopped || held.has(row.key)) {
         deferred.push(row.event.event_id);
         continue;
@@ -150,11 +163,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     };
   };
 
-  /** Passes until the outbox is empty, a pass makes no progress, or the bus looks down. */
-  const drain = async (): Promise<PassOutcome> => {
+  /** Passes until the outbox is empty, a pass makes no progress, the bus looks down, or `halted` says so. */
+  const drain = async (halted: () => boolean): Promise<PassOutcome> => {
     let total: PassOutcome = { claimed: 0, published: 0, failed: 0, busDown: false };
     for (;;) {
-      const pass = await runPass();
+      if (halted()) return total;
+      const pass = await runPass(halted);
       total = {
         claimed: total.claimed + pass.claimed,
         published: total.published + pass.published,
@@ -202,7 +216,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       notified = false;
       let outcome: PassOutcome;
       try {
-        outcome = await exclusive(drain);
+        outcome = await exclusive(() => drain(() => !running));
       } catch (error) {
         logger?.error({ err: error }, 'outbox relay pass failed; will retry');
         outcome = { claimed: 0, published: 0, failed: 1, busDown: true };
@@ -233,8 +247,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       await loop;
       loop = undefined;
     },
-    async flush() {
-      const { published, failed } = await exclusive(drain);
+    async flush(flushOptions = {}) {
+      const { withinMs } = flushOptions;
+      const until = withinMs === undefined ? Infinity : Date.now() + withinMs;
+      const { published, failed } = await exclusive(() => drain(() => Date.now() >= until));
       return { published, failed };
     },
     notify() {

@@ -213,6 +213,43 @@ describe('outbox relay', () => {
       expect(await relay.backlog()).toBe(2);
     });
 
+    it('stops within one publish while a large backlog drains, leaving the rest pending and unleased', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      bus.delayMs = 5;
+      await append(db, 400, (i) => `k-${i % 10}`);
+      const relay = newRelay({ db, bus, batchSize: 50, exclusive: false });
+      relay.start();
+      await vi.waitFor(() => expect(bus.published.length).toBeGreaterThan(10), { timeout: 5_000, interval: 5 });
+      const started = Date.now();
+      await relay.stop();
+      // Draining all 400 at 5 ms each would take 2 s; a stopping relay finishes the publish it is in.
+      expect(Date.now() - started).toBeLessThan(500);
+      const published = bus.published.length;
+      expect(published).toBeLessThan(400);
+      expect(await relay.backlog()).toBe(400 - published);
+      const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE locked_by IS NOT NULL');
+      expect(rows).toEqual([{ n: 0 }]);
+    });
+
+    it('flush within a time bound publishes what fits and leaves the rest pending for another relay', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      bus.delayMs = 5;
+      await append(db, 400, (i) => `k-${i % 10}`);
+      const relay = newRelay({ db, bus, batchSize: 50, exclusive: false });
+      const started = Date.now();
+      const result = await relay.flush({ withinMs: 200 });
+      expect(Date.now() - started).toBeLessThan(700);
+      expect(result.published).toBeGreaterThan(0);
+      expect(result.published).toBeLessThan(400);
+      expect(await relay.backlog()).toBe(400 - result.published);
+      // Another relay takes the rest at once: nothing stays leased to the one that gave up.
+      const other = newRelay({ db, bus, batchSize: 100, exclusive: false });
+      bus.delayMs = 0;
+      expect(await other.flush()).toEqual({ published: 400 - result.published, failed: 0 });
+    });
+
     it('publishes pending rows without leasing them when it is alone on the database', async () => {
       const db = fixture.db();
       const bus = newBus();
