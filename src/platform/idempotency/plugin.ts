@@ -92,35 +92,33 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
     const log = options.logger.child({ component: 'idempotency' });
     app.decorateRequest('idempotency', null);
 
-    // preHandler: the caller is known (onRequest) and the body parsed and valid, so the
-    // fingerprint covers it and a malformed request never holds a key.
-    app.addHook('preHandler', async (request, reply) => {
-      const key = keyOf(request);
-      if (key === undefined) return;
+    /** Resolves true when it answered the request itself (a replay). */
+    const claim = async (request: FastifyRequest, reply: FastifyReply, key: string): Promise<boolean> => {
       const scope: IdempotencyScope = {
         tenant: request.caller.tenant,
         principal: request.caller.apiKeyId ?? (request.caller.subject as string),
         key,
       };
-      const claim = await store.begin(scope, fingerprintOf(request));
-      if (claim.kind === 'owned') {
+      const claimed = await store.begin(scope, fingerprintOf(request));
+      if (claimed.kind === 'owned') {
         request.idempotency = scope;
-        return;
+        return false;
       }
-      if (claim.kind === 'mismatch') throw idempotencyKeyReused();
-      if (claim.kind === 'in_flight') {
+      if (claimed.kind === 'mismatch') throw idempotencyKeyReused();
+      if (claimed.kind === 'in_flight') {
         reply.header('retry-after', String(IN_USE_RETRY_AFTER_S));
         throw idempotencyKeyInUse(IN_USE_RETRY_AFTER_S);
       }
-      return replay(reply, claim.answer);
-    });
+      replay(reply, claimed.answer);
+      return true;
+    };
 
-    app.addHook('onSend', async (request, reply, payload) => {
-      const scope = request.idempotency;
-      if (scope === null) return payload;
-      const storable = typeof payload === 'string' || Buffer.isBuffer(payload);
-      // A stream (or an answer asking for a retry) frees its key in onResponse instead.
-      if (!storable || reply.statusCode >= 500 || NOT_STORED.has(reply.statusCode)) return payload;
+    const storeAnswer = async (
+      request: FastifyRequest,
+      reply: FastifyReply,
+      scope: IdempotencyScope,
+      payload: string | Buffer,
+    ): Promise<void> => {
       request.idempotency = null;
       try {
         // Stored before a byte is sent: a client that has the answer can always get it again.
@@ -129,14 +127,41 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
         // The request ran; freeing the key could run it twice. It stays in flight (409) until the window ends.
         log.error({ err: error, key: scope.key }, 'storing an idempotent answer failed');
       }
-      return payload;
+    };
+
+    // Callback-style hooks: a request without the header passes through without a promise.
+    // preHandler: the caller is known (onRequest) and the body parsed and valid, so the
+    // fingerprint covers it and a malformed request never holds a key.
+    app.addHook('preHandler', (request, reply, done) => {
+      let key: string | undefined;
+      try {
+        key = keyOf(request);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      if (key === undefined) return done();
+      // A hook that answered does not call done (fastify's rule for callback hooks).
+      claim(request, reply, key).then((replied) => (replied ? undefined : done()), done);
     });
 
-    app.addHook('onResponse', async (request) => {
+    app.addHook('onSend', (request, reply, payload, done) => {
       const scope = request.idempotency;
-      if (scope === null) return;
+      if (scope === null) return done(null, payload);
+      const storable = typeof payload === 'string' || Buffer.isBuffer(payload);
+      // A stream (or an answer asking for a retry) frees its key in onResponse instead.
+      if (!storable || reply.statusCode >= 500 || NOT_STORED.has(reply.statusCode)) return done(null, payload);
+      void storeAnswer(request, reply, scope, payload).then(() => done(null, payload));
+    });
+
+    app.addHook('onResponse', (request, _reply, done) => {
+      const scope = request.idempotency;
+      if (scope === null) return done();
       request.idempotency = null;
-      await store.release(scope).catch((error: unknown) => log.warn({ err: error, key: scope.key }, 'freeing an idempotency key failed'));
+      store
+        .release(scope)
+        .catch((error: unknown) => log.warn({ err: error, key: scope.key }, 'freeing an idempotency key failed'))
+        .finally(() => done());
     });
   },
   { name: 'blocks-idempotency' },
