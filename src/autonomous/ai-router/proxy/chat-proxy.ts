@@ -2,6 +2,7 @@ import type { Config } from '../../../platform/config/schema.ts';
 import { BlocksError, isBlocksError } from '../../../platform/errors.ts';
 import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { Logger } from '../../../platform/logger.ts';
+import { isTransientDatabaseError } from '../../../platform/db/index.ts';
 import type { BudgetGuard, BudgetHold } from '../budgets/budget-guard.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import {
@@ -17,10 +18,11 @@ import type { Balancer } from './balancer.ts';
 import type { AttemptRecord, CallEvents, CallPayload } from './call-events.ts';
 import { checkMessages, type ChatCompletionBodyType } from './chat-request.ts';
 import type { DeploymentDirectory, ResolvedDeployment } from './deployments.ts';
-import { clientClosed, openAiErrorOf } from './errors.ts';
+import { clientClosed, databaseUnavailable, openAiErrorOf } from './errors.ts';
 import type { BreakerGate } from './model-health.ts';
 import { costOf, createPlanner, worstCaseCost, type CallPlan, type RankingDecider } from './plan.ts';
 import type { ProxyMetrics } from './proxy-metrics.ts';
+import type { RecordGate } from './record-gate.ts';
 import { cacheKeyOf, cacheTtlOf, type ResponseCache } from './response-cache.ts';
 import { relayChunks, sse, type OpenStream, type StreamSink } from './stream-relay.ts';
 
@@ -80,6 +82,8 @@ export interface ChatProxyOptions {
   readonly budgets: BudgetGuard;
   readonly cache: ResponseCache;
   readonly events: CallEvents;
+  /** Asked before each provider call whether the call can be recorded; told how the proxy's writes went. */
+  readonly records: RecordGate;
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -92,7 +96,7 @@ const answerTextOf = (message: ChatCompletion['choices'][number]['message']): st
   (message.content ?? '') + (message.tool_calls ?? []).map((call) => call.function.name + call.function.arguments).join('');
 
 export function createChatProxy(options: ChatProxyOptions): ChatProxy {
-  const { ai, tokenizer, events, metrics, logger } = options;
+  const { ai, tokenizer, events, records, metrics, logger } = options;
   const now = options.now ?? Date.now;
   const settings = ai.proxy;
   const plan = createPlanner(options);
@@ -165,7 +169,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
     attempts,
   });
 
-  const record = async (payload: CallPayload, input: ChatCallInput, outcome: string): Promise<void> => {
+  const observe = (payload: CallPayload, outcome: string): void =>
     metrics.observe({
       model: payload.model,
       provider: payload.provider ?? 'none',
@@ -175,7 +179,16 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
       promptTokens: payload.prompt_tokens,
       completionTokens: payload.completion_tokens,
     });
-    await events.record(payload, input.trace);
+
+  const record = async (payload: CallPayload, input: ChatCallInput, outcome: string): Promise<void> => {
+    observe(payload, outcome);
+    try {
+      await events.record(payload, input.trace);
+    } catch (error) {
+      records.failed(error);
+      throw error;
+    }
+    records.succeeded();
   };
 
   /** Records the failed call; never throws over the error being reported. */
@@ -210,6 +223,11 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
       error_code: code,
       status,
     };
+    // Refused because nothing can be written: counted, not written (it would fail, and slowly when the database hangs).
+    if (code === 'DATABASE_UNAVAILABLE') {
+      observe(payload, code);
+      return;
+    }
     try {
       await record(payload, input, code);
     } catch (recordError) {
@@ -241,8 +259,21 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
     }
   };
 
-  const reserve = (p: CallPlan, input: ChatCallInput): Promise<BudgetHold> =>
-    options.budgets.reserve(input.caller, worstCaseCost(p, input.body, settings.max_attempts));
+  /**
+   * Before any provider is paid: checks the call can be recorded, then holds its worst case on the
+   * caller's budgets (which writes, so it checks again). A database that is away is a 503 with
+   * Retry-After, not a call made blind.
+   */
+  const reserve = async (p: CallPlan, input: ChatCallInput): Promise<BudgetHold> => {
+    await records.check();
+    try {
+      return await options.budgets.reserve(input.caller, worstCaseCost(p, input.body, settings.max_attempts));
+    } catch (error) {
+      records.failed(error);
+      if (isTransientDatabaseError(error)) throw databaseUnavailable(1);
+      throw error;
+    }
+  };
 
   const openStream = async (adapter: ProviderAdapter, request: ChatCompletionRequest, input: ChatCallInput, deadline: number) => {
     // Until the first chunk the request's deadline bounds the wait; after it, only the adapter's

@@ -10,6 +10,7 @@ export const proxyErrors = {
   MODEL_UNAVAILABLE: { status: 503, title: 'No deployment can take the call now' },
   INVALID_CACHE_TTL: { status: 400, title: 'Cache TTL is not valid' },
   CLIENT_CLOSED_REQUEST: { status: 499, title: 'Client went away before the answer' },
+  DATABASE_UNAVAILABLE: { status: 503, title: 'The call cannot be recorded now' },
 } as const;
 
 export type ProxyErrorCode = keyof typeof proxyErrors;
@@ -46,6 +47,15 @@ export const modelUnavailable = (skipped: readonly SkippedDeployment[], attempts
       .map((s) => `${s.model}/${s.deployment} (${s.reason})`)
       .join(', ')}${skipped.length > 5 ? ', …' : ''}.`,
     { extensions: { skipped, attempts } },
+  );
+
+/** Blocks' database cannot be written: no provider is called, since the call could not be recorded nor charged. */
+export const databaseUnavailable = (retryAfterS: number): BlocksError =>
+  new BlocksError(
+    'DATABASE_UNAVAILABLE',
+    proxyErrors.DATABASE_UNAVAILABLE.status,
+    `Blocks' database cannot be reached, so the call could not be recorded; no provider was called. Retry after ${retryAfterS} s.`,
+    { extensions: { retry_after: retryAfterS } },
   );
 
 export const invalidCacheTtl = (value: string): BlocksError =>

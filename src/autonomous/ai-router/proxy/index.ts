@@ -8,6 +8,7 @@ import type { Tokenizer } from '../tokenizer.ts';
 import { createBalancer } from './balancer.ts';
 import { createCallEvents } from './call-events.ts';
 import { createChatProxy, type ChatProxy } from './chat-proxy.ts';
+import { createRecordGate } from './record-gate.ts';
 import { createDeploymentDirectory } from './deployments.ts';
 import { createBreakerGate, type BreakerGate } from './model-health.ts';
 import type { RankingDecider } from './plan.ts';
@@ -79,6 +80,7 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
     budgets: options.budgets ?? NO_BUDGETS,
     cache: createResponseCache(platform.cache),
     events,
+    records: createRecordGate({ db: platform.db, clock: platform.clock }),
     metrics: createProxyMetrics(platform.metrics, { catalog: options.catalog }),
     logger: platform.logger,
   });
