@@ -128,6 +128,7 @@ function withPlatformDefaults(bus: EventBus, config: Config, consumers: Set<stri
   return {
     kind: bus.kind,
     publish: (message) => bus.publish(message),
+    ...(bus.publishBatch === undefined ? {} : { publishBatch: bus.publishBatch.bind(bus) }),
     subscribe: (options, handler) => {
       consumers.add(options.consumer);
       const defaults = {

@@ -11,10 +11,12 @@ export interface MemoryBusStore {
   open(): Promise<{ consumers: StoredConsumer[]; lastSeq: number }>;
   /** Records a durable consumer (a second call for the same name changes nothing). */
   addConsumer(consumer: string, subject: string): Promise<void>;
-  /** Stores a message for `consumers` and returns its sequence. */
-  insert(message: PreparedMessage, consumers: readonly string[]): Promise<number>;
+  /** Stores messages (distinct ids), each for its consumers, in order, all or none; returns each id's sequence. */
+  insert(
+    messages: ReadonlyArray<{ readonly message: PreparedMessage; readonly storedFor: readonly string[] }>,
+  ): Promise<Map<string, number>>;
   /** Up to `limit` messages `consumer` has not acked with a sequence above `afterSeq`, in order. */
-  load(consumer: string, afterSeq: number, limit: number): Promise<StoredMessage[]>;
+  load(consumer: string, afterSeq: number, limit: number): Promise<LoadedMessage[]>;
   /** Forgets the pending rows (consumer i, sequence i). */
   ack(consumers: readonly string[], seqs: readonly number[]): Promise<void>;
   /** Deletes messages every consumer has acked. */
@@ -27,7 +29,7 @@ export interface StoredConsumer {
   readonly pending: number;
 }
 
-export interface StoredMessage extends PreparedMessage {
+export interface LoadedMessage extends PreparedMessage {
   readonly seq: number;
 }
 
@@ -56,18 +58,32 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
     async addConsumer(consumer, subject) {
       await db.query('INSERT INTO bus_consumers (consumer, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING', [consumer, subject]);
     },
-    async insert(message, consumers) {
-      // One statement: the message and its pending rows exist together or not at all.
-      const { rows } = await db.query<{ seq: number | string }>(
-        `WITH m AS (
-           INSERT INTO bus_messages (message_id, subject, message_key, headers, payload) VALUES ($1, $2, $3, $4, $5) RETURNING seq
+    async insert(messages) {
+      // One statement: the messages and their pending rows exist together or not at all. Consumer
+      // names are [A-Za-z0-9_-], so a comma joins a message's list.
+      const { rows } = await db.query<{ seq: number | string; message_id: string }>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[])
+             WITH ORDINALITY AS t(message_id, subject, message_key, headers, payload, consumers, ord)
+         ), m AS (
+           INSERT INTO bus_messages (message_id, subject, message_key, headers, payload)
+           SELECT message_id, subject, message_key, headers, payload FROM input ORDER BY ord
+           RETURNING seq, message_id
          ), p AS (
-           INSERT INTO bus_pending (consumer, seq) SELECT c, m.seq FROM m, unnest($6::text[]) AS c
+           INSERT INTO bus_pending (consumer, seq)
+           SELECT c, m.seq FROM m JOIN input ON input.message_id = m.message_id, unnest(string_to_array(input.consumers, ',')) AS c
          )
-         SELECT seq FROM m`,
-        [message.id, message.subject, message.key ?? null, JSON.stringify(message.headers), message.payload, consumers],
+         SELECT seq, message_id FROM m`,
+        [
+          messages.map(({ message }) => message.id),
+          messages.map(({ message }) => message.subject),
+          messages.map(({ message }) => message.key ?? null),
+          messages.map(({ message }) => JSON.stringify(message.headers)),
+          messages.map(({ message }) => message.payload),
+          messages.map(({ storedFor }) => storedFor.join(',')),
+        ],
       );
-      return Number(rows[0]?.seq);
+      return new Map(rows.map((row) => [row.message_id, Number(row.seq)]));
     },
     async load(consumer, afterSeq, limit) {
       const { rows } = await db.query<MessageRow>(

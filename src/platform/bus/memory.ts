@@ -43,7 +43,10 @@ export interface MemoryBusOptions {
 }
 
 interface StoredMessage extends PreparedMessage {
+  /** Its sequence in the database; 0 when it is in memory only. */
   readonly seq: number;
+  /** Publish order in this process: a redelivery goes back to its place by it. */
+  readonly order: number;
 }
 
 /** One message as one consumer sees it. */
@@ -79,7 +82,7 @@ interface ConsumerState {
 
 const insertInOrder = (ready: Entry[], entry: Entry): void => {
   let index = ready.length;
-  while (index > 0 && (ready[index - 1]?.message.seq ?? 0) > entry.message.seq) index -= 1;
+  while (index > 0 && (ready[index - 1]?.message.order ?? 0) > entry.message.order) index -= 1;
   ready.splice(index, 0, entry);
 };
 
@@ -104,7 +107,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const consumers = new Map<string, ConsumerState>();
   /** id → when it may be stored again; insertion order is expiry order because the window is fixed. */
   const recentIds = new Map<string, number>();
-  let seq = 0;
+  /** Local publish order. */
+  let order = 0;
+  /** Highest sequence stored in the database. */
+  let storedSeq = 0;
   let tokens = 0;
 
   // Publishing, creating a consumer and reading a window happen one at a time, so a window read
@@ -137,7 +143,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     store === undefined
       ? Promise.resolve()
       : store.open().then(({ consumers: stored, lastSeq }) => {
-          seq = lastSeq;
+          storedSeq = lastSeq;
           for (const { consumer, subject, pending } of stored) {
             const { matches } = resolveSubscribeOptions({ consumer, subject });
             const state = newState(consumer, subject, false, matches);
@@ -272,7 +278,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       const rows = await store.load(state.name, state.loadedThrough, room);
       for (const message of rows) {
         if (message.seq <= state.loadedThrough) continue;
-        state.ready.push({ message, deliveryCount: 0 });
+        state.ready.push({ message: { ...message, order: (order += 1) }, deliveryCount: 0 });
         state.loadedThrough = message.seq;
       }
       // Nothing stored since is missing: publishes wait for this read (serial) and fill the window themselves.
@@ -305,7 +311,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     }
     const created = newState(resolved.consumer, resolved.subject, resolved.ephemeral, resolved.matches);
     // A new consumer has nothing before now, in memory or stored.
-    created.loadedThrough = seq;
+    created.loadedThrough = storedSeq;
     created.spilled = false;
     consumers.set(resolved.consumer, created);
     return created;
@@ -337,23 +343,39 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     notify(state);
   };
 
+  /** Stores messages (one statement for those durable consumers need) and hands them to the consumers' memory. Runs in `serial`. */
+  const store_ = async (prepared: readonly PreparedMessage[]): Promise<void> => {
+    const fresh = new Map<string, PreparedMessage>();
+    for (const message of prepared) if (!isDuplicate(message.id) && !fresh.has(message.id)) fresh.set(message.id, message);
+    const batch = [...fresh.values()].map((message) => {
+      const targets = [...consumers.values()].filter((state) => state.matches(message.subject));
+      return { message, targets, storedFor: targets.filter((state) => state.stored).map((state) => state.name) };
+    });
+    // Stored first: a message counts as published only once it survives the process.
+    const toStore = batch.filter((each) => each.storedFor.length > 0);
+    const seqs = store === undefined || toStore.length === 0 ? new Map<string, number>() : await store.insert(toStore);
+    for (const { message, targets } of batch) {
+      const seq = seqs.get(message.id) ?? 0;
+      storedSeq = Math.max(storedSeq, seq);
+      remember(message.id);
+      const stored: StoredMessage = { ...message, seq, order: (order += 1) };
+      for (const state of targets) enqueue(state, stored);
+    }
+  };
+
   const bus: EventBus = {
     kind: 'memory',
     async publish(outgoing) {
       lifecycle.assertOpen();
       const prepared = prepareMessage(outgoing);
       await opened;
-      await serial(async () => {
-        if (isDuplicate(prepared.id)) return;
-        const targets = [...consumers.values()].filter((state) => state.matches(prepared.subject));
-        const storedFor = targets.filter((state) => state.stored).map((state) => state.name);
-        // Stored first: the message counts as published only once it survives the process.
-        if (store !== undefined && storedFor.length > 0) seq = await store.insert(prepared, storedFor);
-        else seq += 1;
-        remember(prepared.id);
-        const message: StoredMessage = { ...prepared, seq };
-        for (const state of targets) enqueue(state, message);
-      });
+      await serial(() => store_([prepared]));
+    },
+    async publishBatch(outgoing) {
+      lifecycle.assertOpen();
+      const prepared = outgoing.map(prepareMessage);
+      await opened;
+      await serial(() => store_(prepared));
     },
     async subscribe(subscribeOptions, handler) {
       lifecycle.assertOpen();

@@ -95,6 +95,11 @@ export interface EventBus {
   readonly kind: 'memory' | 'nats' | 'redis';
   /** Resolves once the broker has stored the message; from then on it is not lost. */
   publish(message: OutgoingMessage): Promise<void>;
+  /**
+   * Stores several messages in order, all or none, in one round trip where the adapter can (the
+   * in-process bus on a database); resolves once all are stored. Optional: callers fall back to `publish`.
+   */
+  publishBatch?(messages: readonly OutgoingMessage[]): Promise<void>;
   subscribe(options: SubscribeOptions, handler: Handler): Promise<Subscription>;
   /** Messages published to the consumer's subjects and not yet acked by it (0 for an unknown or removed consumer). */
   lag(consumer: string): Promise<number>;

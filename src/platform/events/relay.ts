@@ -134,6 +134,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const deferred: string[] = [];
     let failed = 0;
     let consecutiveFailures = 0;
+    if (bus.publishBatch !== undefined && held.size === 0 && !halted()) {
+      // One round trip for the pass (the in-process bus on PGlite): all stored, in order, or none.
+      try {
+        await bus.publishBatch(claimed.map(toMessage));
+        await markPublished(
+          db,
+          claimed.map((row) => row.event.event_id),
+        );
+        return { claimed: claimed.length, published: claimed.length, failed: 0, busDown: false };
+      } catch (error) {
+        // Nothing was stored: the first row records the failure, the rest wait with it for the next pass.
+        const [first] = claimed as [ClaimedEvent, ...ClaimedEvent[]];
+        logger?.warn(
+          { err: error, event_id: first.event.event_id, event_type: first.event.event_type },
+          'outbox publish failed; will retry',
+        );
+        await recordFailure(db, alone ? null : token, first.event.event_id, describeError(error));
+        if (!alone)
+          await release(
+            db,
+            token,
+            claimed.slice(1).map((row) => row.event.event_id),
+          );
+        return { claimed: claimed.length, published: 0, failed: 1, busDown: true };
+      }
+    }
     for (const row of claimed) {
       const stopped = consecutiveFailures >= CONSECUTIVE_FAILURES_TO_STOP || Date.now() > deadline || halted();
       if (stopped || held.has(row.key)) {

@@ -250,6 +250,34 @@ describe('outbox relay', () => {
       expect(await other.flush()).toEqual({ published: 400 - result.published, failed: 0 });
     });
 
+    it('hands a pass to a bus that takes batches in one call, in commit order, and leaves it pending when the batch fails', async () => {
+      const db = fixture.db();
+      await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
+      const inner = createMemoryBus({ db });
+      buses.push(inner);
+      const received: string[] = [];
+      await inner.subscribe({ consumer: 'batch-test', subject: 'orders.>' }, async (delivery) => void received.push(delivery.id));
+      let refusing = true;
+      const batches: number[] = [];
+      const bus: EventBus = {
+        ...inner,
+        publish: () => Promise.reject(new Error('one at a time is not expected here')),
+        publishBatch: async (messages) => {
+          batches.push(messages.length);
+          if (refusing) throw new Error('database unavailable (test)');
+          await inner.publishBatch?.(messages);
+        },
+      };
+      const events = await append(db, 25, (i) => `k-${i % 3}`);
+      const relay = newRelay({ db, bus, batchSize: 10, exclusive: true });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      expect(await relay.backlog()).toBe(25);
+      refusing = false;
+      expect(await relay.flush()).toEqual({ published: 25, failed: 0 });
+      expect(batches).toEqual([10, 10, 10, 5]);
+      await vi.waitFor(() => expect(received).toEqual(events.map((e) => e.event_id)), { timeout: 5_000 });
+    });
+
     it('publishes pending rows without leasing them when it is alone on the database', async () => {
       const db = fixture.db();
       const bus = newBus();
