@@ -5,6 +5,7 @@ export const idempotencyErrors = {
   IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Idempotency-Key is not valid' },
   IDEMPOTENCY_KEY_IN_USE: { status: 409, title: 'A request with this Idempotency-Key is still running' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key was used for another request' },
+  IDEMPOTENT_ANSWER_NOT_KEPT: { status: 410, title: 'The request with this Idempotency-Key completed; its answer was not kept' },
 } as const;
 
 export type IdempotencyErrorCode = keyof typeof idempotencyErrors;
@@ -32,4 +33,13 @@ export const idempotencyKeyReused = (): BlocksError =>
     'IDEMPOTENCY_KEY_REUSED',
     idempotencyErrors.IDEMPOTENCY_KEY_REUSED.status,
     'This Idempotency-Key was first used for a request with another method, URL or body; use a new key',
+  );
+
+/** The first request completed with `status`, but its answer held a secret (`Cache-Control: no-store`), which is never stored. */
+export const idempotentAnswerNotKept = (status: number): BlocksError =>
+  new BlocksError(
+    'IDEMPOTENT_ANSWER_NOT_KEPT',
+    idempotencyErrors.IDEMPOTENT_ANSWER_NOT_KEPT.status,
+    `The request with this Idempotency-Key completed with ${status}; its answer held a secret and was not kept, so it cannot be sent again`,
+    { extensions: { original_status: status } },
   );

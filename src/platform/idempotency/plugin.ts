@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Logger } from '../logger.ts';
-import { idempotencyKeyInUse, idempotencyKeyInvalid, idempotencyKeyReused } from './errors.ts';
+import { idempotencyKeyInUse, idempotencyKeyInvalid, idempotencyKeyReused, idempotentAnswerNotKept } from './errors.ts';
 import type { IdempotencyScope, IdempotencyStore, StoredAnswer } from './store.ts';
 
 declare module 'fastify' {
@@ -64,7 +64,11 @@ function keyOf(request: FastifyRequest): string | undefined {
   return header;
 }
 
+/** An answer the server said must not be stored anywhere (a created key's secret, a token). */
+const holdsSecret = (headers: Readonly<Record<string, string>>): boolean => /\bno-store\b/i.test(headers['cache-control'] ?? '');
+
 function replay(reply: FastifyReply, answer: StoredAnswer): FastifyReply {
+  if (holdsSecret(answer.headers)) throw idempotentAnswerNotKept(answer.status);
   return reply.code(answer.status).headers(answer.headers).header(REPLAYED_HEADER, 'true').send(Buffer.from(answer.body));
 }
 
@@ -74,6 +78,9 @@ function answerOf(reply: FastifyReply, payload: string | Buffer): StoredAnswer {
     if (value === undefined || PER_DELIVERY.has(name)) continue;
     headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
   }
+  // Kept without its body: the secret never rests in the table, and a retry learns the request completed.
+  if (holdsSecret(headers))
+    return { status: reply.statusCode, headers: { 'cache-control': headers['cache-control'] as string }, body: Buffer.alloc(0) };
   return { status: reply.statusCode, headers, body: typeof payload === 'string' ? Buffer.from(payload) : payload };
 }
 
@@ -84,7 +91,9 @@ function answerOf(reply: FastifyReply, payload: string | Buffer): StoredAnswer {
  * request while the first still runs gets 409 IDEMPOTENCY_KEY_IN_USE, and the key sent with
  * another request 422 IDEMPOTENCY_KEY_REUSED. A 5xx or a "try again" answer (408, 409, 425, 429)
  * is not stored, so a retry runs again; nor is a stream, which is not replayed: its key is free
- * once it ends. Requests without the header pay one property read.
+ * once it ends. An answer marked `Cache-Control: no-store` is kept without its body (a secret never
+ * rests in the table): its retry gets 410 IDEMPOTENT_ANSWER_NOT_KEPT. Requests without the header
+ * pay one property read.
  */
 export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
   async (app: FastifyInstance, options) => {

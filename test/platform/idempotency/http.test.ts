@@ -137,4 +137,31 @@ describe('Idempotency-Key on POST /v1/chat/completions', () => {
     await again.text();
     expect(providerCalls() - calls).toBe(1);
   });
+
+  it('keeps an answer holding a secret (Cache-Control: no-store, a created API key) without its body: a retry gets 410 IDEMPOTENT_ANSWER_NOT_KEPT, and only one key is made', async () => {
+    const key = freshKey();
+    const create = async () =>
+      fetch(`${h.blocks.urls.gateway as string}/api/v1/identity/api-keys`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key, ...(await h.credentials.headers()) },
+        body: JSON.stringify({ name: `idem ${key}`, scopes: [] }),
+      });
+    const first = await create();
+    expect(first.status).toBe(201);
+    const made = (await first.json()) as { key: string };
+    const retry = await create();
+    expect(retry.status).toBe(410);
+    expect(await retry.json()).toMatchObject({ code: 'IDEMPOTENT_ANSWER_NOT_KEPT', original_status: 201 });
+    const rows = (
+      await h.blocks.platform.db.query<{ body: Uint8Array; headers: Record<string, string> }>(
+        'SELECT body, headers FROM idempotency_keys WHERE key = $1',
+        [key],
+      )
+    ).rows;
+    expect(rows).toHaveLength(1);
+    expect(Buffer.from(rows[0]?.body ?? []).toString()).not.toContain(made.key);
+    expect(rows[0]?.body.length).toBe(0);
+    const keys = await h.blocks.platform.db.query('SELECT 1 FROM api_keys WHERE name = $1', [`idem ${key}`]);
+    expect(keys.rowCount).toBe(1);
+  });
 });
