@@ -30,6 +30,8 @@ export interface InboundDelivery {
   readonly headers: Readonly<Record<string, string>>;
   /** How many times the broker has handed this message out, this time included (1 first). */
   readonly deliveryCount: number;
+  /** When the broker stored the message (ms since the epoch), where it says; else its age counts from its first attempt here. */
+  readonly publishedAt?: number;
   /** Settles the message for its consumer; it is not delivered to the consumer again. */
   ack(): Promise<void>;
   /** Restarts the broker's ack-wait clock so an unsettled delivery is not handed to another subscriber. */
@@ -163,7 +165,7 @@ export function startSubscription(runtime: SubscriptionRuntime): Subscription {
       await deadLetter(delivery, attempt - 1, `not settled after ${attempt - 1} deliveries`);
       return;
     }
-    const since = clock.now();
+    const since = delivery.publishedAt ?? clock.now();
     /** Failures that count towards maxDeliver: the broker's earlier deliveries, then each non-transient failure. */
     let counted = attempt;
     let transientInARow = 0;

@@ -79,6 +79,7 @@ const toInbound = (message: JsMsg, prefixLength: number): InboundDelivery => {
     key,
     headers,
     deliveryCount: message.info.deliveryCount,
+    publishedAt: message.time.getTime(),
     ack: async () => {
       await message.ackAck();
     },

@@ -178,6 +178,8 @@ export async function createRedisBus(options: RedisBusOptions): Promise<EventBus
         key: entry.fields.get('k'),
         headers,
         deliveryCount,
+        // A stream entry's id starts with the milliseconds at which Redis stored it.
+        publishedAt: Number(entry.id.split('-')[0]),
         ack: async () => {
           await redis.xack(keys.stream, group, entry.id);
         },

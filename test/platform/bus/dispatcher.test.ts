@@ -258,6 +258,27 @@ describe('startSubscription', () => {
     expect(published[0]?.headers?.[DEAD_LETTER_HEADERS.reason]).toMatch(/ECONNREFUSED|connect/);
   });
 
+  it("counts a delivery's retention from when the broker stored it", async () => {
+    const outage = await unreachableDatabaseError();
+    const delivery = { ...fakeDelivery('m1'), publishedAt: Date.now() - 60_000 };
+    const published: OutgoingMessage[] = [];
+    const attempts: number[] = [];
+    start(
+      scriptedSource([delivery]).source,
+      async (d) => {
+        attempts.push(d.attempt);
+        throw outage;
+      },
+      { maxDeliver: 2, retainMs: 30_000 },
+      async (message) => {
+        published.push(message);
+      },
+    );
+    // Stored a minute ago and kept for 30 s: past its retention, so the outage counts at once.
+    await vi.waitFor(() => expect(published).toHaveLength(1), { timeout: 3_000 });
+    expect(attempts).toEqual([1, 2]);
+  });
+
   it('leaves a message unsettled and reports it when the dead letter cannot be published', async () => {
     const delivery = fakeDelivery('m1');
     const { errors } = start(
