@@ -65,10 +65,10 @@ export interface SubscribeOptions {
   readonly maxRetryDelayMs?: number;
   /**
    * How long a delivery whose handler fails for a transient reason (the database is unreachable,
-   * overloaded, restarting; see `isTransientDatabaseError`) keeps being retried, counted from its
-   * first attempt here: such failures do not count towards `maxDeliver`, so an outage shorter than
-   * this dead-letters nothing. Meant to be how long the event itself is retained. 0 (the default):
-   * for as long as the subscriber runs.
+   * overloaded, restarting; see `isTransientDatabaseError`) keeps being retried, counted from when
+   * the broker stored it (from its first attempt here where the broker does not say): such failures
+   * do not count towards `maxDeliver`, so an outage shorter than this dead-letters nothing. Meant to
+   * be how long the event itself is retained. 0 (the default): for as long as the subscriber runs.
    */
   readonly retainMs?: number;
   /**
