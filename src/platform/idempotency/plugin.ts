@@ -156,16 +156,18 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
 
     app.addHook('onSend', (request, reply, payload, done) => {
       const scope = request.idempotency;
-      if (scope === null) return done(null, payload);
+      // undefined too: a request fastify answers before routing (a bad URL, a preflight) may lack the decorator.
+      if (!scope) return done(null, payload);
       const storable = typeof payload === 'string' || Buffer.isBuffer(payload);
       // A stream (or an answer asking for a retry) frees its key in onResponse instead.
       if (!storable || reply.statusCode >= 500 || NOT_STORED.has(reply.statusCode)) return done(null, payload);
-      void storeAnswer(request, reply, scope, payload).then(() => done(null, payload));
+      void storeAnswer(request, reply, scope, payload).finally(() => done(null, payload));
     });
 
     app.addHook('onResponse', (request, _reply, done) => {
       const scope = request.idempotency;
-      if (scope === null) return done();
+      // undefined too: a request fastify answers before routing (a bad URL, a preflight) may lack the decorator.
+      if (!scope) return done();
       request.idempotency = null;
       store
         .release(scope)
