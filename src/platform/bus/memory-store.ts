@@ -31,6 +31,7 @@ export interface StoredConsumer {
 
 export interface LoadedMessage extends PreparedMessage {
   readonly seq: number;
+  readonly publishedAt: number;
 }
 
 interface MessageRow {
@@ -40,6 +41,7 @@ interface MessageRow {
   message_key: string | null;
   headers: Record<string, string>;
   payload: string;
+  created_at: Date | string;
 }
 
 export function createDatabaseBusStore(db: Database): MemoryBusStore {
@@ -87,7 +89,7 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
     },
     async load(consumer, afterSeq, limit) {
       const { rows } = await db.query<MessageRow>(
-        `SELECT m.seq, m.message_id, m.subject, m.message_key, m.headers, m.payload
+        `SELECT m.seq, m.message_id, m.subject, m.message_key, m.headers, m.payload, m.created_at
          FROM bus_pending p JOIN bus_messages m ON m.seq = p.seq
          WHERE p.consumer = $1 AND p.seq > $2
          ORDER BY p.seq
@@ -101,6 +103,7 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
         key: row.message_key ?? undefined,
         headers: row.headers,
         payload: row.payload,
+        publishedAt: new Date(row.created_at).getTime(),
       }));
     },
     async ack(consumers, seqs) {

@@ -47,6 +47,8 @@ interface StoredMessage extends PreparedMessage {
   readonly seq: number;
   /** Publish order in this process: a redelivery goes back to its place by it. */
   readonly order: number;
+  /** When it was stored (ms since the epoch): a delivery's retention counts from here. */
+  readonly publishedAt: number;
 }
 
 /** One message as one consumer sees it. */
@@ -240,6 +242,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       key: message.key,
       headers: { ...message.headers },
       deliveryCount: entry.deliveryCount,
+      publishedAt: message.publishedAt,
       ack: async () => {
         // A late ack from a subscriber whose lease ran out is ignored: the message is someone else's now.
         if (!owns()) return;
@@ -358,7 +361,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       const seq = seqs.get(message.id) ?? 0;
       storedSeq = Math.max(storedSeq, seq);
       remember(message.id);
-      const stored: StoredMessage = { ...message, seq, order: (order += 1) };
+      const stored: StoredMessage = { ...message, seq, order: (order += 1), publishedAt: clock.now() };
       for (const state of targets) enqueue(state, stored);
     }
   };
