@@ -108,7 +108,14 @@ describe.skipIf(!redis.ok || !postgres.ok)('rate limits shared through Redis', (
       const config = testConfig(
         { BLOCKS_DATA_DIR: dir.path, REDIS_URL: redis.url, DATABASE_URL: database.url },
         {
-          rate_limits: { ...limits, tiers: { default: { limit: 10, period: '1m', burst: 10 } }, tenant_tiers: {} },
+          // The test is about exactness across processes, not the store's time bound: a loaded machine
+          // must not turn a slow Redis answer into a fail-open admission.
+          rate_limits: {
+            ...limits,
+            store_timeout: '2s',
+            tiers: { default: { limit: 10, period: '1m', burst: 10 } },
+            tenant_tiers: {},
+          },
           cache: { key_prefix: prefix },
         },
       );
