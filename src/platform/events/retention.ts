@@ -1,5 +1,6 @@
 import type { Database } from '../db/port.ts';
 import type { Logger } from '../logger.ts';
+import { createPeriodicJob, type PeriodicJob } from '../periodic-job.ts';
 
 export interface RetentionPolicy {
   /** Published events older than this are deleted; 0 keeps them forever. Unpublished events are never deleted. */
@@ -48,10 +49,7 @@ export async function pruneExpired(db: Database, policy: RetentionPolicy, now: n
   return { events, inbox };
 }
 
-export interface RetentionJob {
-  start(): void;
-  stop(): void;
-}
+export type RetentionJob = PeriodicJob;
 
 /** Prunes every `intervalMs` in the background. Several replicas may run it: deletes are idempotent. */
 export function createRetentionJob(options: {
@@ -60,27 +58,14 @@ export function createRetentionJob(options: {
   readonly intervalMs: number;
   readonly logger: Pick<Logger, 'info' | 'warn'>;
 }): RetentionJob {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  const run = (): void => {
-    running ??= pruneExpired(options.db, options.policy, Date.now())
-      .then(
+  return createPeriodicJob({
+    intervalMs: options.intervalMs,
+    run: () =>
+      pruneExpired(options.db, options.policy, Date.now()).then(
         (pruned) => {
           if (pruned.events + pruned.inbox > 0) options.logger.info(pruned, 'pruned expired events and inbox rows');
         },
         (error: unknown) => options.logger.warn({ err: error }, 'pruning expired events failed; will retry'),
-      )
-      .finally(() => (running = undefined));
-  };
-  return {
-    start() {
-      if (timer || options.intervalMs <= 0) return;
-      timer = setInterval(run, options.intervalMs);
-      timer.unref();
-    },
-    stop() {
-      clearInterval(timer);
-      timer = undefined;
-    },
-  };
+      ),
+  });
 }

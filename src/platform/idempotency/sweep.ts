@@ -1,10 +1,8 @@
 import type { Logger } from '../logger.ts';
+import { createPeriodicJob, type PeriodicJob } from '../periodic-job.ts';
 import type { IdempotencyStore } from './store.ts';
 
-export interface IdempotencySweep {
-  start(): void;
-  stop(): void;
-}
+export type IdempotencySweep = PeriodicJob;
 
 /**
  * Deletes keys past their window every `intervalMs` (0: never) in the background. Several
@@ -16,28 +14,14 @@ export function createIdempotencySweep(options: {
   readonly intervalMs: number;
   readonly logger: Pick<Logger, 'info' | 'warn'>;
 }): IdempotencySweep {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  const run = (): void => {
-    running ??= options.store
-      .sweep()
-      .then(
+  return createPeriodicJob({
+    intervalMs: options.intervalMs,
+    run: () =>
+      options.store.sweep().then(
         (deleted) => {
           if (deleted > 0) options.logger.info({ deleted }, 'swept expired idempotency keys');
         },
         (error: unknown) => options.logger.warn({ err: error }, 'sweeping idempotency keys failed'),
-      )
-      .finally(() => (running = undefined));
-  };
-  return {
-    start() {
-      if (options.intervalMs <= 0 || timer !== undefined) return;
-      timer = setInterval(run, options.intervalMs);
-      timer.unref();
-    },
-    stop() {
-      clearInterval(timer);
-      timer = undefined;
-    },
-  };
+      ),
+  });
 }
