@@ -173,12 +173,19 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       failureThreshold: config.resilience.failure_threshold,
       recoveryTimeoutMs: config.resilience.recovery_timeout,
     });
+    const deadLetters = metrics.counter(
+      'blocks_outbox_dead_letters_total',
+      'Events moved to outbox_dead_letters after the bus refused them outbox.max_attempts times',
+      ['event_type'],
+    );
     const relay = createOutboxRelay({
       db,
       bus,
       logger,
       pollIntervalMs: config.outbox.poll_interval,
       batchSize: config.outbox.batch_size,
+      maxAttempts: config.outbox.max_attempts,
+      onDeadLetter: (event) => deadLetters.inc({ event_type: event.event_type }),
     });
     closers.push(async () => {
       await relay.stop();

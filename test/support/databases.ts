@@ -33,7 +33,7 @@ export function forEachDatabase(postgres: ServiceProbe, define: (fixture: DbFixt
       await db?.close();
     });
     beforeEach(async () => {
-      await db.query('TRUNCATE events, inbox RESTART IDENTITY');
+      await db.query('TRUNCATE events, inbox, outbox_dead_letters RESTART IDENTITY');
     });
     define({ kind: 'pglite', db: () => db, anotherHandle: async () => shared(db) });
   });
@@ -53,7 +53,7 @@ export function forEachDatabase(postgres: ServiceProbe, define: (fixture: DbFixt
       await testDb?.drop();
     });
     beforeEach(async () => {
-      await db.query('TRUNCATE events, inbox RESTART IDENTITY');
+      await db.query('TRUNCATE events, inbox, outbox_dead_letters RESTART IDENTITY');
     });
     define({
       kind: 'postgres',

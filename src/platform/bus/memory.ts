@@ -422,7 +422,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     },
     async ping() {
       lifecycle.assertOpen();
-      return 0;
+      // Backed by a database, the bus is only as reachable as the database its messages go to.
+      return options.db === undefined ? 0 : options.db.ping();
     },
     close: () =>
       lifecycle.close(async () => {

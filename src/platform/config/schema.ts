@@ -254,7 +254,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    outbox: Type.Object({ poll_interval: Duration, batch_size: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+    outbox: Type.Object(
+      {
+        poll_interval: Duration,
+        batch_size: Type.Integer({ minimum: 1 }),
+        /** Refusals by a bus that answers before an event moves to outbox_dead_letters; outages never count. */
+        max_attempts: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
     retention: Type.Object(
       {
         /** Published events are deleted after this; 0 keeps them forever. */

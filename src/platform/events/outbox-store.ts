@@ -1,4 +1,4 @@
-import type { Database } from '../db/port.ts';
+import type { Database, Queryable } from '../db/port.ts';
 import type { SystemEvent } from './types.ts';
 
 /** A pending outbox row the relay has leased. */
@@ -105,13 +105,59 @@ export async function markPublished(db: Database, eventIds: readonly string[]): 
   );
 }
 
-/** Records a failed publish and gives the row back, so the next pass retries it. `token` is null for an unleased row. */
-export async function recordFailure(db: Database, token: string | null, eventId: string, error: string): Promise<void> {
-  await db.query(
-    `UPDATE events SET attempts = attempts + 1, last_error = $3, locked_by = NULL, locked_until = NULL
-     WHERE event_id = $1 AND locked_by IS NOT DISTINCT FROM $2`,
-    [eventId, token, error],
+/**
+ * Records a failed publish and gives the row back, so the next pass retries it. `token` is null for an
+ * unleased row. `rejected` says the bus was answering and refused this message: only such failures
+ * count towards dead-lettering, so an outage never moves anything aside. Returns the row's rejections
+ * so far (0 when the row is no longer this claim's).
+ */
+export async function recordFailure(
+  db: Database,
+  token: string | null,
+  eventId: string,
+  error: string,
+  rejected: boolean,
+): Promise<number> {
+  const { rows } = await db.query<{ rejections: number }>(
+    `UPDATE events SET attempts = attempts + 1, rejections = rejections + $4::integer, last_error = $3,
+                       locked_by = NULL, locked_until = NULL
+     WHERE event_id = $1 AND locked_by IS NOT DISTINCT FROM $2 AND published_at IS NULL
+     RETURNING rejections`,
+    [eventId, token, error, rejected ? 1 : 0],
   );
+  return rows[0]?.rejections ?? 0;
+}
+
+/** What {@link moveToDeadLetters} moved. */
+export interface DeadLetteredEvent {
+  readonly event_id: string;
+  readonly event_type: string;
+  readonly correlation_id: string;
+  readonly ordering_key: string;
+  readonly attempts: number;
+  readonly rejections: number;
+  readonly last_error: string | null;
+}
+
+/**
+ * Moves a pending event from the outbox to `outbox_dead_letters` through `tx`, so the later events
+ * of its key go out. Returns what was moved, or undefined when it was published or moved meanwhile.
+ */
+export async function moveToDeadLetters(tx: Queryable, eventId: string): Promise<DeadLetteredEvent | undefined> {
+  const { rows } = await tx.query<DeadLetteredEvent>(
+    `WITH dead AS (
+       DELETE FROM events WHERE event_id = $1 AND published_at IS NULL
+       RETURNING event_id, event_type, source_service, target_services, payload, "timestamp", correlation_id, version,
+                 ordering_key, traceparent, attempts, rejections, last_error, created_at
+     )
+     INSERT INTO outbox_dead_letters (event_id, event_type, source_service, target_services, payload, "timestamp",
+                                      correlation_id, version, ordering_key, traceparent, attempts, rejections,
+                                      last_error, created_at)
+     SELECT * FROM dead
+     RETURNING event_id, event_type, correlation_id, ordering_key, attempts, rejections, last_error`,
+    [eventId],
+  );
+  return rows[0];
 }
 
 /** Gives back rows this claim did not publish. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/port.ts';
+import { isDatabaseError } from '../db/errors.ts';
 import type { EventBus, OutgoingMessage } from '../bus/port.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -8,10 +9,13 @@ import {
   countPending,
   keysWaitingForEarlierEvents,
   markPublished,
+  moveToDeadLetters,
   recordFailure,
   release,
   type ClaimedEvent,
+  type DeadLetteredEvent,
 } from './outbox-store.ts';
+import { appendEvent } from './outbox.ts';
 import { EVENT_HEADERS, type SystemEvent } from './types.ts';
 
 export interface OutboxRelayOptions {
@@ -34,6 +38,16 @@ export interface OutboxRelayOptions {
    * reserved. Default: true on PGlite (one process owns its data), false on PostgreSQL.
    */
   readonly exclusive?: boolean | undefined;
+  /**
+   * Times the bus may refuse an event while it is answering (the event is too large for the broker,
+   * its subject is rejected) before the event is moved to `outbox_dead_letters`, so the later events
+   * of its key go out. Failures while the bus is down never count. Default 10.
+   */
+  readonly maxAttempts?: number | undefined;
+  /** Publishes in flight at once. Default 256. */
+  readonly maxInFlight?: number | undefined;
+  /** Called after an event was moved to `outbox_dead_letters` (for a metric). */
+  readonly onDeadLetter?: ((event: DeadLetteredEvent) => void) | undefined;
   /** Bus subject for an event. Default: its `event_type`. */
   readonly subjectFor?: ((event: SystemEvent) => string) | undefined;
 }
@@ -62,7 +76,10 @@ export interface FlushOptions {
  *
  * Guarantees: an event is marked published only after the bus stored it; a failed publish leaves it
  * pending and it is retried by a later pass; events sharing a key are published in commit order, and
- * a failed one holds back the later ones of its key (not other keys). Several relays on one database
+ * a failed one holds back the later ones of its key (not other keys) until it is published or, refused
+ * `maxAttempts` times by a bus that answers, moved to `outbox_dead_letters`. Publishes of different
+ * keys are in flight together, so the relay's rate is the bus's pipelined rate, not its round trip's
+ * inverse. Several relays on one database
  * share the work without publishing a row twice at the same time. Delivery is at least once: a relay
  * that dies between publishing and marking, or whose publish outlives its lease, lets the event go
  * out again with the same id, which the bus's deduplication or the consumer's inbox absorbs.
@@ -86,13 +103,21 @@ export interface OutboxRelay {
   backlog(): Promise<number>;
 }
 
-/** Failed publishes in a row after which a pass stops: the bus is down, not one message bad. */
-const CONSECUTIVE_FAILURES_TO_STOP = 3;
+/** The event the relay appends when it moves an outbox row to `outbox_dead_letters`. */
+export const DEAD_LETTERED_EVENT = 'outbox.event.dead_lettered';
 const MAX_ERROR_LENGTH = 1_000;
 
 interface PassOutcome {
   readonly claimed: number;
   readonly published: number;
+  readonly failed: number;
+  readonly busDown: boolean;
+}
+
+interface RoundsOutcome {
+  readonly published: string[];
+  /** Rows left for a later pass: their key is held back, or the pass stopped. */
+  readonly deferred: string[];
   readonly failed: number;
   readonly busDown: boolean;
 }
@@ -109,7 +134,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const subjectFor = options.subjectFor ?? ((event: SystemEvent) => event.event_type);
   const alone = options.exclusive ?? db.kind === 'pglite';
   const relayId = randomUUID();
+  const maxAttempts = options.maxAttempts ?? 10;
+  const maxInFlight = options.maxInFlight ?? 256;
   let passes = 0;
+  // The last pass found the bus down: the next one probes with a single publish before sending rounds.
+  let busLooksDown = false;
 
   const toMessage = ({ event, key, traceparent }: ClaimedEvent): OutgoingMessage => ({
     subject: subjectFor(event),
@@ -122,19 +151,112 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     },
   });
 
-  /** Claims one batch, publishes what may go out now (until `halted`), and records the outcome of every row. */
-  const runPass = async (halted: () => boolean): Promise<PassOutcome> => {
-    const token = `${relayId}:${(passes += 1)}`;
-    const claimed = alone ? await selectPending(db, batchSize) : await claimPending(db, token, batchSize, leaseMs);
-    if (claimed.length === 0) return { claimed: 0, published: 0, failed: 0, busDown: false };
-    // Stop well before the lease runs out, so another relay never takes rows this one is still publishing.
+  /** Moves a row the bus kept refusing aside, with an event saying so, in one transaction. */
+  const deadLetter = async (row: ClaimedEvent): Promise<void> => {
+    const dead = await db.transaction(async (tx) => {
+      const moved = await moveToDeadLetters(tx, row.event.event_id);
+      if (moved !== undefined) {
+        await appendEvent(tx, {
+          event_type: DEAD_LETTERED_EVENT,
+          source_service: 'platform.outbox',
+          correlation_id: moved.correlation_id,
+          key: `outbox-dead-letter:${moved.event_id}`,
+          payload: {
+            event_id: moved.event_id,
+            event_type: moved.event_type,
+            ordering_key: moved.ordering_key,
+            attempts: moved.attempts,
+            rejections: moved.rejections,
+            last_error: moved.last_error,
+          },
+        });
+      }
+      return moved;
+    });
+    if (dead === undefined) return;
+    logger?.error(
+      { event_id: dead.event_id, event_type: dead.event_type, rejections: dead.rejections, last_error: dead.last_error },
+      'outbox event dead-lettered: the bus refused it every time; later events of its key go on',
+    );
+    options.onDeadLetter?.(dead);
+  };
+
+  /**
+   * Publishes `rows` with many publishes in flight at once (JetStream and Redis pipeline them on one
+   * connection), in rounds that hold at most one row per ordering key: a key's next row goes out only
+   * after its previous one was stored, so each key keeps commit order. A failed row holds back the
+   * rest of its key. `probe` sends one row alone first, so a bus that was down costs one attempt, not
+   * a round of them.
+   */
+  const publishInRounds = async (
+    rows: readonly ClaimedEvent[],
+    held: Set<string>,
+    token: string,
+    halted: () => boolean,
+    probe: boolean,
+  ): Promise<RoundsOutcome> => {
     const deadline = Date.now() + leaseMs / 2;
-    const held = alone ? new Set<string>() : await keysWaitingForEarlierEvents(db, token, claimed);
     const published: string[] = [];
     const deferred: string[] = [];
     let failed = 0;
-    let consecutiveFailures = 0;
-    if (bus.publishBatch !== undefined && held.size === 0 && !halted()) {
+    let busDown = false;
+    let waiting = [...rows];
+    let limit = probe ? 1 : maxInFlight;
+    while (waiting.length > 0) {
+      if (busDown || Date.now() > deadline || halted()) {
+        deferred.push(...waiting.map((row) => row.event.event_id));
+        break;
+      }
+      const round: ClaimedEvent[] = [];
+      const later: ClaimedEvent[] = [];
+      const inRound = new Set<string>();
+      for (const row of waiting) {
+        if (held.has(row.key)) deferred.push(row.event.event_id);
+        else if (inRound.has(row.key) || round.length >= limit) later.push(row);
+        else {
+          inRound.add(row.key);
+          round.push(row);
+        }
+      }
+      const outcomes = await Promise.allSettled(round.map((row) => bus.publish(toMessage(row))));
+      const refused = round.flatMap((row, i) => {
+        const outcome = outcomes[i] as PromiseSettledResult<void>;
+        if (outcome.status === 'fulfilled') {
+          published.push(row.event.event_id);
+          return [];
+        }
+        return [{ row, error: outcome.reason as unknown }];
+      });
+      // Every publish of the round failed: the bus is down, unless it still answers (then it refused these messages).
+      const answering =
+        refused.length < round.length ||
+        (await bus.ping().then(
+          () => true,
+          () => false,
+        ));
+      busDown = refused.length > 0 && !answering;
+      for (const { row, error } of refused) {
+        failed += 1;
+        held.add(row.key);
+        logger?.warn({ err: error, event_id: row.event.event_id, event_type: row.event.event_type }, 'outbox publish failed; will retry');
+        // A database error is the in-process bus's own store failing, never the message's fault.
+        const rejected = answering && !isDatabaseError(error);
+        const rejections = await recordFailure(db, alone ? null : token, row.event.event_id, describeError(error), rejected);
+        if (rejected && rejections >= maxAttempts) await deadLetter(row);
+      }
+      waiting = later;
+      limit = maxInFlight;
+    }
+    return { published, deferred, failed, busDown };
+  };
+
+  /** Claims one batch, publishes what may go out now (until `halted`), and records the outcome of every row. */
+  const runPass = async (halted: () => boolean, probe: boolean): Promise<PassOutcome> => {
+    const token = `${relayId}:${(passes += 1)}`;
+    const claimed = alone ? await selectPending(db, batchSize) : await claimPending(db, token, batchSize, leaseMs);
+    if (claimed.length === 0) return { claimed: 0, published: 0, failed: 0, busDown: false };
+    const held = alone ? new Set<string>() : await keysWaitingForEarlierEvents(db, token, claimed);
+    if (bus.publishBatch !== undefined && held.size === 0 && !halted() && !probe) {
       // One round trip for the pass (the in-process bus on PGlite): all stored, in order, or none.
       try {
         await bus.publishBatch(claimed.map(toMessage));
@@ -144,49 +266,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         );
         return { claimed: claimed.length, published: claimed.length, failed: 0, busDown: false };
       } catch (error) {
-        // Nothing was stored: the first row records the failure, the rest wait with it for the next pass.
-        const [first] = claimed as [ClaimedEvent, ...ClaimedEvent[]];
-        logger?.warn(
-          { err: error, event_id: first.event.event_id, event_type: first.event.event_type },
-          'outbox publish failed; will retry',
-        );
-        await recordFailure(db, alone ? null : token, first.event.event_id, describeError(error));
-        if (!alone)
-          await release(
-            db,
-            token,
-            claimed.slice(1).map((row) => row.event.event_id),
-          );
-        return { claimed: claimed.length, published: 0, failed: 1, busDown: true };
+        // Nothing was stored, and which row the bus refused is not known: the rounds below find out.
+        logger?.warn({ err: error, events: claimed.length }, 'outbox batch publish failed; publishing one by one');
       }
     }
-    for (const row of claimed) {
-      const stopped = consecutiveFailures >= CONSECUTIVE_FAILURES_TO_STOP || Date.now() > deadline || halted();
-      if (stopped || held.has(row.key)) {
-        deferred.push(row.event.event_id);
-        continue;
-      }
-      try {
-        await bus.publish(toMessage(row));
-        published.push(row.event.event_id);
-        consecutiveFailures = 0;
-      } catch (error) {
-        failed += 1;
-        consecutiveFailures += 1;
-        held.add(row.key);
-        logger?.warn({ err: error, event_id: row.event.event_id, event_type: row.event.event_type }, 'outbox publish failed; will retry');
-        await recordFailure(db, alone ? null : token, row.event.event_id, describeError(error));
-      }
-    }
-    await markPublished(db, published);
+    const outcome = await publishInRounds(claimed, held, token, halted, probe);
+    await markPublished(db, outcome.published);
     // Deferred rows of a relay alone on its database were never reserved: they simply stay pending.
-    if (!alone) await release(db, token, deferred);
-    return {
-      claimed: claimed.length,
-      published: published.length,
-      failed,
-      busDown: consecutiveFailures >= CONSECUTIVE_FAILURES_TO_STOP,
-    };
+    if (!alone) await release(db, token, outcome.deferred);
+    return { claimed: claimed.length, published: outcome.published.length, failed: outcome.failed, busDown: outcome.busDown };
   };
 
   /** Passes until the outbox is empty, a pass makes no progress, the bus looks down, or `halted` says so. */
@@ -194,7 +282,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let total: PassOutcome = { claimed: 0, published: 0, failed: 0, busDown: false };
     for (;;) {
       if (halted()) return total;
-      const pass = await runPass(halted);
+      const pass = await runPass(halted, busLooksDown);
+      busLooksDown = pass.busDown;
       total = {
         claimed: total.claimed + pass.claimed,
         published: total.published + pass.published,

@@ -37,7 +37,7 @@ describe('configuration', () => {
     expect([config.cache.redis_url, config.bus.redis_url]).toEqual(['redis://r:6379', 'redis://r:6379']);
     expect(config.data_dir).toBe('/var/blocks');
     expect(config.services.gateway.port).toBe(9000);
-    expect(config.outbox).toEqual({ batch_size: 7, poll_interval: 2000 });
+    expect(config.outbox).toEqual({ batch_size: 7, poll_interval: 2000, max_attempts: 10 });
     expect(config.cache.key_prefix).toBe('a:b:');
     expect(config.ai.catalog_file).toMatch(/\/config\/models\.yaml$/);
   });

@@ -3,7 +3,7 @@ import type { Database } from '../../../src/platform/db/port.ts';
 import type { Delivery, EventBus } from '../../../src/platform/bus/port.ts';
 import { createMemoryBus } from '../../../src/platform/bus/memory.ts';
 import { appendEvent } from '../../../src/platform/events/outbox.ts';
-import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '../../../src/platform/events/relay.ts';
+import { createOutboxRelay, DEAD_LETTERED_EVENT, type OutboxRelay, type OutboxRelayOptions } from '../../../src/platform/events/relay.ts';
 import type { SystemEvent } from '../../../src/platform/events/types.ts';
 import { probeService } from '../../support/services.ts';
 import { forEachDatabase } from '../../support/databases.ts';
@@ -130,7 +130,7 @@ describe('outbox relay', () => {
         'SELECT event_id, attempts, last_error, locked_by FROM events WHERE published_at IS NULL ORDER BY sequence',
       );
       expect(pending.rows).toEqual([
-        { event_id: a1?.event_id, attempts: 1, last_error: expect.stringContaining('broker unavailable'), locked_by: null },
+        { event_id: a1?.event_id, attempts: 1, last_error: expect.stringContaining('message refused'), locked_by: null },
         { event_id: a2?.event_id, attempts: 0, last_error: null, locked_by: null },
       ]);
       expect(await relay.backlog()).toBe(2);
@@ -140,18 +140,123 @@ describe('outbox relay', () => {
       expect(await relay.backlog()).toBe(0);
     });
 
-    it('stops a pass after a few failures in a row, when the bus looks down', async () => {
+    it('stops a pass after one round when the bus is down, and probes with one publish on the next pass', async () => {
       const db = fixture.db();
       const bus = newBus();
       await append(db, 10, (i) => `k${i}`);
-      bus.failing = () => true;
-      const relay = newRelay({ db, bus });
-      expect(await relay.flush()).toEqual({ published: 0, failed: 3 });
-      expect(bus.attempts).toHaveLength(3);
-      const { rows } = await db.query<{ n: number }>('SELECT count(*) AS n FROM events WHERE locked_by IS NOT NULL');
-      expect(rows).toEqual([{ n: 0 }]);
-      bus.failing = () => false;
+      bus.down = true;
+      const relay = newRelay({ db, bus, maxAttempts: 1 });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 10 });
+      expect(bus.attempts).toHaveLength(10);
+      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      expect(bus.attempts).toHaveLength(11);
+      const { rows } = await db.query<{ leased: number; rejections: number; dead: number }>(
+        `SELECT count(*) FILTER (WHERE locked_by IS NOT NULL)::int AS leased, coalesce(sum(rejections), 0)::int AS rejections,
+                (SELECT count(*)::int FROM outbox_dead_letters) AS dead
+         FROM events`,
+      );
+      // An outage is not the messages' fault: nothing counts towards dead-lettering, even at maxAttempts 1.
+      expect(rows).toEqual([{ leased: 0, rejections: 0, dead: 0 }]);
+      bus.down = false;
       expect(await relay.flush()).toEqual({ published: 10, failed: 0 });
+    });
+
+    it('keeps many publishes in flight, never two of one key, and each key in commit order', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      bus.delayMs = 5;
+      const events = await append(db, 60, (i) => `k${i % 12}`);
+      const relay = newRelay({ db, bus, batchSize: 100 });
+      expect(await relay.flush()).toEqual({ published: 60, failed: 0 });
+      expect(bus.concurrency.max).toBe(12);
+      expect(bus.concurrency.sameKeyOverlap).toBe(false);
+      for (let k = 0; k < 12; k += 1) {
+        expect(bus.published.filter((m) => m.key === `k${k}`).map((m) => m.id)).toEqual(
+          events.filter((_, i) => i % 12 === k).map((e) => e.event_id),
+        );
+      }
+    });
+
+    it('caps publishes in flight at maxInFlight', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      bus.delayMs = 2;
+      await append(db, 40, (i) => `k${i}`);
+      const relay = newRelay({ db, bus, maxInFlight: 7 });
+      expect(await relay.flush()).toEqual({ published: 40, failed: 0 });
+      expect(bus.concurrency.max).toBe(7);
+    });
+
+    it('moves an event the answering bus refuses maxAttempts times to outbox_dead_letters, says so, and lets its key go on', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const [a1, a2, b1] = await append(db, 3, (i) => (i < 2 ? 'a' : 'b'));
+      bus.failing = (message) => message.id === a1?.event_id;
+      const dead: string[] = [];
+      const relay = newRelay({ db, bus, maxAttempts: 3, onDeadLetter: (event) => dead.push(event.event_id) });
+      expect(await relay.flush()).toEqual({ published: 1, failed: 1 });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      expect(dead).toEqual([]);
+      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      expect(dead).toEqual([a1?.event_id]);
+      const moved = await db.query(
+        'SELECT event_id, event_type, payload, ordering_key, attempts, rejections, last_error FROM outbox_dead_letters',
+      );
+      expect(moved.rows).toEqual([
+        {
+          event_id: a1?.event_id,
+          event_type: 'orders.placed',
+          payload: { i: 0 },
+          ordering_key: 'a',
+          attempts: 3,
+          rejections: 3,
+          last_error: expect.stringContaining('message refused'),
+        },
+      ]);
+      // a2 follows once a1 is out of the way, and the dead letter is announced on the bus.
+      expect(await relay.flush()).toEqual({ published: 2, failed: 0 });
+      expect(ids(bus.published)[0]).toBe(b1?.event_id);
+      expect(ids(bus.published)).toContain(a2?.event_id);
+      const announced = bus.published.find((m) => m.subject === DEAD_LETTERED_EVENT);
+      expect((announced?.data as SystemEvent | undefined)?.payload).toEqual({
+        event_id: a1?.event_id,
+        event_type: 'orders.placed',
+        ordering_key: 'a',
+        attempts: 3,
+        rejections: 3,
+        last_error: expect.stringContaining('message refused'),
+      });
+      expect(ids(bus.published)).not.toContain(a1?.event_id);
+      expect(await relay.backlog()).toBe(0);
+    });
+
+    it('retries a refused batch row by row, so one bad message does not hold back the others', async () => {
+      const db = fixture.db();
+      await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
+      const inner = createMemoryBus({ db });
+      buses.push(inner);
+      const events = await append(db, 5, (i) => `k${i}`);
+      // The in-process bus refuses a batch holding a message it cannot take: here, an invalid subject.
+      const relay = newRelay({
+        db,
+        bus: inner,
+        maxAttempts: 2,
+        subjectFor: (event) => ((event.payload as { i: number }).i === 2 ? 'orders..broken' : event.event_type),
+      });
+      const received: string[] = [];
+      await inner.subscribe({ consumer: 'refused-batch', subject: 'orders.>' }, async (delivery) => void received.push(delivery.id));
+      expect(await relay.flush()).toEqual({ published: 4, failed: 1 });
+      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      const moved = await db.query<{ event_id: string }>('SELECT event_id FROM outbox_dead_letters');
+      expect(moved.rows).toEqual([{ event_id: events[2]?.event_id }]);
+      await vi.waitFor(() =>
+        expect(received.sort()).toEqual(
+          events
+            .filter((_, i) => i !== 2)
+            .map((e) => e.event_id)
+            .sort(),
+        ),
+      );
     });
 
     it('relays in the background when notified, without waiting for the poll', async () => {
@@ -178,15 +283,14 @@ describe('outbox relay', () => {
     it('keeps retrying in the background while the bus is down and delivers everything once, in order, when it returns', async () => {
       const db = fixture.db();
       const bus = newBus();
-      let down = true;
-      bus.failing = () => down;
+      bus.down = true;
       const relay = newRelay({ db, bus, pollIntervalMs: 20, maxBackoffMs: 80 });
       relay.start();
       const events = await append(db, 6, (i) => `k${i % 2}`);
       relay.notify();
       await vi.waitFor(() => expect(bus.attempts.length).toBeGreaterThanOrEqual(6), { timeout: 5_000 });
       expect(bus.published).toEqual([]);
-      down = false;
+      bus.down = false;
       await vi.waitFor(() => expect(bus.published).toHaveLength(6), { timeout: 5_000 });
       // The relay promises order within a key; the bus may come back in the middle of a pass, so
       // one key's events can go out before an earlier event of the other key.
@@ -196,7 +300,8 @@ describe('outbox relay', () => {
         );
       }
       expect(new Set(ids(bus.published)).size).toBe(6);
-      expect(await relay.backlog()).toBe(0);
+      // The pass marks its rows once its last round is back, a moment after the bus has them.
+      await vi.waitFor(async () => expect(await relay.backlog()).toBe(0), { timeout: 5_000 });
     });
 
     it('stops its loop and leaves new events pending', async () => {
@@ -250,31 +355,42 @@ describe('outbox relay', () => {
       expect(await other.flush()).toEqual({ published: 400 - result.published, failed: 0 });
     });
 
-    it('hands a pass to a bus that takes batches in one call, in commit order, and leaves it pending when the batch fails', async () => {
+    it('hands a pass to a bus that takes batches in one call, in commit order, and leaves it pending while the bus is down', async () => {
       const db = fixture.db();
       await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
       const inner = createMemoryBus({ db });
       buses.push(inner);
       const received: string[] = [];
       await inner.subscribe({ consumer: 'batch-test', subject: 'orders.>' }, async (delivery) => void received.push(delivery.id));
-      let refusing = true;
+      let down = true;
       const batches: number[] = [];
+      let single = 0;
+      const unreachable = (): Promise<never> => Promise.reject(new Error('bus unreachable (test)'));
       const bus: EventBus = {
         ...inner,
-        publish: () => Promise.reject(new Error('one at a time is not expected here')),
+        publish: async (message) => {
+          single += 1;
+          if (down) return unreachable();
+          await inner.publish(message);
+        },
         publishBatch: async (messages) => {
           batches.push(messages.length);
-          if (refusing) throw new Error('database unavailable (test)');
+          if (down) return unreachable();
           await inner.publishBatch?.(messages);
         },
+        ping: () => (down ? unreachable() : inner.ping()),
       };
       const events = await append(db, 25, (i) => `k-${i % 3}`);
       const relay = newRelay({ db, bus, batchSize: 10, exclusive: true });
-      expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      // The batch fails, then one round (one row per key) finds the bus down.
+      expect(await relay.flush()).toEqual({ published: 0, failed: 3 });
       expect(await relay.backlog()).toBe(25);
-      refusing = false;
+      down = false;
+      single = 0;
+      // The pass after an outage probes with one publish and goes on one by one; later passes batch again.
       expect(await relay.flush()).toEqual({ published: 25, failed: 0 });
-      expect(batches).toEqual([10, 10, 10, 5]);
+      expect(single).toBe(10);
+      expect(batches).toEqual([10, 10, 5]);
       await vi.waitFor(() => expect(received).toEqual(events.map((e) => e.event_id)), { timeout: 5_000 });
     });
 
