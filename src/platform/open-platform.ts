@@ -93,7 +93,11 @@ async function openBus(config: Config, logger: Logger, db: Database): Promise<Ev
   }
   // On PGlite (one process owns its data) the in-process bus keeps durable consumers' messages in
   // the database, so a killed process loses none; on a shared PostgreSQL it stays memory only.
-  return createMemoryBus({ onError: busErrorLogger(logger), ...(db.kind === 'pglite' ? { db } : {}) });
+  // Its messages are kept as long as the events they carry (retention.events), as a broker's max age would.
+  return createMemoryBus({
+    onError: busErrorLogger(logger),
+    ...(db.kind === 'pglite' ? { db, maxAgeMs: config.retention.events } : {}),
+  });
 }
 
 function openCache(config: Config, bus: EventBus, logger: Logger): Promise<Cache> | Cache {

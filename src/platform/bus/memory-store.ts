@@ -17,10 +17,16 @@ export interface MemoryBusStore {
   ): Promise<Map<string, number>>;
   /** Up to `limit` messages `consumer` has not acked with a sequence above `afterSeq`, in order. */
   load(consumer: string, afterSeq: number, limit: number): Promise<LoadedMessage[]>;
+  /** Counts one more delivery of the pending rows (consumer i, sequence i). */
+  delivered(consumers: readonly string[], seqs: readonly number[]): Promise<void>;
   /** Forgets the pending rows (consumer i, sequence i). */
   ack(consumers: readonly string[], seqs: readonly number[]): Promise<void>;
-  /** Deletes messages every consumer has acked. */
-  prune(): Promise<void>;
+  /**
+   * Deletes messages every consumer has acked and, when `maxAgeMs` > 0, messages stored longer ago
+   * than that with their pending rows (a consumer that never came back keeps nothing for ever).
+   * Returns how many pending messages each consumer lost that way.
+   */
+  prune(maxAgeMs: number): Promise<Map<string, number>>;
 }
 
 export interface StoredConsumer {
@@ -32,6 +38,8 @@ export interface StoredConsumer {
 export interface LoadedMessage extends PreparedMessage {
   readonly seq: number;
   readonly publishedAt: number;
+  /** Times it was handed to this consumer before (counted across restarts). */
+  readonly deliveries: number;
 }
 
 interface MessageRow {
@@ -42,6 +50,7 @@ interface MessageRow {
   headers: Record<string, string>;
   payload: string;
   created_at: Date | string;
+  deliveries: number;
 }
 
 export function createDatabaseBusStore(db: Database): MemoryBusStore {
@@ -89,7 +98,7 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
     },
     async load(consumer, afterSeq, limit) {
       const { rows } = await db.query<MessageRow>(
-        `SELECT m.seq, m.message_id, m.subject, m.message_key, m.headers, m.payload, m.created_at
+        `SELECT m.seq, m.message_id, m.subject, m.message_key, m.headers, m.payload, m.created_at, p.deliveries
          FROM bus_pending p JOIN bus_messages m ON m.seq = p.seq
          WHERE p.consumer = $1 AND p.seq > $2
          ORDER BY p.seq
@@ -104,7 +113,16 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
         headers: row.headers,
         payload: row.payload,
         publishedAt: new Date(row.created_at).getTime(),
+        deliveries: row.deliveries,
       }));
+    },
+    async delivered(consumers, seqs) {
+      if (seqs.length === 0) return;
+      await db.query(
+        `UPDATE bus_pending p SET deliveries = p.deliveries + 1 FROM unnest($1::text[], $2::bigint[]) AS d(consumer, seq)
+         WHERE p.consumer = d.consumer AND p.seq = d.seq`,
+        [consumers, seqs],
+      );
     },
     async ack(consumers, seqs) {
       if (seqs.length === 0) return;
@@ -114,11 +132,26 @@ export function createDatabaseBusStore(db: Database): MemoryBusStore {
         [consumers, seqs],
       );
     },
-    async prune() {
+    async prune(maxAgeMs) {
+      const expired = new Map<string, number>();
+      if (maxAgeMs > 0) {
+        const { rows } = await db.query<{ consumer: string; n: number | string }>(
+          `WITH old AS (
+             DELETE FROM bus_messages WHERE created_at < now() - $1::double precision * interval '1 millisecond'
+             RETURNING seq
+           ), gone AS (
+             DELETE FROM bus_pending p USING old WHERE p.seq = old.seq RETURNING p.consumer
+           )
+           SELECT consumer, count(*) AS n FROM gone GROUP BY consumer`,
+          [maxAgeMs],
+        );
+        for (const row of rows) expired.set(row.consumer, Number(row.n));
+      }
       await db.query(
         `DELETE FROM bus_messages
          WHERE seq < coalesce((SELECT min(seq) FROM bus_pending), (SELECT max(seq) + 1 FROM bus_messages))`,
       );
+      return expired;
     },
   };
 }

@@ -40,6 +40,12 @@ export interface MemoryBusOptions {
   readonly windowSize?: number;
   /** Longest an ack waits before its row is deleted with others. Default 20. */
   readonly ackFlushMs?: number;
+  /**
+   * With `db`: messages stored longer ago than this are dropped, acked or not, as a broker's
+   * max age drops them, so a durable consumer that is never subscribed again does not keep its
+   * backlog for ever. 0 (the default) keeps them until acked.
+   */
+  readonly maxAgeMs?: number;
 }
 
 interface StoredMessage extends PreparedMessage {
@@ -104,6 +110,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const onError = options.onError ?? (() => undefined);
   const windowSize = options.windowSize ?? 1_000;
   const ackFlushMs = options.ackFlushMs ?? 20;
+  const maxAgeMs = options.maxAgeMs ?? 0;
   const store: MemoryBusStore | undefined = options.db === undefined ? undefined : createDatabaseBusStore(options.db);
   const lifecycle = createBusLifecycle('memory');
   const consumers = new Map<string, ConsumerState>();
@@ -144,15 +151,19 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const opened: Promise<void> =
     store === undefined
       ? Promise.resolve()
-      : store.open().then(({ consumers: stored, lastSeq }) => {
-          storedSeq = lastSeq;
-          for (const { consumer, subject, pending } of stored) {
-            const { matches } = resolveSubscribeOptions({ consumer, subject });
-            const state = newState(consumer, subject, false, matches);
-            state.pending = pending;
-            consumers.set(consumer, state);
-          }
-        });
+      : // Expired messages go first, so a consumer's backlog is counted without them.
+        store
+          .prune(maxAgeMs)
+          .then(() => store.open())
+          .then(({ consumers: stored, lastSeq }) => {
+            storedSeq = lastSeq;
+            for (const { consumer, subject, pending } of stored) {
+              const { matches } = resolveSubscribeOptions({ consumer, subject });
+              const state = newState(consumer, subject, false, matches);
+              state.pending = pending;
+              consumers.set(consumer, state);
+            }
+          });
   // Awaited by every operation; this only keeps a failed open from being an unhandled rejection.
   opened.catch(() => undefined);
 
@@ -172,7 +183,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     if (dedupWindowMs > 0) recentIds.set(id, clock.now() + dedupWindowMs);
   };
 
-  // Acks of stored messages: deleted in batches, a little later. One lost to a crash is a redelivery.
+  // Deliveries and acks of stored messages: written in batches, a little later. A delivery count
+  // lost to a crash is one delivery fewer counted; an ack lost to a crash is a redelivery.
+  let delivered: { consumers: string[]; seqs: number[] } = { consumers: [], seqs: [] };
   let acked: { consumers: string[]; seqs: number[] } = { consumers: [], seqs: [] };
   let ackTimer: AbortController | undefined;
   let ackFlushing: Promise<void> = Promise.resolve();
@@ -180,28 +193,37 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
   const flushAcks = (): Promise<void> => {
     ackTimer?.abort();
     ackTimer = undefined;
+    const deliveries = delivered;
     const batch = acked;
+    delivered = { consumers: [], seqs: [] };
     acked = { consumers: [], seqs: [] };
     ackFlushing = ackFlushing.then(async () => {
-      if (store === undefined || batch.seqs.length === 0) return;
+      if (store === undefined) return;
       try {
+        // Counted before the acks, so a row delivered and acked in one batch is simply gone.
+        await store.delivered(deliveries.consumers, deliveries.seqs);
         await store.ack(batch.consumers, batch.seqs);
         if (clock.now() - lastPrune >= PRUNE_INTERVAL_MS) {
           lastPrune = clock.now();
-          await store.prune();
+          const expired = await store.prune(maxAgeMs);
+          for (const [name, count] of expired) {
+            const state = consumers.get(name);
+            if (state !== undefined) state.pending = Math.max(0, state.pending - count);
+            onError(new Error(`${count} messages older than ${maxAgeMs} ms dropped unacked`), { stage: 'maintenance', consumer: name });
+          }
         }
       } catch (error) {
         // Still pending in the database: delivered again after a restart, which the inbox absorbs.
-        onError(error instanceof Error ? error : new Error(String(error)), { stage: 'ack', consumer: batch.consumers[0] ?? '' });
+        onError(error instanceof Error ? error : new Error(String(error)), {
+          stage: 'ack',
+          consumer: batch.consumers[0] ?? deliveries.consumers[0] ?? '',
+        });
       }
     });
     return ackFlushing;
   };
-  const recordAck = (state: ConsumerState, entry: Entry): void => {
-    state.pending -= 1;
-    acked.consumers.push(state.name);
-    acked.seqs.push(entry.message.seq);
-    if (acked.seqs.length >= ACK_BATCH) {
+  const scheduleFlush = (): void => {
+    if (acked.seqs.length + delivered.seqs.length >= ACK_BATCH) {
       void flushAcks();
     } else if (ackTimer === undefined) {
       const timer = new AbortController();
@@ -213,6 +235,12 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
         () => undefined,
       );
     }
+  };
+  const recordAck = (state: ConsumerState, entry: Entry): void => {
+    state.pending -= 1;
+    acked.consumers.push(state.name);
+    acked.seqs.push(entry.message.seq);
+    scheduleFlush();
   };
 
   const startLease = (state: ConsumerState, entry: Entry, lease: Lease): void => {
@@ -230,6 +258,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
 
   const lease = (state: ConsumerState, entry: Entry, ackWaitMs: number): InboundDelivery => {
     entry.deliveryCount += 1;
+    if (state.stored) {
+      delivered.consumers.push(state.name);
+      delivered.seqs.push(entry.message.seq);
+      scheduleFlush();
+    }
     const current: Lease = { token: (tokens += 1), ackWaitMs, timer: new AbortController() };
     state.leased.set(entry, current);
     startLease(state, entry, current);
@@ -281,7 +314,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
       const rows = await store.load(state.name, state.loadedThrough, room);
       for (const message of rows) {
         if (message.seq <= state.loadedThrough) continue;
-        state.ready.push({ message: { ...message, order: (order += 1) }, deliveryCount: 0 });
+        // Deliveries before a restart count, so a message that kills the process is dead-lettered in the end.
+        state.ready.push({ message: { ...message, order: (order += 1) }, deliveryCount: message.deliveries });
         state.loadedThrough = message.seq;
       }
       // Nothing stored since is missing: publishes wait for this read (serial) and fill the window themselves.

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createMemoryBus } from '../../../src/platform/bus/memory.ts';
+import { DEAD_LETTER_HEADERS, type Delivery } from '../../../src/platform/bus/port.ts';
 import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import { runMigrations } from '../../../src/platform/db/migrate.ts';
 import { MIGRATIONS } from '../../support/databases.ts';
@@ -68,5 +69,61 @@ describe('in-process bus on a database', () => {
     } finally {
       await second.close();
     }
+  }, 30_000);
+
+  it('counts deliveries across restarts: a message whose handling never ends is dead-lettered after maxDeliver of them', async () => {
+    await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
+    const watch = async (bus: ReturnType<typeof createMemoryBus>, seen: Delivery[]) =>
+      bus.subscribe({ consumer: 'dead-letters', subject: 'dlq.>' }, async (delivery) => void seen.push(delivery));
+    const attempts: number[] = [];
+    const deadLetters: Delivery[] = [];
+    // Each bus hands the message to a handler that never returns, as a handler that kills its process does; then it is gone.
+    for (let start = 1; start <= 4; start += 1) {
+      const bus = createMemoryBus({ db });
+      try {
+        await watch(bus, deadLetters);
+        await bus.subscribe({ consumer: 'fragile', subject: 'calls.*', maxDeliver: 3 }, (delivery) => {
+          attempts.push(delivery.attempt);
+          return new Promise<void>(() => undefined);
+        });
+        if (start === 1) await bus.publish({ subject: 'calls.done', id: 'poison', data: 'boom' });
+        if (start <= 3) await vi.waitFor(() => expect(attempts).toHaveLength(start), { timeout: 5_000 });
+        else await vi.waitFor(() => expect(deadLetters).toHaveLength(1), { timeout: 5_000 });
+      } finally {
+        await bus.close();
+      }
+    }
+    expect(attempts).toEqual([1, 2, 3]);
+    expect(deadLetters[0]?.subject).toBe('dlq.fragile.calls.done');
+    expect(deadLetters[0]?.headers[DEAD_LETTER_HEADERS.attempts]).toBe('3');
+    const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM bus_pending WHERE consumer = 'fragile'`);
+    expect(rows).toEqual([{ n: 0 }]);
+  }, 30_000);
+
+  it('drops messages older than maxAgeMs, so a consumer that never comes back keeps nothing for ever', async () => {
+    await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
+    const first = createMemoryBus({ db });
+    for (const consumer of ['gone', 'live']) await (await first.subscribe({ consumer, subject: 'calls.*' }, async () => undefined)).stop();
+    for (let n = 0; n < 5; n += 1) await first.publish({ subject: 'calls.done', id: `old-${n}`, data: n });
+    await first.close();
+    // Two days pass for what is stored.
+    await db.query(`UPDATE bus_messages SET created_at = created_at - interval '2 days'`);
+
+    const second = createMemoryBus({ db, maxAgeMs: 24 * 3_600_000 });
+    try {
+      await second.publish({ subject: 'calls.done', id: 'new', data: 'new' });
+      expect(await second.lag('gone')).toBe(1);
+      const received: unknown[] = [];
+      await second.subscribe({ consumer: 'live', subject: 'calls.*' }, async (delivery) => void received.push(delivery.data));
+      await vi.waitFor(() => expect(received).toEqual(['new']), { timeout: 5_000 });
+    } finally {
+      await second.close();
+    }
+    const { rows } = await db.query<{ consumer: string; n: number }>(
+      'SELECT consumer, count(*)::int AS n FROM bus_pending GROUP BY consumer ORDER BY consumer',
+    );
+    expect(rows).toEqual([{ consumer: 'gone', n: 1 }]);
+    const messages = await db.query<{ message_id: string }>('SELECT message_id FROM bus_messages');
+    expect(messages.rows).toEqual([{ message_id: 'new' }]);
   }, 30_000);
 });
