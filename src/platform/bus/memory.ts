@@ -26,6 +26,9 @@ import { resolveSubscribeOptions, type ResolvedSubscribeOptions } from './subscr
  *   order as the window empties. A backlog grows the tables, not the heap.
  * - Durable consumers are recorded when first subscribed, so messages published after a restart
  *   and before their subscriber runs again are kept for them, as on the brokers.
+ * - Deliveries are counted in the database (in batches, with the acks), so a message whose handling
+ *   kills the process is dead-lettered after `maxDeliver` deliveries across restarts, as a broker
+ *   counts redeliveries; and with `maxAgeMs`, messages are kept no longer than that, acked or not.
  * Ephemeral consumers, and every consumer of a bus without `db`, live in memory only: they do not
  * survive the process, and their queues are not bounded.
  */
