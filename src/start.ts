@@ -6,7 +6,7 @@ import type { ServiceModule } from './platform/service-module.ts';
 import { createHttpServer, type HttpServer } from './platform/http/create-http-server.ts';
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { loadTls } from './platform/http/tls.ts';
-import { createIdempotencyStore, createIdempotencySweep, idempotencyPlugin } from './platform/idempotency/index.ts';
+import { createIdempotencySweep, idempotencyPlugin } from './platform/idempotency/index.ts';
 import { createAutonomousService } from './autonomous/index.ts';
 import { createCollaborativeService } from './collaborative/index.ts';
 import { createIdentityModule, createTokenModule, resolveKeyEncryptionKey, type IdentityModule } from './core/identity/index.ts';
@@ -94,8 +94,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     logger: platform.logger,
     metrics: platform.metrics,
   });
-  // One store for every app of this process: keys live in the database, so every replica shares them.
-  const idempotency = createIdempotencyStore({ db: platform.db, clock: platform.clock, windowMs: config.idempotency.window });
+  const idempotency = platform.idempotency;
   const idempotencySweep = createIdempotencySweep({ store: idempotency, intervalMs: config.retention.interval, logger: platform.logger });
   const apps: Partial<Record<Role, HttpServer>> = {};
   const started: ServiceModule[] = [];

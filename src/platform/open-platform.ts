@@ -20,6 +20,7 @@ import { createRedisRateLimiter } from './rate-limit/redis.ts';
 import type { RateLimiter } from './rate-limit/port.ts';
 import { createOutboxRelay } from './events/relay.ts';
 import { createRetentionJob } from './events/retention.ts';
+import { createIdempotencyStore } from './idempotency/store.ts';
 import type { DependencyCheck } from './http/health.ts';
 import type { Platform } from './platform.ts';
 
@@ -244,6 +245,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       breakers,
       relay,
       checks,
+      // Keys live in the database, so every replica shares them.
+      idempotency: createIdempotencyStore({ db, clock, windowMs: config.idempotency.window }),
       close: closeAll,
     };
     return platform;

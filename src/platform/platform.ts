@@ -9,6 +9,7 @@ import type { BreakerRegistry } from './resilience/breakers.ts';
 import type { RateLimiter } from './rate-limit/port.ts';
 import type { OutboxRelay } from './events/relay.ts';
 import type { DependencyCheck } from './http/health.ts';
+import type { IdempotencyStore } from './idempotency/store.ts';
 
 /**
  * Everything a module needs from the infrastructure, passed in explicitly. A process builds one
@@ -30,4 +31,9 @@ export interface Platform {
   readonly relay: OutboxRelay;
   /** What /health reports on. */
   readonly checks: readonly DependencyCheck[];
+  /**
+   * Which requests carrying an `Idempotency-Key` ran, and their answers (the HTTP layer's plugin
+   * uses it; a route may store its answer in its own transaction with `complete(scope, answer, tx)`).
+   */
+  readonly idempotency: IdempotencyStore;
 }

@@ -7,5 +7,12 @@ export {
   type IdempotencyStoreOptions,
   type StoredAnswer,
 } from './store.ts';
-export { IDEMPOTENCY_HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER, idempotencyPlugin, type IdempotencyPluginOptions } from './plugin.ts';
+export {
+  IDEMPOTENCY_HEADER,
+  MAX_KEY_LENGTH,
+  REPLAYED_HEADER,
+  idempotencyPlugin,
+  storedAnswerOf,
+  type IdempotencyPluginOptions,
+} from './plugin.ts';
 export { createIdempotencySweep, type IdempotencySweep } from './sweep.ts';

@@ -72,9 +72,19 @@ function replay(reply: FastifyReply, answer: StoredAnswer): FastifyReply {
   return reply.code(answer.status).headers(answer.headers).header(REPLAYED_HEADER, 'true').send(Buffer.from(answer.body));
 }
 
-function answerOf(reply: FastifyReply, payload: string | Buffer): StoredAnswer {
+/**
+ * The answer as a replay will give it: the reply's status and headers so far, then `extraHeaders`
+ * (less those of one delivery), and `payload`. A route that stores its own answer (in its
+ * transaction) builds it with this, passing the headers it will send it with, so that a replay
+ * matches what the plugin would have stored.
+ */
+export function storedAnswerOf(
+  reply: FastifyReply,
+  payload: string | Buffer,
+  extraHeaders: Readonly<Record<string, string>> = {},
+): StoredAnswer {
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
+  for (const [name, value] of Object.entries({ ...reply.getHeaders(), ...extraHeaders })) {
     if (value === undefined || PER_DELIVERY.has(name)) continue;
     headers[name] = Array.isArray(value) ? value.join(', ') : String(value);
   }
@@ -131,7 +141,7 @@ export const idempotencyPlugin = fp<IdempotencyPluginOptions>(
       request.idempotency = null;
       try {
         // Stored before a byte is sent: a client that has the answer can always get it again.
-        await store.complete(scope, answerOf(reply, payload));
+        await store.complete(scope, storedAnswerOf(reply, payload));
       } catch (error) {
         // The request ran; freeing the key could run it twice. It stays in flight (409) until the window ends.
         log.error({ err: error, key: scope.key }, 'storing an idempotent answer failed');

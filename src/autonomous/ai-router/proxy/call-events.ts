@@ -1,6 +1,7 @@
 import type { Database } from '../../../platform/db/port.ts';
 import { appendEvents, type NewSystemEvent } from '../../../platform/events/index.ts';
 import { createGroupCommit } from '../../../platform/group-commit.ts';
+import type { IdempotencyScope, IdempotencyStore, StoredAnswer } from '../../../platform/idempotency/index.ts';
 import type { ProviderErrorKind } from '../providers/index.ts';
 
 export const REQUEST_COMPLETED = 'ai.request.completed';
@@ -53,20 +54,51 @@ export interface CallPayload {
   readonly status?: number;
 }
 
+/** The answer of a request that carries an `Idempotency-Key`, to be stored with its call record. */
+export interface KeptAnswer {
+  readonly scope: IdempotencyScope;
+  readonly answer: StoredAnswer;
+}
+
 /** Writes one event per call through the outbox; resolves once it is committed. */
 export interface CallEvents {
-  record(payload: CallPayload, trace: { readonly correlationId: string; readonly traceparent: string }): Promise<void>;
+  /**
+   * With `kept`, the request's idempotent answer commits in the same transaction as its event: no
+   * crash can leave a call recorded whose retry is refused for want of its answer.
+   */
+  record(payload: CallPayload, trace: { readonly correlationId: string; readonly traceparent: string }, kept?: KeptAnswer): Promise<void>;
   drain(): Promise<void>;
 }
 
-export function createCallEvents(options: { db: Database; onAppended: () => void; retryAttempts: number }): CallEvents {
+interface PendingRecord {
+  readonly event: NewSystemEvent;
+  readonly kept: KeptAnswer | undefined;
+}
+
+export function createCallEvents(options: {
+  db: Database;
+  idempotency: Pick<IdempotencyStore, 'complete'>;
+  onAppended: () => void;
+  retryAttempts: number;
+}): CallEvents {
+  const { db, idempotency } = options;
+  const write = async (batch: readonly PendingRecord[]): Promise<unknown[]> => {
+    const events = batch.map((item) => item.event);
+    const kept = batch.flatMap((item) => (item.kept === undefined ? [] : [item.kept]));
+    if (kept.length === 0) return appendEvents(db, events);
+    return db.transaction(async (tx) => {
+      const appended = await appendEvents(tx, events);
+      for (const { scope, answer } of kept) await idempotency.complete(scope, answer, tx);
+      return appended;
+    });
+  };
   // Calls finishing in the same turn of the loop share one INSERT; each still waits for its own commit.
-  const batches = createGroupCommit<NewSystemEvent, unknown>({
+  const batches = createGroupCommit<PendingRecord, unknown>({
     maxBatch: 500,
     write: async (batch) => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await appendEvents(options.db, batch);
+          return await write(batch);
         } catch (error) {
           if (attempt >= options.retryAttempts || !isTransient(error)) throw error;
         }
@@ -74,15 +106,18 @@ export function createCallEvents(options: { db: Database; onAppended: () => void
     },
   });
   return {
-    async record(payload, trace) {
+    async record(payload, trace, kept) {
       await batches.submit({
-        event_type: payload.error_code === undefined ? REQUEST_COMPLETED : REQUEST_FAILED,
-        source_service: 'autonomous.ai-router',
-        correlation_id: trace.correlationId,
-        traceparent: trace.traceparent,
-        // Per tenant in order: usage and budgets read a tenant's calls in the order they ended.
-        key: payload.tenant,
-        payload: payload as unknown as Record<string, unknown>,
+        event: {
+          event_type: payload.error_code === undefined ? REQUEST_COMPLETED : REQUEST_FAILED,
+          source_service: 'autonomous.ai-router',
+          correlation_id: trace.correlationId,
+          traceparent: trace.traceparent,
+          // Per tenant in order: usage and budgets read a tenant's calls in the order they ended.
+          key: payload.tenant,
+          payload: payload as unknown as Record<string, unknown>,
+        },
+        kept,
       });
       options.onAppended();
     },

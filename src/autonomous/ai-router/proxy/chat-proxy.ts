@@ -15,7 +15,7 @@ import {
 import type { Tokenizer } from '../tokenizer.ts';
 import { runAttempts, verdictOf, type AttemptRunnerOptions, type StartedAttempt } from './attempts.ts';
 import type { Balancer } from './balancer.ts';
-import type { AttemptRecord, CallEvents, CallPayload } from './call-events.ts';
+import type { AttemptRecord, CallEvents, CallPayload, KeptAnswer } from './call-events.ts';
 import { checkMessages, type ChatCompletionBodyType } from './chat-request.ts';
 import type { DeploymentDirectory, ResolvedDeployment } from './deployments.ts';
 import { clientClosed, databaseUnavailable, openAiErrorOf } from './errors.ts';
@@ -38,11 +38,21 @@ export interface ChatCallInput {
   readonly cacheTtlHeader: string | string[] | undefined;
   /** Aborts when the client goes away. */
   readonly signal: AbortSignal;
+  /**
+   * For a request carrying an `Idempotency-Key`: the answer as the client will get it, stored with
+   * the call's record (same transaction) so a retry after any crash gets it. Not for streams.
+   */
+  readonly keep?: ((answer: ChatAnswer) => KeptAnswer) | undefined;
 }
 
 export interface ChatAnswer {
   readonly completion: ChatCompletion;
   readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface CompletedChat extends ChatAnswer {
+  /** The answer was stored for its `Idempotency-Key` with the call's record (`keep` was given). */
+  readonly kept: boolean;
 }
 
 export interface ModelList {
@@ -57,7 +67,7 @@ export interface ChatProxy {
    * committed before this resolves.
    * @throws BlocksError for every failure, with the attempts made (see runAttempts).
    */
-  complete(input: ChatCallInput): Promise<ChatAnswer>;
+  complete(input: ChatCallInput): Promise<CompletedChat>;
   /**
    * A streamed completion. Failures before the first chunk fall back, then throw (the client
    * gets a problem document); after `sink.open` they end the stream with an SSE error event.
@@ -180,10 +190,10 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
       completionTokens: payload.completion_tokens,
     });
 
-  const record = async (payload: CallPayload, input: ChatCallInput, outcome: string): Promise<void> => {
+  const record = async (payload: CallPayload, input: ChatCallInput, outcome: string, kept?: KeptAnswer): Promise<void> => {
     observe(payload, outcome);
     try {
-      await events.record(payload, input.trace);
+      await events.record(payload, input.trace, kept);
     } catch (error) {
       records.failed(error);
       throw error;
@@ -312,8 +322,7 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
           const hit = await options.cache.get(cacheKey);
           if (hit !== undefined) {
             const served = { model: hit.model, provider: hit.provider, deployment: hit.deployment };
-            await record(payloadOf(p, input, startedAt, [], served, { prompt: 0, completion: 0, cost: 0 }, true), input, 'cached');
-            return {
+            const answer: ChatAnswer = {
               completion: hit.completion,
               headers: {
                 'x-blocks-model': hit.model,
@@ -323,6 +332,9 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
                 'x-blocks-cache': 'hit',
               },
             };
+            const kept = input.keep?.(answer);
+            await record(payloadOf(p, input, startedAt, [], served, { prompt: 0, completion: 0, cost: 0 }, true), input, 'cached', kept);
+            return { ...answer, kept: kept !== undefined };
           }
         }
         hold = await reserve(p, input);
@@ -344,14 +356,19 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
         const served = { model: d.model.model, provider: d.provider, deployment: d.deployment.id };
         const budgetSettled = hold.settle(cost);
         hold = undefined;
-        await Promise.all([budgetSettled, record(payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success')]);
+        const headers = headersOf(p, d, attempts.length);
+        const answer: ChatAnswer = { completion, headers: cacheKey === undefined ? headers : { ...headers, 'x-blocks-cache': 'miss' } };
+        const kept = input.keep?.(answer);
+        await Promise.all([
+          budgetSettled,
+          record(payloadOf(p, input, startedAt, attempts, served, { ...tokens, cost }), input, 'success', kept),
+        ]);
         if (cacheKey !== undefined) {
           options.cache
             .set(cacheKey, { completion, ...served }, ttl)
             .catch((error: unknown) => logger.warn({ err: error }, 'AI response could not be cached'));
         }
-        const headers = headersOf(p, d, attempts.length);
-        return { completion, headers: cacheKey === undefined ? headers : { ...headers, 'x-blocks-cache': 'miss' } };
+        return { ...answer, kept: kept !== undefined };
       } catch (error) {
         await releaseQuietly(hold);
         await recordFailure(p, input, startedAt, attempts, error);

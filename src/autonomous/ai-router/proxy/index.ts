@@ -66,6 +66,7 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
   });
   const events = createCallEvents({
     db: platform.db,
+    idempotency: platform.idempotency,
     onAppended: () => platform.relay.notify(),
     retryAttempts: config.autonomous_blocks.config.error_retry_attempts,
   });

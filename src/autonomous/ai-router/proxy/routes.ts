@@ -3,10 +3,13 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { problemFor, sendProblem } from '../../../platform/http/problem.ts';
-import type { ChatProxy, StreamSink } from './chat-proxy.ts';
+import { storedAnswerOf } from '../../../platform/idempotency/index.ts';
+import type { ChatAnswer, ChatCallInput, ChatProxy, StreamSink } from './chat-proxy.ts';
 import { ChatCompletionBody } from './chat-request.ts';
 import { openAiErrorOf } from './errors.ts';
 import { CACHE_TTL_HEADER } from './response-cache.ts';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 const Problem = Type.Object(
   {
@@ -81,7 +84,7 @@ export const openAiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (fast
         if (!reply.raw.writableFinished) controller.abort(new Error('client closed the connection'));
       };
       reply.raw.once('close', onClose);
-      const input = {
+      const input: ChatCallInput = {
         body: request.body,
         caller: request.caller,
         trace: { correlationId: request.id, traceparent: request.trace.traceparent },
@@ -89,14 +92,25 @@ export const openAiRoutes: FastifyPluginAsync<OpenAiRoutesOptions> = async (fast
         signal: controller.signal,
       };
       if (request.body.stream !== true) {
-        const answer = await proxy.complete(input);
         // Serialised here, once, by JSON.stringify: the answer is already a plain object in wire shape,
         // and a schema-driven serialiser would walk its open-ended members for nothing.
-        const text = JSON.stringify(answer.completion);
+        let text: string | undefined;
+        const textOf = (answer: ChatAnswer): string => (text ??= JSON.stringify(answer.completion));
+        const scope = request.idempotency;
+        const answer = await proxy.complete(
+          scope === null
+            ? input
+            : {
+                ...input,
+                keep: (ready) => ({ scope, answer: storedAnswerOf(reply, textOf(ready), { ...ready.headers, 'content-type': JSON_TYPE }) }),
+              },
+        );
+        // Stored with the call's record: the idempotency layer has nothing left to store or free.
+        if (answer.kept) request.idempotency = null;
         return reply
           .headers(answer.headers)
-          .type('application/json; charset=utf-8')
-          .send(text as never);
+          .type(JSON_TYPE)
+          .send(textOf(answer) as never);
       }
       await streamTo(
         reply,
