@@ -12,7 +12,8 @@ import {
   REQUEST_COMPLETED,
   REQUEST_FAILED,
 } from './observations.ts';
-import { loadOutcomesSince, proxyOutcomeOf, pruneOutcomes, storeProxyOutcomes, type ProxyOutcome } from './store.ts';
+import { proxyOutcomeOf, pruneOutcomes, storeProxyOutcomes, type ProxyOutcome } from './store.ts';
+import { warmUpEstimates } from './warm-up.ts';
 
 /** Durable consumer that stores proxied outcomes: replicas share the work, each event is stored once. */
 export const PROXY_OUTCOMES_CONSUMER = 'ai-learning-proxy-outcomes';
@@ -20,6 +21,11 @@ const REQUEST_EVENTS = 'ai.request.*';
 /** Warm-up replays this many half-lives: older evidence weighs less than 1/1000 of new. */
 const WARM_UP_HALF_LIVES = 10;
 const WARM_UP_MAX_ROWS = 200_000;
+/**
+ * Outcomes read per statement at warm-up. One statement for all of them held every row (with its
+ * attempts) at once in PGlite's WASM memory, which never shrinks, in the worker's copy and in ours.
+ */
+const WARM_UP_PAGE_ROWS = 5_000;
 
 export interface LearningConsumers {
   start(): Promise<void>;
@@ -65,36 +71,12 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
 
   const isCallEvent = (subject: string): boolean => subject.endsWith(REQUEST_COMPLETED) || subject.endsWith(REQUEST_FAILED);
 
-  const warmUp = async (): Promise<number> => {
-    const since = new Date(clock.now() - WARM_UP_HALF_LIVES * config.ai.learning.half_life);
-    const rows = await loadOutcomesSince(db, since, WARM_UP_MAX_ROWS);
-    for (const row of rows) {
-      if (row.source === 'feedback') {
-        if (row.success === null) continue;
-        estimates.record({
-          tenant: row.tenant,
-          evidence: 'outcome',
-          model: row.model,
-          taskType: row.task_type,
-          complexity: row.complexity,
-          success: row.quality_score ?? (row.success ? 1 : 0),
-          latencyMs: row.latency_ms,
-          at: row.recorded_at,
-        });
-      } else {
-        const observations = callObservations({
-          tenant: row.tenant,
-          cached: false,
-          attempts: row.attempts ?? [],
-          task_type: row.task_type,
-          complexity: row.complexity,
-          at: row.recorded_at,
-        });
-        for (const observation of observations) estimates.record(observation);
-      }
-    }
-    return rows.length;
-  };
+  const warmUp = (): Promise<number> =>
+    warmUpEstimates(db, estimates, {
+      since: new Date(clock.now() - WARM_UP_HALF_LIVES * config.ai.learning.half_life),
+      maxRows: WARM_UP_MAX_ROWS,
+      pageSize: WARM_UP_PAGE_ROWS,
+    });
 
   return {
     async start() {

@@ -212,16 +212,67 @@ export interface StoredOutcome {
   readonly recorded_at: number;
 }
 
-/** Outcomes recorded since `since`, oldest first; at most the newest `limit`. */
-export async function loadOutcomesSince(db: Queryable, since: Date, limit: number): Promise<StoredOutcome[]> {
-  const { rows } = await db.query<Omit<StoredOutcome, 'recorded_at'> & { recorded_at: Date | string }>(
-    `SELECT * FROM (
-       SELECT source, tenant, model, task_type, complexity, success, quality_score, latency_ms, attempts, recorded_at
-       FROM ai_outcomes WHERE recorded_at >= $1 ORDER BY recorded_at DESC LIMIT $2
-     ) newest ORDER BY recorded_at`,
-    [since.toISOString(), limit],
+/** Which outcomes to read back and how many at a time. */
+export interface OutcomeReadOptions {
+  /** Only outcomes recorded at or after this. */
+  readonly since: Date;
+  /** At most this many, the newest. */
+  readonly limit: number;
+  /** Rows read per statement. */
+  readonly pageSize: number;
+}
+
+/** Where a page ended: the text of its last `recorded_at` (microseconds kept, unlike a Date) and its id. */
+interface Cursor {
+  readonly at: string;
+  readonly id: string;
+}
+
+type OutcomePageRow = Omit<StoredOutcome, 'recorded_at'> & { recorded_at: Date | string; cursor_at: string; id: string };
+const OUTCOME_PAGE_COLUMNS =
+  'source, tenant, model, task_type, complexity, success, quality_score, latency_ms, attempts, recorded_at, recorded_at::text AS cursor_at, id';
+const FIRST_OUTCOME_PAGE = `SELECT ${OUTCOME_PAGE_COLUMNS} FROM ai_outcomes
+  WHERE recorded_at >= $1::timestamptz ORDER BY recorded_at, id LIMIT $2`;
+// recorded_at >= the cursor's, spelled out beside the row comparison, lets the recorded_at index start where the last page ended.
+const NEXT_OUTCOME_PAGE = `SELECT ${OUTCOME_PAGE_COLUMNS} FROM ai_outcomes
+  WHERE recorded_at >= $1::timestamptz AND (recorded_at, id) > ($1::timestamptz, $2::uuid) ORDER BY recorded_at, id LIMIT $3`;
+
+/**
+ * Reads the outcomes recorded since `since`, at most the newest `limit`, oldest first (ties by
+ * id), handing them to `visit` one page of at most `pageSize` rows at a time; the next page is
+ * read once `visit` returns. Neither this process nor the database ever holds more than a page
+ * (PGlite's WASM memory grows to fit the largest result it was asked for and never shrinks), and
+ * each page is read by keyset on (recorded_at, id), so a page costs the same however far in it is.
+ * Returns how many outcomes were visited.
+ */
+export async function readOutcomesSince(
+  db: Queryable,
+  options: OutcomeReadOptions,
+  visit: (page: readonly StoredOutcome[]) => void | Promise<void>,
+): Promise<number> {
+  if (!(options.pageSize >= 1)) throw new Error('pageSize must be >= 1');
+  if (options.limit < 1) return 0;
+  // Everything after the (limit + 1)-th newest outcome is the newest `limit`; when there are
+  // fewer, everything since `since` is.
+  const { rows: bound } = await db.query<Cursor>(
+    `SELECT recorded_at::text AS at, id FROM ai_outcomes WHERE recorded_at >= $1
+     ORDER BY recorded_at DESC, id DESC OFFSET $2 LIMIT 1`,
+    [options.since.toISOString(), options.limit],
   );
-  return rows.map((row) => ({ ...row, recorded_at: new Date(row.recorded_at).getTime() }));
+  let after: Cursor | undefined = bound[0];
+  let visited = 0;
+  for (;;) {
+    const { rows } = await db.query<OutcomePageRow>(
+      after === undefined ? FIRST_OUTCOME_PAGE : NEXT_OUTCOME_PAGE,
+      after === undefined ? [options.since.toISOString(), options.pageSize] : [after.at, after.id, options.pageSize],
+    );
+    const last = rows.at(-1);
+    if (last === undefined) return visited;
+    after = { at: last.cursor_at, id: last.id };
+    visited += rows.length;
+    await visit(rows.map(({ cursor_at: _cursor, id: _id, ...row }) => ({ ...row, recorded_at: new Date(row.recorded_at).getTime() })));
+    if (rows.length < options.pageSize) return visited;
+  }
 }
 
 /** Per confidence bin: how many outcomes, their summed confidence and successes, and summed squared error. */

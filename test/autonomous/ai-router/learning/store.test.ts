@@ -4,11 +4,13 @@ import { appendEvent } from '../../../../src/platform/events/index.ts';
 import {
   findDecision,
   insertFeedback,
-  loadOutcomesSince,
   pruneOutcomes,
+  readOutcomesSince,
   storeProxyOutcomes,
   type ProxyOutcome,
+  type StoredOutcome,
 } from '../../../../src/autonomous/ai-router/learning/store.ts';
+import type { Queryable } from '../../../../src/platform/db/port.ts';
 import { probeService } from '../../../support/services.ts';
 import { forEachDatabase } from '../../../support/databases.ts';
 
@@ -33,6 +35,16 @@ const proxyOutcome = (fields: Partial<ProxyOutcome> = {}): ProxyOutcome => ({
   recorded_at: new Date().toISOString(),
   ...fields,
 });
+
+/** Every outcome read back, in pages of two so that every test also crosses page boundaries. */
+const loadOutcomesSince = async (db: Queryable, since: Date, limit: number): Promise<StoredOutcome[]> => {
+  const rows: StoredOutcome[] = [];
+  await readOutcomesSince(db, { since, limit, pageSize: 2 }, (page) => {
+    expect(page.length).toBeLessThanOrEqual(2);
+    rows.push(...page);
+  });
+  return rows;
+};
 
 describe('learning store', () => {
   forEachDatabase(postgres, (fixture) => {
