@@ -10,7 +10,7 @@ import { FIRST_TENANT } from '../../src/core/identity/index.ts';
 
 export interface BenchBlocks {
   readonly blocks: RunningBlocks;
-  /** A fresh directory of this run, removed by `close`. */
+  /** A fresh directory of this run, removed by `close`; or BENCH_DATA_DIR, kept. */
   readonly dataDir: string;
   /** An API key of the first tenant holding the scopes asked for, for the load generator (`x-api-key`). */
   readonly apiKey: string;
@@ -26,12 +26,15 @@ export interface BenchBlocksOptions {
 
 /**
  * All three services in this process as production runs them, on the embedded defaults in a
- * fresh data directory (or PostgreSQL with DATABASE_URL), for a benchmark's server process.
+ * fresh data directory (BENCH_DATA_DIR names one to reuse; PostgreSQL with DATABASE_URL), for a
+ * benchmark's server process.
  * Every request needs a credential, so a real API key is made through identity, as the admin API
  * would: the load pays the same access decision (key lookup, scope check, rate limit) any caller does.
  */
 export async function startBenchBlocks(options: BenchBlocksOptions): Promise<BenchBlocks> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'blocks-bench-'));
+  // BENCH_DATA_DIR starts on what an earlier start (or a prefill) left there, and keeps it.
+  const kept = process.env.BENCH_DATA_DIR;
+  const dataDir = kept ?? mkdtempSync(join(tmpdir(), 'blocks-bench-'));
   const extra = options.prepare?.(dataDir) ?? {};
   const config = loadConfig({
     configDir: new URL('../../config', import.meta.url).pathname,
@@ -64,7 +67,7 @@ export async function startBenchBlocks(options: BenchBlocksOptions): Promise<Ben
   });
   const close = async (): Promise<void> => {
     await blocks.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    if (kept === undefined) rmSync(dataDir, { recursive: true, force: true });
   };
   let apiKey: string;
   try {
