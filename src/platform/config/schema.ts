@@ -392,6 +392,11 @@ export const ConfigSchema = Type.Object(
             request_timeout: Duration,
             /** Attempts per request, the first included (the retry budget). */
             max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
+            /**
+             * How long a call the provider answered waits for the database to take its record when it
+             * went away meanwhile (retried with backoff); past it the caller gets 503 DATABASE_UNAVAILABLE.
+             */
+            record_wait: Duration,
             /** Task type and complexity of a /v1 call that names neither (extension field `blocks`). */
             default_task_type: Type.String({ minLength: 1 }),
             default_complexity: Type.Enum(['low', 'medium', 'high']),

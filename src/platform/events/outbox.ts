@@ -65,6 +65,14 @@ export async function appendEvent<Payload extends object>(tx: Queryable, input: 
   return (await appendEvents(tx, [input]))[0] as SystemEvent<Payload>;
 }
 
+export interface AppendOptions {
+  /**
+   * An event whose `event_id` is already stored is skipped instead of failing the statement: for a
+   * writer that retries after losing its connection, when it cannot know whether its commit landed.
+   */
+  readonly skipExisting?: boolean | undefined;
+}
+
 /**
  * Writes several events in one statement (all or none), in the order given: the relay publishes
  * them in that order. Same contract as {@link appendEvent}; every event is checked before anything
@@ -73,6 +81,7 @@ export async function appendEvent<Payload extends object>(tx: Queryable, input: 
 export async function appendEvents<Payload extends object>(
   tx: Queryable,
   inputs: readonly NewSystemEvent<Payload>[],
+  options: AppendOptions = {},
 ): Promise<SystemEvent<Payload>[]> {
   const events = inputs.map((input) => buildEvent(input));
   if (events.length === 0) return events;
@@ -91,7 +100,7 @@ export async function appendEvents<Payload extends object>(
      FROM jsonb_to_recordset($1::jsonb) AS r(event_id uuid, event_type text, source_service text,
           target_services text[], payload jsonb, "timestamp" timestamptz, correlation_id text, version text,
           ordering_key text, traceparent text, n integer)
-     ORDER BY n`,
+     ORDER BY n${options.skipExisting === true ? '\n     ON CONFLICT (event_id) DO NOTHING' : ''}`,
     [JSON.stringify(rows)],
   );
   return events;

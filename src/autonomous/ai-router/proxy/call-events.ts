@@ -1,4 +1,5 @@
-import type { Database } from '../../../platform/db/port.ts';
+import { createSystemClock, type Clock } from '../../../platform/clock.ts';
+import { isTransientDatabaseError, type Database } from '../../../platform/db/index.ts';
 import { appendEvents, type NewSystemEvent } from '../../../platform/events/index.ts';
 import { createGroupCommit } from '../../../platform/group-commit.ts';
 import type { IdempotencyScope, IdempotencyStore, StoredAnswer } from '../../../platform/idempotency/index.ts';
@@ -75,19 +76,32 @@ interface PendingRecord {
   readonly kept: KeptAnswer | undefined;
 }
 
-export function createCallEvents(options: {
-  db: Database;
-  idempotency: Pick<IdempotencyStore, 'complete'>;
-  onAppended: () => void;
-  retryAttempts: number;
-}): CallEvents {
-  const { db, idempotency } = options;
-  const write = async (batch: readonly PendingRecord[]): Promise<unknown[]> => {
+export interface CallEventsOptions {
+  readonly db: Database;
+  readonly idempotency: Pick<IdempotencyStore, 'complete'>;
+  readonly onAppended: () => void;
+  /**
+   * How long a record keeps being retried, with backoff, while the database is away (a transient
+   * error): the provider has answered, and the answer is not given without its record.
+   */
+  readonly retryWithinMs: number;
+  readonly clock?: Pick<Clock, 'now' | 'sleep'>;
+}
+
+const FIRST_RETRY_MS = 50;
+const MAX_RETRY_MS = 1_000;
+
+export function createCallEvents(options: CallEventsOptions): CallEvents {
+  const { db, idempotency, retryWithinMs } = options;
+  const clock = options.clock ?? createSystemClock();
+  // A retry after a lost connection cannot know whether the last commit landed: events already there
+  // (same ids: an event's id is its call's request id) are skipped, and a stored answer is not stored again.
+  const write = async (batch: readonly PendingRecord[], retry: boolean): Promise<unknown[]> => {
     const events = batch.map((item) => item.event);
     const kept = batch.flatMap((item) => (item.kept === undefined ? [] : [item.kept]));
-    if (kept.length === 0) return appendEvents(db, events);
+    if (kept.length === 0) return appendEvents(db, events, { skipExisting: retry });
     return db.transaction(async (tx) => {
-      const appended = await appendEvents(tx, events);
+      const appended = await appendEvents(tx, events, { skipExisting: retry });
       for (const { scope, answer } of kept) await idempotency.complete(scope, answer, tx);
       return appended;
     });
@@ -96,11 +110,14 @@ export function createCallEvents(options: {
   const batches = createGroupCommit<PendingRecord, unknown>({
     maxBatch: 500,
     write: async (batch) => {
+      const giveUpAt = clock.now() + retryWithinMs;
       for (let attempt = 0; ; attempt++) {
         try {
-          return await write(batch);
+          return await write(batch, attempt > 0);
         } catch (error) {
-          if (attempt >= options.retryAttempts || !isTransient(error)) throw error;
+          const wait = Math.min(FIRST_RETRY_MS * 2 ** attempt, MAX_RETRY_MS);
+          if (!isTransientDatabaseError(error) || clock.now() + wait > giveUpAt) throw error;
+          await clock.sleep(wait);
         }
       }
     },
@@ -109,6 +126,7 @@ export function createCallEvents(options: {
     async record(payload, trace, kept) {
       await batches.submit({
         event: {
+          event_id: payload.request_id,
           event_type: payload.error_code === undefined ? REQUEST_COMPLETED : REQUEST_FAILED,
           source_service: 'autonomous.ai-router',
           correlation_id: trace.correlationId,
@@ -123,10 +141,4 @@ export function createCallEvents(options: {
     },
     drain: () => batches.drain(),
   };
-}
-
-/** Connection-level failures worth one more try; anything else (a constraint, bad SQL) is not. */
-function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === 'ECONNRESET' || code === 'ECONNREFUSED');
 }

@@ -101,6 +101,9 @@ export interface ChatProxyOptions {
 
 class FirstChunkTimeout extends Error {}
 
+/** Retry-After of a call refused because its record could not be written. */
+const RECORD_RETRY_AFTER_S = 1;
+
 /** What the model wrote in an answer, for our own count: its content and its tool calls' names and arguments. */
 const answerTextOf = (message: ChatCompletion['choices'][number]['message']): string =>
   (message.content ?? '') + (message.tool_calls ?? []).map((call) => call.function.name + call.function.arguments).join('');
@@ -369,7 +372,9 @@ export function createChatProxy(options: ChatProxyOptions): ChatProxy {
             .catch((error: unknown) => logger.warn({ err: error }, 'AI response could not be cached'));
         }
         return { ...answer, kept: kept !== undefined };
-      } catch (error) {
+      } catch (thrown) {
+        // The database went away and stayed away past record_wait: the answer is not given without its record.
+        const error = isTransientDatabaseError(thrown) ? databaseUnavailable(RECORD_RETRY_AFTER_S, attempts.length > 0) : thrown;
         await releaseQuietly(hold);
         await recordFailure(p, input, startedAt, attempts, error);
         throw input.signal.aborted ? clientClosed() : error;

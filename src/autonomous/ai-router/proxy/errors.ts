@@ -49,12 +49,18 @@ export const modelUnavailable = (skipped: readonly SkippedDeployment[], attempts
     { extensions: { skipped, attempts } },
   );
 
-/** Blocks' database cannot be written: no provider is called, since the call could not be recorded nor charged. */
-export const databaseUnavailable = (retryAfterS: number): BlocksError =>
+/**
+ * Blocks' database cannot be written, so the call cannot be recorded nor charged: refused before any
+ * provider is called or, when the database went away while the provider answered (`answered`), the
+ * answer is withheld, since it is never given without its record.
+ */
+export const databaseUnavailable = (retryAfterS: number, answered = false): BlocksError =>
   new BlocksError(
     'DATABASE_UNAVAILABLE',
     proxyErrors.DATABASE_UNAVAILABLE.status,
-    `Blocks' database cannot be reached, so the call could not be recorded; no provider was called. Retry after ${retryAfterS} s.`,
+    answered
+      ? `Blocks' database went away while the provider answered and did not come back in time to record the call, so its answer is withheld. Retry after ${retryAfterS} s.`
+      : `Blocks' database cannot be reached, so the call could not be recorded; no provider was called. Retry after ${retryAfterS} s.`,
     { extensions: { retry_after: retryAfterS } },
   );
 

@@ -68,7 +68,8 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
     db: platform.db,
     idempotency: platform.idempotency,
     onAppended: () => platform.relay.notify(),
-    retryAttempts: config.autonomous_blocks.config.error_retry_attempts,
+    retryWithinMs: config.ai.proxy.record_wait,
+    clock: platform.clock,
   });
   const proxy = createChatProxy({
     ai: config.ai,

@@ -14,6 +14,8 @@ import { chatBody, startProxyHarness, type ProxyHarness } from './proxy-harness.
 const servicesUp = await probeRealServices();
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long a call the provider answered waits for the database to take its record. */
+const RECORD_WAIT_MS = 2_500;
 
 describe.skipIf(!servicesUp)('a database outage', () => {
   let services: RealServicesEnv;
@@ -30,6 +32,7 @@ describe.skipIf(!servicesUp)('a database outage', () => {
       env: { ...services.env, DATABASE_URL: pgProxy.urlFor(databaseUrl) },
       // Retries of a consumer wait at most 500 ms, so the test sees the recovery soon after the restore.
       overrides: { bus: { max_retry_delay: 500 } },
+      aiOverrides: { proxy: { attempt_timeout: 3_000, request_timeout: 6_000, max_attempts: 3, record_wait: RECORD_WAIT_MS } },
     });
     direct = new Client({ connectionString: databaseUrl });
     await direct.connect();
@@ -121,4 +124,54 @@ describe.skipIf(!servicesUp)('a database outage', () => {
     expect(again.rows).toEqual([{ requests: String(events.length) }]);
     expect(deadLetters.filter((letter) => letter.subject.includes('ai-usage-daily'))).toEqual([]);
   }, 60_000);
+
+  /** Starts a call the provider answers after 800 ms, and cuts the database once the provider has it, for `cutMs`. */
+  const callThroughACut = async (correlationId: string, cutMs: number) => {
+    // A first call signs the key in (cached), so the database is needed only for the record.
+    expect((await harness.chat(chatBody('alpha'))).status).toBe(200);
+    const fake = harness.fakes['fake-a'];
+    fake.setBehaviour({ kind: 'slow', delayMs: 800 });
+    const before = fake.requests.length;
+    try {
+      const answer = harness.chat(chatBody('alpha'), { headers: { 'x-correlation-id': correlationId } });
+      await eventually(
+        async () => fake.requests.length,
+        (n) => n > before,
+      );
+      await pgProxy.cut();
+      try {
+        await sleep(cutMs);
+      } finally {
+        await pgProxy.restore();
+      }
+      return { answer: await answer, providerCalls: fake.requests.length - before };
+    } finally {
+      fake.setBehaviour({ kind: 'answer' });
+    }
+  };
+
+  it('answers a call whose provider answered while the database was away once it is back within record_wait, recorded once', async () => {
+    const { answer, providerCalls } = await callThroughACut('answered-during-cut', 1_500);
+    expect(answer.status).toBe(200);
+    expect(providerCalls).toBe(1);
+    const events = await harness.eventsFor('answered-during-cut');
+    expect(events.map((event) => event.event_type)).toEqual(['ai.request.completed']);
+    await sleep(500);
+    expect(await harness.eventsFor('answered-during-cut')).toHaveLength(1);
+  }, 30_000);
+
+  it('withholds the answer (503 DATABASE_UNAVAILABLE, not 500) when the database stays away past record_wait', async () => {
+    const { answer, providerCalls } = await callThroughACut('withheld-during-cut', RECORD_WAIT_MS + 2_000);
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const problem = (await answer.json()) as { code: string; detail: string };
+    expect(problem.code).toBe('DATABASE_UNAVAILABLE');
+    expect(problem.detail).toMatch(/answer is withheld/);
+    expect(providerCalls).toBe(1);
+    const { rows } = await direct.query(
+      `SELECT 1 FROM events WHERE correlation_id = 'withheld-during-cut' AND event_type LIKE 'ai.request.%'`,
+    );
+    expect(rows).toEqual([]);
+  }, 30_000);
 });
