@@ -125,6 +125,15 @@ interface RoundsOutcome {
 const describeError = (error: unknown): string =>
   (error instanceof Error ? `${error.name}: ${error.message}` : String(error)).slice(0, MAX_ERROR_LENGTH);
 
+/**
+ * A failure that says nothing about the message: a publish that timed out or lost its connection
+ * (a broker too busy to acknowledge, though it answers pings), or the in-process bus's own database
+ * failing. Such failures never count towards dead-lettering; a refusal of the message itself
+ * (too large, a subject the broker rejects) does.
+ */
+const isTransportFailure = (error: unknown): boolean =>
+  isDatabaseError(error) || /time(d)?[ -]?out|connection|closed|disconnect|ECONN|EPIPE|no responders/i.test(describeError(error));
+
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, bus, logger } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
@@ -239,8 +248,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         failed += 1;
         held.add(row.key);
         logger?.warn({ err: error, event_id: row.event.event_id, event_type: row.event.event_type }, 'outbox publish failed; will retry');
-        // A database error is the in-process bus's own store failing, never the message's fault.
-        const rejected = answering && !isDatabaseError(error);
+        const rejected = answering && !isTransportFailure(error);
         const rejections = await recordFailure(db, alone ? null : token, row.event.event_id, describeError(error), rejected);
         if (rejected && rejections >= maxAttempts) await deadLetter(row);
       }

@@ -230,6 +230,23 @@ describe('outbox relay', () => {
       expect(await relay.backlog()).toBe(0);
     });
 
+    it('never counts a publish that timed out towards dead-lettering, though the bus answers pings', async () => {
+      const db = fixture.db();
+      const bus = newBus();
+      const [slow] = await append(db, 1);
+      // As JetStream answers a publish it was too busy to acknowledge in time.
+      const inner = bus.publish.bind(bus);
+      bus.publish = async (message) => {
+        if (message.id === slow?.event_id && !bus.down) throw Object.assign(new Error('TIMEOUT'), { name: 'TimeoutError' });
+        return inner(message);
+      };
+      const relay = newRelay({ db, bus, maxAttempts: 1 });
+      for (let i = 0; i < 3; i += 1) expect(await relay.flush()).toEqual({ published: 0, failed: 1 });
+      const { rows } = await db.query<{ attempts: number; rejections: number }>('SELECT attempts, rejections FROM events');
+      expect(rows).toEqual([{ attempts: 3, rejections: 0 }]);
+      expect((await db.query('SELECT 1 FROM outbox_dead_letters')).rows).toEqual([]);
+    });
+
     it('retries a refused batch row by row, so one bad message does not hold back the others', async () => {
       const db = fixture.db();
       await db.query('TRUNCATE bus_consumers, bus_messages, bus_pending RESTART IDENTITY');
