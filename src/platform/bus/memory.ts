@@ -225,7 +225,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
     });
     return ackFlushing;
   };
+  // Set once close has taken the last batch: a handler settling later must not write to a database that may be closed
+  // by then; its message stays pending and is delivered again after the next start.
+  let flushedForClose = false;
   const scheduleFlush = (): void => {
+    if (flushedForClose) return;
     if (acked.seqs.length + delivered.seqs.length >= ACK_BATCH) {
       void flushAcks();
     } else if (ackTimer === undefined) {
@@ -468,7 +472,9 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
           for (const current of state.leased.values()) current.timer.abort();
           notify(state);
         }
-        await flushAcks();
+        const last = flushAcks();
+        flushedForClose = true;
+        await last;
       }),
   };
   return bus;
