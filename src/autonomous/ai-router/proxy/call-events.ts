@@ -131,8 +131,9 @@ export function createCallEvents(options: CallEventsOptions): CallEvents {
           source_service: 'autonomous.ai-router',
           correlation_id: trace.correlationId,
           traceparent: trace.traceparent,
-          // Per tenant in order: usage and budgets read a tenant's calls in the order they ended.
-          key: payload.tenant,
+          // Keyed by the request's correlation id (the default), not by tenant: what reads these events
+          // (usage sums, learning) does not depend on their order, and a consumer handles one message
+          // per key at a time, so a tenant key made a busy tenant's calls count one row per statement.
           payload: payload as unknown as Record<string, unknown>,
         },
         kept,
