@@ -61,6 +61,11 @@ describe('PGlite on a worker thread', () => {
     expect(ticked).toBe(true);
   });
 
+  it('keeps 32 MB of shared buffers, not 128, so its WASM memory stays small', async () => {
+    const { rows } = await db.query<{ shared_buffers: string }>('SHOW shared_buffers');
+    expect(rows).toEqual([{ shared_buffers: '32MB' }]);
+  });
+
   it('runs operations in call order; those called during a transaction run right after it', async () => {
     await db.query('CREATE TABLE calls (seq serial, who text)');
     const insert = (who: string) => db.query('INSERT INTO calls (who) VALUES ($1)', [who]);
