@@ -32,11 +32,16 @@ const report = async (): Promise<MemoryReport> => {
   const main = process.memoryUsage();
   const stats = await Promise.all(
     [...workers].map(async (worker) => {
-      const heap = await worker.getHeapStatistics();
-      return { heapUsed: heap.used_heap_size, heapTotal: heap.total_heap_size, external: heap.external_memory };
+      try {
+        const heap = await worker.getHeapStatistics();
+        return [{ heapUsed: heap.used_heap_size, heapTotal: heap.total_heap_size, external: heap.external_memory }];
+      } catch {
+        // A worker that ended between the listing and the question (a short-lived one at start) has no heap to report.
+        return [];
+      }
     }),
   );
-  return { ...main, workers: stats };
+  return { ...main, workers: stats.flat() };
 };
 
 if (process.send !== undefined) {
