@@ -25,7 +25,10 @@ describe('route inventory: nothing served undocumented', () => {
     const app = blocks.apps[role];
     if (app === undefined) throw new Error(`${role} is not running`);
     const doc = (await (await fetch(`${blocks.urls[role] as string}/docs/json`)).json()) as {
-      paths: Record<string, Record<string, { security?: Array<Record<string, string[]>> }>>;
+      paths: Record<
+        string,
+        Record<string, { security?: Array<Record<string, string[]>>; parameters?: Array<{ in: string; name: string }> }>
+      >;
     };
     const served = app.routeInventory().filter((r) => !r.url.startsWith('/docs') && r.method !== 'HEAD' && !r.hidden);
     expect(served.length).toBeGreaterThanOrEqual(5);
@@ -51,6 +54,14 @@ describe('route inventory: nothing served undocumented', () => {
     });
     expect(wrongSecurity).toEqual([]);
     expect(served.filter((r) => r.scope !== PUBLIC_SCOPE).length).toBeGreaterThan(0);
+    // Idempotency-Key is documented exactly where the idempotency layer honours it: POST and PATCH with a credential.
+    const wrongKeyHeader = served.flatMap((r) => {
+      const parameters = doc.paths[openApiPath(r.url)]?.[r.method.toLowerCase()]?.parameters ?? [];
+      const documented = parameters.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
+      const honoured = (r.method === 'POST' || r.method === 'PATCH') && r.scope !== PUBLIC_SCOPE && r.scope !== CLIENT_SCOPE;
+      return documented === honoured ? [] : [`${r.method} ${r.url}: documented ${documented}, honoured ${honoured}`];
+    });
+    expect(wrongKeyHeader).toEqual([]);
   });
 
   // OWASP API1/API5: the declaration is also what happens. Every route that names a scope refuses an

@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { CLIENT_SCOPE, PUBLIC_SCOPE, UPSTREAM_SCOPE } from './access.ts';
+import { IDEMPOTENCY_HEADER, MAX_KEY_LENGTH } from '../idempotency/plugin.ts';
 import { withoutDefaultTextRule, type TextKind } from './control-characters.ts';
 
 /**
@@ -39,11 +40,33 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
       if (scope === undefined || scope === PUBLIC_SCOPE || scope === CLIENT_SCOPE) return { schema: { ...schema, security: [] }, url };
       const scopes = scope === UPSTREAM_SCOPE ? [] : [scope];
       const security: Array<Record<string, string[]>> = [{ bearer: scopes }, { apiKey: scopes }, { oauth2: scopes }];
-      return { schema: { ...schema, security }, url };
+      const keyed = route.config?.idempotency !== false && [route.method].flat().some((method) => KEYED_METHODS.has(method));
+      return { schema: { ...(keyed ? withIdempotencyKey(schema) : schema), security }, url };
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 });
+
+/** Methods the idempotency layer covers for a caller with a credential (src/platform/idempotency/plugin.ts). */
+const KEYED_METHODS = new Set(['POST', 'PATCH']);
+
+const IDEMPOTENCY_KEY_HEADER = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_KEY_LENGTH,
+  pattern: '^[\\x20-\\x7e]+$',
+  description:
+    'Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): the first request with this key runs, and a retry ' +
+    'with the same key and request gets its answer again, with `Idempotent-Replayed: true`, for `idempotency.window` ' +
+    '(24 h). 409 IDEMPOTENCY_KEY_IN_USE while the first still runs; 422 IDEMPOTENCY_KEY_REUSED for the key with another ' +
+    'request; 410 IDEMPOTENT_ANSWER_NOT_KEPT when the answer held a secret. 5xx answers and streams are not kept.',
+};
+
+/** The route schema as documented with the `Idempotency-Key` request header beside its own headers. */
+function withIdempotencyKey<T extends { headers?: unknown }>(schema: T): T {
+  const own = (schema.headers ?? { type: 'object', properties: {} }) as { properties?: Record<string, unknown> };
+  return { ...schema, headers: { ...own, properties: { ...own.properties, [IDEMPOTENCY_HEADER]: IDEMPOTENCY_KEY_HEADER } } };
+}
 
 /** Where each part's control-character rule is the default one (see create-http-server.ts), which docs/security.md states once. */
 const DEFAULT_TEXT_RULES: ReadonlyArray<readonly ['params' | 'querystring' | 'body', TextKind]> = [
