@@ -6,6 +6,7 @@ import type { Role, RunningBlocks } from '../../src/start.ts';
 import { captureLogs, eventually, startTestBlocks, tempDir, testConfig, type CapturedLogs } from '../support/blocks.ts';
 import { testCredentials } from '../support/credentials.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
+import { catalogModel } from '../support/catalog-model.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { probeService } from '../support/services.ts';
 
@@ -55,18 +56,6 @@ const STRING_BY_NAME: Record<string, string> = {
   content: 'hello',
   role: 'user',
 };
-
-/** A catalog model as the model routes take it. */
-const catalogModel = (id: string) => ({
-  provider: 'fake',
-  model: id,
-  task_types: ['chat'],
-  context_window: 100_000,
-  input_price_per_mtok: 1,
-  output_price_per_mtok: 2,
-  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
-  typical_latency_ms: 100,
-});
 
 /** Bodies for routes whose rules span fields, where a generated one would be refused whatever its strings hold. */
 const BODIES: Record<string, unknown> = {

@@ -12,6 +12,7 @@ import { classifyAddress } from '../../src/platform/net/egress.ts';
 import type { RunningBlocks } from '../../src/start.ts';
 import { captureLogs, eventually, startTestBlocks, tempDir, testConfig, type CapturedLogs } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
+import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 import { sendText, startHostileProvider, type HostileAnswer, type HostileProvider } from '../support/hostile-provider.ts';
 
@@ -45,16 +46,7 @@ let idpKey: CryptoKey;
 const OPERATOR_KEY = 'sk-operator-owasp-3f9a1c';
 let logs: CapturedLogs;
 
-const model = (id: string, provider: string) => ({
-  provider,
-  model: id,
-  task_types: ['chat'],
-  context_window: 100_000,
-  input_price_per_mtok: 1,
-  output_price_per_mtok: 2,
-  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
-  typical_latency_ms: 100,
-});
+const model = (id: string, provider: string) => catalogModel(id, { provider });
 
 beforeAll(async () => {
   fake = await startFakeOpenAi({ kind: 'answer' });

@@ -8,6 +8,7 @@ import { KNOWN_SCOPES } from '../../src/core/identity/index.ts';
 import type { Role, RunningBlocks } from '../../src/start.ts';
 import { eventually, startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
+import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 
 // Tenant isolation through every endpoint (issue 4): tenant B, holding every scope a tenant can
@@ -64,18 +65,7 @@ beforeAll(async () => {
   writeFileSync(
     catalogFile,
     toYaml({
-      models: [
-        {
-          provider: 'fake',
-          model: 'iso-model',
-          task_types: ['chat'],
-          context_window: 100_000,
-          input_price_per_mtok: 1,
-          output_price_per_mtok: 2,
-          quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
-          typical_latency_ms: 100,
-        },
-      ],
+      models: [catalogModel('iso-model')],
     }),
   );
   blocks = await startTestBlocks({

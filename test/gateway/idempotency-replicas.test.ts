@@ -5,6 +5,7 @@ import { Client } from 'pg';
 import { stringify as toYaml } from 'yaml';
 import { eventually, tempDir } from '../support/blocks.ts';
 import { clientToken, createApiKey, firstStartClient, spawnBlocks, type BlocksProcess } from '../support/blocks-process.ts';
+import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../support/real-services.ts';
 
@@ -13,17 +14,7 @@ const available = await probeRealServices();
 // Every process verifies Blocks' tokens itself, so all must agree on their `iss` (as in test/e2e/replicas.test.ts).
 const ISSUER = 'https://blocks.idempotency.test';
 
-const model = {
-  provider: 'fake',
-  model: 'alpha',
-  task_types: ['chat'],
-  context_window: 100_000,
-  input_price_per_mtok: 1,
-  output_price_per_mtok: 2,
-  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
-  typical_latency_ms: 100,
-  capabilities: ['streaming'],
-};
+const model = catalogModel('alpha', { capabilities: ['streaming'] });
 
 /**
  * Two autonomous replicas (real processes) behind a gateway process, on one PostgreSQL. Each

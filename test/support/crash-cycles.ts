@@ -7,6 +7,7 @@ import type { Queryable } from '../../src/platform/db/port.ts';
 import { USAGE_CONSUMER } from '../../src/autonomous/ai-router/budgets/usage-counter.ts';
 import { PROXY_OUTCOMES_CONSUMER } from '../../src/autonomous/ai-router/learning/consumers.ts';
 import { tempDir } from './blocks.ts';
+import { catalogModel } from './catalog-model.ts';
 import { firstStartKey, spawnBlocks, type BlocksProcess } from './blocks-process.ts';
 import { startFakeOpenAi } from './fake-providers/index.ts';
 import { parseExposition } from './prometheus.ts';
@@ -37,18 +38,6 @@ export interface CrashCyclesOptions {
   /** How long the counters may take to catch up after the last restart. */
   readonly drainTimeoutMs?: number | undefined;
 }
-
-const MODEL = {
-  provider: 'fake',
-  model: 'alpha',
-  task_types: ['chat'],
-  context_window: 100_000,
-  input_price_per_mtok: 1,
-  output_price_per_mtok: 2,
-  quality: { chat: { low: 0.9, medium: 0.9, high: 0.9 } },
-  typical_latency_ms: 100,
-  capabilities: ['streaming'],
-};
 
 /** Lag of the two durable consumers that count calls, and the outbox backlog, from `/metrics` (0 lag is "caught up"). */
 async function pending(autonomous: string): Promise<number> {
@@ -86,7 +75,7 @@ export async function runCrashCycles(options: CrashCyclesOptions): Promise<Crash
   const dir = tempDir('blocks-crash');
   const fake = await startFakeOpenAi({ kind: 'answer' });
   const catalogFile = join(dir.path, 'models.yaml');
-  writeFileSync(catalogFile, toYaml({ models: [MODEL] }));
+  writeFileSync(catalogFile, toYaml({ models: [catalogModel('alpha', { capabilities: ['streaming'] })] }));
   const env: Record<string, string> = {
     ...options.env,
     BLOCKS_DATA_DIR: join(dir.path, 'data'),
