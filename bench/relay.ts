@@ -5,9 +5,9 @@
 // default) and PostgreSQL for NATS JetStream and Redis Streams (how they are deployed); a broker or
 // database that is not reachable is skipped with a line saying so.
 // BENCH_EVENTS (default 10 000), BENCH_ROUNDS (default 3), BENCH_BATCH (rows per pass, default 200)
-// and BENCH_ADAPTERS (memory,nats,redis) override.
+// and BENCH_ADAPTERS (memory,nats,redis) override; the services are the tests' (TEST_DATABASE_URL,
+// TEST_NATS_URL, TEST_REDIS_URL), each run in a database and namespace of its own.
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { createPgliteDatabase, createPostgresDatabase, type Database } from '../src/platform/db/index.ts';
 import { MIGRATIONS_DIR, runMigrations } from '../src/platform/db/migrate.ts';
 import { createMemoryBus } from '../src/platform/bus/memory.ts';
@@ -16,6 +16,9 @@ import { createRedisBus } from '../src/platform/bus/redis.ts';
 import type { EventBus } from '../src/platform/bus/port.ts';
 import { appendEvents } from '../src/platform/events/outbox.ts';
 import { createOutboxRelay } from '../src/platform/events/relay.ts';
+import { deleteNatsStream, deleteRedisNamespace, natsTestOptions, redisTestOptions } from '../test/conformance/bus.fixtures.ts';
+import { createTestDatabase } from '../test/support/postgres.ts';
+import { serviceUrls } from '../test/support/services.ts';
 import { median } from './support/load.ts';
 
 const events = Number(process.env.BENCH_EVENTS ?? 10_000);
@@ -23,9 +26,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 // config/default.yaml's outbox.batch_size.
 const batchSize = Number(process.env.BENCH_BATCH ?? 200);
 const adapters = (process.env.BENCH_ADAPTERS ?? 'memory,nats,redis').split(',');
-const postgresUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
-const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 interface Setup {
   readonly db: Database;
@@ -33,22 +33,30 @@ interface Setup {
   close(): Promise<void>;
 }
 
-/** A database of its own on the PostgreSQL server, dropped afterwards. */
+/** A migrated database of its own on the PostgreSQL server, dropped by `drop`. */
 async function postgresDatabase(): Promise<{ db: Database; drop: () => Promise<void> }> {
-  const name = `blocks_bench_relay_${randomUUID().slice(0, 8)}`;
-  const admin = new pg.Client({ connectionString: postgresUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  const url = new URL(postgresUrl);
-  url.pathname = `/${name}`;
-  const db = await createPostgresDatabase({ url: url.toString() });
+  const database = await createTestDatabase('blocks_bench_relay');
+  const db = await createPostgresDatabase({ url: database.url });
   await runMigrations(db, MIGRATIONS_DIR);
   return {
     db,
     drop: async () => {
       await db.close();
-      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await admin.end();
+      await database.drop();
+    },
+  };
+}
+
+/** A broker bus in a namespace of its own over a PostgreSQL outbox; closing removes both. */
+async function onBroker(bus: EventBus, deleteNamespace: () => Promise<void>): Promise<Setup> {
+  const { db, drop } = await postgresDatabase();
+  return {
+    db,
+    bus,
+    close: async () => {
+      await bus.close();
+      await drop();
+      await deleteNamespace();
     },
   };
 }
@@ -68,40 +76,12 @@ const setups: Record<string, () => Promise<Setup>> = {
     };
   },
   async nats() {
-    const { db, drop } = await postgresDatabase();
-    const stream = `BENCH_RELAY_${randomUUID().slice(0, 8)}`;
-    const bus = await createNatsBus({ url: natsUrl, stream, subjectPrefix: stream });
-    return {
-      db,
-      bus,
-      close: async () => {
-        await bus.close();
-        await drop();
-        const { connect } = await import('@nats-io/transport-node');
-        const { jetstreamManager } = await import('@nats-io/jetstream');
-        const nc = await connect({ servers: natsUrl });
-        await (await jetstreamManager(nc)).streams.delete(stream).catch(() => undefined);
-        await nc.close();
-      },
-    };
+    const options = natsTestOptions(serviceUrls.nats);
+    return onBroker(await createNatsBus(options), () => deleteNatsStream(serviceUrls.nats, options.stream));
   },
   async redis() {
-    const { db, drop } = await postgresDatabase();
-    const streamKey = `bench:relay:${randomUUID().slice(0, 8)}`;
-    const bus = await createRedisBus({ url: redisUrl, streamKey });
-    return {
-      db,
-      bus,
-      close: async () => {
-        await bus.close();
-        await drop();
-        const { Redis } = await import('ioredis');
-        const redis = new Redis(redisUrl);
-        const keys = await redis.keys(`${streamKey}*`);
-        if (keys.length > 0) await redis.del(...keys);
-        await redis.quit();
-      },
-    };
+    const options = redisTestOptions(serviceUrls.redis);
+    return onBroker(await createRedisBus(options), () => deleteRedisNamespace(serviceUrls.redis, options.streamKey));
   },
 };
 
