@@ -1,4 +1,5 @@
 import { createSystemClock, type Clock } from '../clock.ts';
+import { createOneAtATime } from '../one-at-a-time.ts';
 import type { Database } from '../db/port.ts';
 import { busError, ephemeralConflict } from './errors.ts';
 import { startSubscription, type BusErrorListener, type InboundDelivery } from './dispatcher.ts';
@@ -127,15 +128,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): EventBus {
 
   // Publishing, creating a consumer and reading a window happen one at a time, so a window read
   // never misses a message stored while it ran.
-  let serialTail: Promise<unknown> = Promise.resolve();
-  const serial = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = serialTail.then(work);
-    serialTail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  };
+  const serial = createOneAtATime();
 
   const newState = (name: string, subject: string, ephemeral: boolean, matches: (subject: string) => boolean): ConsumerState => ({
     name,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/port.ts';
 import { isDatabaseError } from '../db/errors.ts';
+import { createOneAtATime } from '../one-at-a-time.ts';
 import type { EventBus, OutgoingMessage } from '../bus/port.ts';
 import type { Logger } from '../logger.ts';
 import {
@@ -303,16 +304,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   };
 
   // One pass at a time per relay: flush() waits for the background pass instead of racing it.
-  let queue: Promise<unknown> = Promise.resolve();
-  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work);
-    // The queue only orders passes; each caller gets its own pass's outcome (or error) from `run`.
-    queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  };
+  const exclusive = createOneAtATime();
 
   let running = false;
   let loop: Promise<void> | undefined;
