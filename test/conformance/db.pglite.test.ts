@@ -18,7 +18,12 @@ describe('PGlite on disk', () => {
   });
 
   // One data directory for the whole suite: makeDb is only ever called again after the first is closed.
-  dbSuite('pglite (data directory)', () => createPgliteDatabase({ dataDir }));
+  dbSuite('pglite (data directory)', () => createPgliteDatabase({ dataDir }), {
+    notApplicable: {
+      otherHandle: 'one process owns a PGlite data directory, so there is no second handle (or replica) to notify from',
+      reconnect: 'PGlite listens on its own in-process connection, which no server can drop',
+    },
+  });
 
   it('keeps committed data across close and reopen, creating the directory when missing', async () => {
     const first = await openDatabase({ dataDir });

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from 'pg';
 import { createPostgresDatabase } from '../../src/platform/db/postgres.ts';
+import { LISTENER_APPLICATION_NAME } from '../../src/platform/db/postgres-listener.ts';
 import { openDatabase } from '../../src/platform/db/open.ts';
 import { probeService } from '../support/services.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
@@ -16,7 +18,26 @@ describe.skipIf(!svc.ok)('PostgreSQL', () => {
     await testDb?.drop();
   });
 
-  dbSuite('postgres', () => createPostgresDatabase({ url: testDb.url, poolMax: 4 }));
+  const open = () => createPostgresDatabase({ url: testDb.url, poolMax: 4, listenReconnectMs: { min: 50, max: 500 } });
+  dbSuite('postgres', open, {
+    anotherHandle: open,
+    killListeners: async () => {
+      // As an administrator (or a server restart) would: from outside, on the server's side.
+      const admin = new Client({ connectionString: testDb.url });
+      await admin.connect();
+      try {
+        const { rows } = await admin.query<{ killed: boolean }>(
+          `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+           WHERE datname = current_database() AND application_name = $1`,
+          [LISTENER_APPLICATION_NAME],
+        );
+        expect(rows.length).toBeGreaterThan(0);
+        expect(rows.every((row) => row.killed)).toBe(true);
+      } finally {
+        await admin.end();
+      }
+    },
+  });
 
   it('is what openDatabase picks when a URL is configured', async () => {
     const db = await openDatabase({ url: testDb.url, dataDir: 'ignored' });
@@ -51,6 +72,9 @@ describe.skipIf(!svc.ok)('PostgreSQL', () => {
     try {
       await expect(db.ping()).rejects.toThrow();
       await expect(db.transaction(async () => 1)).rejects.toThrow();
+      // Nothing stays registered for a listen that could not start: a later one tries again.
+      await expect(db.listen('unreachable', () => undefined)).rejects.toThrow();
+      await expect(db.listen('unreachable', () => undefined)).rejects.toThrow();
     } finally {
       await db.close();
     }

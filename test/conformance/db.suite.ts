@@ -1,9 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/platform/db/port.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Database, Listening, WakeUp } from '../../src/platform/db/port.ts';
+import { InvalidChannelError } from '../../src/platform/db/wake-ups.ts';
 import { DatabaseError, NestedDatabaseUseError, SQLSTATE, isUniqueViolation } from '../../src/platform/db/errors.ts';
-import { MIGRATIONS_DIR, runMigrations } from '../../src/platform/db/migrate.ts';
+import { KERNEL_MIGRATIONS_DIR, runMigrations } from '../../src/platform/db/migrate.ts';
 
-const MIGRATIONS = MIGRATIONS_DIR;
+const MIGRATIONS = [{ module: 'platform', dir: KERNEL_MIGRATIONS_DIR }];
 
 const deferred = (): { promise: Promise<void>; resolve: () => void } => {
   let resolve = (): void => {};
@@ -15,11 +16,42 @@ const deferred = (): { promise: Promise<void>; resolve: () => void } => {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The wake-up (LISTEN/NOTIFY) cases, by id, so an adapter can say which it cannot meet and why. */
+export const wakeUpCases = {
+  sameHandle: 'delivers a notification to a listener on the same handle, with its payload',
+  otherHandle: 'delivers a notification sent through another handle on the same database (another replica)',
+  commitOnly: 'delivers a notification sent in a transaction only once the transaction commits',
+  rollback: 'delivers nothing for a transaction that rolls back',
+  coalesce: 'runs a handler once per burst: notifications during a run collapse into one follow-up run',
+  stop: 'stops delivering to a handler once stopped, while other handlers of the channel go on',
+  channels: 'refuses a channel name that is not a plain identifier before anything reaches SQL',
+  reconnect: 'reopens a listening connection the server killed and runs every handler once, marked missed',
+} as const;
+
+export type WakeUpCase = keyof typeof wakeUpCases;
+
+export interface DbSuiteOptions {
+  /** Wake-up cases the adapter cannot meet, each with the reason (printed when the suite runs). */
+  readonly notApplicable?: Partial<Record<WakeUpCase, string>>;
+  /** A second handle on the suite's database, as another replica opens it; the suite closes it. */
+  readonly anotherHandle?: () => Promise<Database>;
+  /** Kills the connections the database's listening handles hold, as a server restart would. */
+  readonly killListeners?: () => Promise<void>;
+}
+
+/** Records every run of a wake-up handler. */
+const wakeUps = (): { runs: WakeUp[]; payloads: () => string[]; handler: (wakeUp: WakeUp) => void } => {
+  const runs: WakeUp[] = [];
+  return { runs, payloads: () => runs.flatMap((run) => run.payloads), handler: (wakeUp) => void runs.push(wakeUp) };
+};
+
+const QUICK = { timeout: 5_000, interval: 10 } as const;
+
 /**
  * The database port's contract, run against every adapter. `makeDb` opens a new connection (pool) to
  * one database that belongs to this suite; the suite closes what it opens. Tables are named per test.
  */
-export function dbSuite(name: string, makeDb: () => Promise<Database>): void {
+export function dbSuite(name: string, makeDb: () => Promise<Database>, options: DbSuiteOptions = {}): void {
   describe(`Database conformance: ${name}`, () => {
     let db: Database;
     let tables = 0;
@@ -257,6 +289,170 @@ export function dbSuite(name: string, makeDb: () => Promise<Database>): void {
         });
         await expect(leaked?.query('SELECT 1')).rejects.toThrow();
       });
+    });
+
+    describe('wake-ups', () => {
+      let channels = 0;
+      const channel = (): string => `conformance_wake_${++channels}`;
+      const listening: Listening[] = [];
+      const listen = async (on: Database, ch: string, handler: (wakeUp: WakeUp) => void | Promise<void>): Promise<Listening> => {
+        const registration = await on.listen(ch, handler);
+        listening.push(registration);
+        return registration;
+      };
+      afterAll(async () => {
+        await Promise.all(listening.map((registration) => registration.stop()));
+      });
+
+      const notApplicable = options.notApplicable ?? {};
+      const test = (id: WakeUpCase, body: () => Promise<void>, timeout?: number): void => {
+        const reason = notApplicable[id];
+        if (reason !== undefined) {
+          console.info(`[${name}] not applicable: ${wakeUpCases[id]}: ${reason}`);
+          return;
+        }
+        it(wakeUpCases[id], body, timeout);
+      };
+
+      test('sameHandle', async () => {
+        const ch = channel();
+        const heard = wakeUps();
+        await listen(db, ch, heard.handler);
+        await db.notify(ch, 'hello ✓');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['hello ✓']), QUICK);
+        expect(heard.runs[0]?.missed).toBe(false);
+        await db.notify(ch);
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['hello ✓', '']), QUICK);
+      });
+
+      test('otherHandle', async () => {
+        const open = options.anotherHandle;
+        if (open === undefined) throw new Error('the otherHandle case needs options.anotherHandle');
+        const other = await open();
+        try {
+          const ch = channel();
+          const here = wakeUps();
+          const there = wakeUps();
+          await listen(db, ch, here.handler);
+          await listen(other, ch, there.handler);
+          await other.transaction((tx) => tx.notify(ch, 'from the other replica'));
+          await db.notify(ch, 'from this one');
+          await vi.waitFor(() => expect(here.payloads()).toEqual(['from the other replica', 'from this one']), QUICK);
+          await vi.waitFor(() => expect(there.payloads()).toEqual(['from the other replica', 'from this one']), QUICK);
+        } finally {
+          await other.close();
+        }
+      });
+
+      test('commitOnly', async () => {
+        const ch = channel();
+        const t = table();
+        await db.query(`CREATE TABLE ${t} (x integer)`);
+        const heard = wakeUps();
+        await listen(db, ch, heard.handler);
+        let seenInside: string[] = ['not checked'];
+        await db.transaction(async (tx) => {
+          await tx.query(`INSERT INTO ${t} VALUES (1)`);
+          await tx.notify(ch, 'committed');
+          await sleep(150);
+          seenInside = heard.payloads();
+        });
+        expect(seenInside).toEqual([]);
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['committed']), QUICK);
+        // Told after the commit, a handler reads the committed row.
+        expect((await db.query(`SELECT count(*) AS n FROM ${t}`)).rows).toEqual([{ n: 1 }]);
+      });
+
+      test('rollback', async () => {
+        const ch = channel();
+        const heard = wakeUps();
+        await listen(db, ch, heard.handler);
+        const thrown = await db
+          .transaction(async (tx) => {
+            await tx.notify(ch, 'rolled back');
+            throw new Error('roll back');
+          })
+          .catch((e: unknown) => e);
+        expect(thrown).toBeInstanceOf(Error);
+        // Notifications arrive in commit order: once the later one is here, the rolled-back one never will be.
+        await db.notify(ch, 'after');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['after']), QUICK);
+      });
+
+      test('coalesce', async () => {
+        const ch = channel();
+        const slow = wakeUps();
+        const counter = wakeUps();
+        let release = (): void => {};
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        await listen(db, ch, async (wakeUp) => {
+          slow.handler(wakeUp);
+          if (slow.runs.length === 1) await gate;
+        });
+        await listen(db, ch, counter.handler);
+        await db.notify(ch, 'first');
+        await vi.waitFor(() => expect(slow.runs).toHaveLength(1), QUICK);
+        // Twenty commits while the first run is still going.
+        const burst = Array.from({ length: 20 }, (_, i) => `burst-${i}`);
+        await Promise.all(burst.map((payload) => db.transaction((tx) => tx.notify(ch, payload))));
+        await vi.waitFor(() => expect(new Set(counter.payloads())).toEqual(new Set(['first', ...burst])), QUICK);
+        expect(slow.runs).toHaveLength(1);
+        release();
+        await vi.waitFor(() => expect(slow.runs).toHaveLength(2), QUICK);
+        expect(new Set(slow.runs[1]?.payloads)).toEqual(new Set(burst));
+        await sleep(100);
+        expect(slow.runs).toHaveLength(2);
+      });
+
+      test('stop', async () => {
+        const ch = channel();
+        const stopped = wakeUps();
+        const kept = wakeUps();
+        const registration = await listen(db, ch, stopped.handler);
+        await listen(db, ch, kept.handler);
+        await db.notify(ch, 'before');
+        await vi.waitFor(() => expect(stopped.payloads()).toEqual(['before']), QUICK);
+        await registration.stop();
+        await registration.stop();
+        await db.notify(ch, 'after');
+        await vi.waitFor(() => expect(kept.payloads()).toEqual(['before', 'after']), QUICK);
+        await sleep(50);
+        expect(stopped.payloads()).toEqual(['before']);
+
+        // The last handler of a channel gone, the channel is unlistened; listening again works.
+        const ch2 = channel();
+        const again = wakeUps();
+        await (await db.listen(ch2, () => undefined)).stop();
+        await listen(db, ch2, again.handler);
+        await db.notify(ch2, 'back');
+        await vi.waitFor(() => expect(again.payloads()).toEqual(['back']), QUICK);
+      });
+
+      test('channels', async () => {
+        const hostile = ['x; DROP TABLE events', 'Upper', '1starts_with_digit', '', 'has-dash', 'a'.repeat(64), '"quoted"'];
+        for (const bad of hostile) {
+          await expect(db.listen(bad, () => undefined)).rejects.toBeInstanceOf(InvalidChannelError);
+          await expect(db.notify(bad)).rejects.toBeInstanceOf(InvalidChannelError);
+          await expect(db.transaction((tx) => tx.notify(bad))).rejects.toBeInstanceOf(InvalidChannelError);
+        }
+        await expect(db.listen('a'.repeat(63), () => undefined).then((registration) => registration.stop())).resolves.toBeUndefined();
+      });
+
+      test('reconnect', async () => {
+        const kill = options.killListeners;
+        if (kill === undefined) throw new Error('the reconnect case needs options.killListeners');
+        const ch = channel();
+        const heard = wakeUps();
+        await listen(db, ch, heard.handler);
+        await db.notify(ch, 'before');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['before']), QUICK);
+        await kill();
+        // Every handler re-checks once, since whatever was notified while it was down is lost.
+        await vi.waitFor(() => expect(heard.runs.filter((run) => run.missed)).toHaveLength(1), QUICK);
+        // And the channel is listened to again.
+        await db.notify(ch, 'after');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['before', 'after']), QUICK);
+      }, 15_000);
     });
 
     describe('migrations', () => {

@@ -7,6 +7,7 @@ import {
   type Request,
   type Response,
   type WireResult,
+  type WorkerMessage,
   type WorkerOptions,
 } from './pglite-worker-protocol.ts';
 
@@ -42,8 +43,12 @@ interface Pending {
  * If the thread dies (an uncaught error, a WASM abort, terminate), every call waiting on it and every
  * later call rejects with `PGlite worker thread died: <reason>` rather than hanging. The thread keeps
  * the process alive only while calls are waiting on it, as PGlite in this thread would.
+ * `onNotification` hears the notifications of channels the connection LISTENs to.
  */
-export async function startPgliteWorker(options: WorkerOptions): Promise<PgliteWorker> {
+export async function startPgliteWorker(
+  options: WorkerOptions,
+  onNotification: (channel: string, payload: string) => void = () => undefined,
+): Promise<PgliteWorker> {
   const worker = new Worker(new URL('./pglite-worker.ts', import.meta.url), {
     workerData: options,
     execArgv: workerExecArgv(process.execArgv),
@@ -70,7 +75,10 @@ export async function startPgliteWorker(options: WorkerOptions): Promise<PgliteW
     for (const waiter of waiters) waiter.reject(dead);
   };
 
-  worker.on('message', settle);
+  worker.on('message', (message: WorkerMessage) => {
+    if ('notification' in message) onNotification(message.notification.channel, message.notification.payload);
+    else settle(message);
+  });
   worker.on('error', (error) => {
     lastError = error;
   });

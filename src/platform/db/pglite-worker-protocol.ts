@@ -46,6 +46,17 @@ export type Response =
 
 export const READY_ID = 0;
 
+/**
+ * A notification PGlite received on a channel this connection LISTENs to; posted unasked. PostgreSQL
+ * sends it after the notifying transaction committed, so it is posted after that COMMIT's answer.
+ */
+export interface NotificationMessage {
+  readonly notification: { readonly channel: string; readonly payload: string };
+}
+
+/** Everything the worker posts. */
+export type WorkerMessage = Response | NotificationMessage;
+
 /** Flattens any thrown value into a `WireError`. */
 export function toWireError(error: unknown): WireError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error), stack: undefined, fields: {} };

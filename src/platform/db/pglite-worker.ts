@@ -11,6 +11,7 @@ import { OID, keepText } from './values.ts';
 import {
   READY_ID,
   toWireError,
+  type NotificationMessage,
   type Request,
   type Response,
   type WireError,
@@ -56,6 +57,8 @@ async function open(): Promise<PGlite> {
 }
 
 function serve(lite: PGlite): void {
+  // PGlite reports every NotificationResponse its statements produce, whichever API ran them.
+  lite.onNotification((channel, payload) => port.postMessage({ notification: { channel, payload } } satisfies NotificationMessage));
   const queue: Request[] = [];
   let draining = false;
   // BEGIN is not answered; if it failed, the statements that follow it must not run on their own

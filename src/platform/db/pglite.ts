@@ -4,10 +4,14 @@ import { createTransactionGuard } from './tx-guard.ts';
 import { lockDataDir, type DataDirLock } from './pglite-lock.ts';
 import { startPgliteWorker, type PgliteWorker } from './pglite-worker-client.ts';
 import type { Operation, WireResult } from './pglite-worker-protocol.ts';
+import type { Logger } from '../logger.ts';
+import { NOTIFY_SQL, assertChannel, createWakeUpHub } from './wake-ups.ts';
 
 export interface PgliteDatabaseOptions {
   /** Directory holding the data (created when missing); `'memory://'` or absent keeps it in memory. */
   readonly dataDir?: string;
+  /** Where a failing wake-up handler is reported. */
+  readonly logger?: Pick<Logger, 'warn'> | undefined;
 }
 
 const isInMemory = (dataDir: string | undefined): dataDir is undefined => dataDir === undefined || dataDir.startsWith('memory://');
@@ -77,9 +81,12 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
     await mkdir(dataDir, { recursive: true });
     lock = await lockDataDir(dataDir);
   }
+  // Notifications are PGlite's own (LISTEN/NOTIFY of its one connection, delivered after COMMIT),
+  // carried from the worker thread; the hub is created below, once the worker can run LISTEN.
+  let deliver = (_channel: string, _payload: string): void => undefined;
   let worker: PgliteWorker;
   try {
-    worker = await startPgliteWorker({ dataDir });
+    worker = await startPgliteWorker({ dataDir }, (channel, payload) => deliver(channel, payload));
   } catch (error) {
     await lock?.release();
     throw error;
@@ -131,6 +138,10 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
       exec: async (sql) => {
         await step({ op: 'exec', sql, tx: id });
       },
+      notify: async (channel, payload = '') => {
+        assertChannel(channel);
+        await step({ op: 'query', sql: NOTIFY_SQL, params: [channel, payload], tx: id });
+      },
     };
     let result: T;
     try {
@@ -142,6 +153,17 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
     await end('commit');
     return result;
   };
+
+  const hub = createWakeUpHub({
+    subscribe: async (channel) => {
+      await counted(() => submit({ op: 'exec', sql: `LISTEN ${channel}` }));
+    },
+    unsubscribe: async (channel) => {
+      if (closed === undefined) await submit({ op: 'exec', sql: `UNLISTEN ${channel}` });
+    },
+    onError: (error, context) => options.logger?.warn({ err: error, ...context }, 'database wake-up handler failed'),
+  });
+  deliver = (channel, payload) => hub.deliver(channel, payload);
 
   const database: Database = {
     kind: 'pglite',
@@ -165,8 +187,18 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
     poolStats(): PoolStats {
       return { total: 1, idle: inFlight === 0 ? 1 : 0, waiting: Math.max(0, inFlight - 1) };
     },
+    async listen(channel, handler) {
+      guard.assertOutside('listen');
+      return hub.listen(channel, handler);
+    },
+    async notify(channel, payload = '') {
+      guard.assertOutside('notify');
+      assertChannel(channel);
+      await counted(() => submit({ op: 'query', sql: NOTIFY_SQL, params: [channel, payload] }));
+    },
     close() {
       closed ??= (async () => {
+        hub.stopAll();
         // After everything called before close: it waits its turn like a transaction.
         await turns.hold();
         try {

@@ -1,3 +1,7 @@
+import type { Listening, WakeUpHandler } from './wake-ups.ts';
+
+export type { Listening, WakeUp, WakeUpHandler } from './wake-ups.ts';
+
 /**
  * The database port. PGlite (embedded) and PostgreSQL implement it with the same SQL and the
  * same migrations; both pass `test/conformance/db.suite.ts`.
@@ -27,6 +31,12 @@ export interface Queryable {
 export interface Transaction extends Queryable {
   /** Runs a script of one or more statements without parameters (migrations, DDL). */
   exec(sql: string): Promise<void>;
+  /**
+   * Notifies `channel` when this transaction commits; a rollback sends nothing (PostgreSQL's NOTIFY).
+   * Identical notifications of one transaction are delivered once. Throws `InvalidChannelError`
+   * for a channel that is not `[a-z_][a-z0-9_]*`.
+   */
+  notify(channel: string, payload?: string): Promise<void>;
 }
 
 export interface PoolStats {
@@ -47,5 +57,18 @@ export interface Database extends Queryable {
   /** Round trip in milliseconds; throws when the database is unreachable. */
   ping(): Promise<number>;
   poolStats(): PoolStats;
+  /**
+   * Calls `handler` after notifications on `channel` from any handle on this database (another
+   * replica's included), coalesced: a burst of commits costs one run, and runs never overlap.
+   * Resolves once notifications are being received; rejects when they cannot be (the database is
+   * unreachable) and nothing stays registered. On PostgreSQL one dedicated connection per handle
+   * listens for every handler; when it drops it is reopened with backoff and every handler then runs
+   * once with `missed: true`, since notifications sent meanwhile are lost. Delivery is a hint, not a
+   * queue: a handler re-reads the state it cares about.
+   */
+  listen(channel: string, handler: WakeUpHandler): Promise<Listening>;
+  /** Notifies `channel` now (outside any transaction). Same rules as {@link Transaction.notify}. */
+  notify(channel: string, payload?: string): Promise<void>;
+  /** Closes the pool and the listening connection; handlers are not called afterwards. */
   close(): Promise<void>;
 }

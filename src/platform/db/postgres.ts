@@ -4,6 +4,8 @@ import type { Database, PoolStats, QueryResult, Transaction } from './port.ts';
 import { DatabaseError, SQLSTATE, toDatabaseError } from './errors.ts';
 import { createTransactionGuard } from './tx-guard.ts';
 import { OID, keepText, parseInt8 } from './values.ts';
+import { createPostgresListener } from './postgres-listener.ts';
+import { NOTIFY_SQL, assertChannel } from './wake-ups.ts';
 
 export interface PostgresDatabaseOptions {
   /** `postgres://user:password@host:port/database` */
@@ -12,8 +14,10 @@ export interface PostgresDatabaseOptions {
   readonly poolMax?: number;
   /** How long to wait for a connection before failing. Default 10 000. */
   readonly connectionTimeoutMs?: number;
-  /** Where a connection the server dropped while idle is reported. */
+  /** Where a connection the server dropped while idle, and a failing wake-up handler, are reported. */
   readonly logger?: Pick<Logger, 'warn'>;
+  /** First and longest wait before reopening the listening connection after it dropped. Default 100 and 5 000. */
+  readonly listenReconnectMs?: { readonly min: number; readonly max: number };
 }
 
 // text[]: pg's typings list only scalar oids.
@@ -53,6 +57,11 @@ async function runQuery<Row>(runner: Runner, sql: string, params: readonly unkno
   } catch (error) {
     throw toDatabaseError(error);
   }
+}
+
+async function runNotify(runner: Runner, channel: string, payload: string): Promise<void> {
+  assertChannel(channel);
+  await runQuery(runner, NOTIFY_SQL, [channel, payload]);
 }
 
 async function runScript(runner: Runner, sql: string): Promise<void> {
@@ -95,6 +104,13 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
   // Without a listener an idle connection the server drops would crash the process.
   pool.on('error', (error) => options.logger?.warn({ err: error }, 'postgres connection failed while idle'));
   const guard = createTransactionGuard();
+  const listener = createPostgresListener({
+    url: options.url,
+    connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000,
+    reconnectMinMs: options.listenReconnectMs?.min,
+    reconnectMaxMs: options.listenReconnectMs?.max,
+    logger: options.logger,
+  });
   let closed: Promise<void> | undefined;
 
   const database: Database = {
@@ -132,6 +148,10 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
           open();
           return runScript(client, sql);
         },
+        notify: async (channel, payload = '') => {
+          open();
+          return runNotify(client, channel, payload);
+        },
       };
       let discard: Error | undefined;
       try {
@@ -160,8 +180,16 @@ export async function createPostgresDatabase(options: PostgresDatabaseOptions): 
     poolStats(): PoolStats {
       return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
     },
+    listen(channel, handler) {
+      if (closed !== undefined) return Promise.reject(new Error('the database is closed'));
+      return listener.listen(channel, handler);
+    },
+    async notify(channel, payload = '') {
+      guard.assertOutside('notify');
+      await runNotify(pool, channel, payload);
+    },
     close() {
-      closed ??= pool.end();
+      closed ??= Promise.all([listener.close(), pool.end()]).then(() => undefined);
       return closed;
     },
   };
