@@ -2,6 +2,12 @@ import type { Queryable } from '../db/port.ts';
 import { newEventId } from './event-id.ts';
 import { DEFAULT_EVENT_VERSION, type NewSystemEvent, type SystemEvent } from './types.ts';
 
+/**
+ * The channel `appendEvents` notifies when its transaction commits, so a relay in any replica
+ * (`./relay.ts` listens on it) publishes at once instead of at its next poll.
+ */
+export const OUTBOX_CHANNEL = 'blocks_outbox';
+
 // A bus subject: dot-separated tokens, no wildcards or spaces (see src/platform/bus/port.ts).
 const EVENT_TYPE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
@@ -56,7 +62,10 @@ export function buildEvent<Payload extends object>(input: NewSystemEvent<Payload
 
 /**
  * Writes an event to the outbox through `tx`, so it commits or rolls back with the change it
- * describes; the relay publishes it after the commit (call `relay.notify()` then for low latency).
+ * describes; the relay publishes it after the commit. The same statement notifies
+ * {@link OUTBOX_CHANNEL}, which PostgreSQL delivers on commit (and never on rollback) to every
+ * replica's relay; calling `relay.notify()` after the commit still saves this process' relay the
+ * notification's round trip.
  * Returns the event with its defaults filled in: what consumers will receive once JSON has carried it.
  * Throws `InvalidEventError` for a bad event and a unique-violation `DatabaseError` when `event_id`
  * was already used.
@@ -92,16 +101,24 @@ export async function appendEvents<Payload extends object>(
     n: i,
   }));
   // One JSON parameter instead of ten per row: PGlite and PostgreSQL both pay per statement far more than per row.
+  // The wake-up rides in the same statement, sent only when a row was written: no extra round trip.
+  // Its cost is PostgreSQL's: a committing transaction that notified holds a global lock for its commit,
+  // so notifying transactions commit one at a time (20 concurrent one-row writers: ~9,500 -> ~3,800
+  // commits/s on this machine); the hot writers group their appends (call events), so few contend.
   await tx.query(
-    `INSERT INTO events (event_id, event_type, source_service, target_services, payload, "timestamp",
-                         correlation_id, version, ordering_key, traceparent)
-     SELECT event_id, event_type, source_service, target_services, payload, "timestamp",
-            correlation_id, version, ordering_key, traceparent
-     FROM jsonb_to_recordset($1::jsonb) AS r(event_id uuid, event_type text, source_service text,
-          target_services text[], payload jsonb, "timestamp" timestamptz, correlation_id text, version text,
-          ordering_key text, traceparent text, n integer)
-     ORDER BY n${options.skipExisting === true ? '\n     ON CONFLICT (event_id) DO NOTHING' : ''}`,
-    [JSON.stringify(rows)],
+    `WITH inserted AS (
+       INSERT INTO events (event_id, event_type, source_service, target_services, payload, "timestamp",
+                           correlation_id, version, ordering_key, traceparent)
+       SELECT event_id, event_type, source_service, target_services, payload, "timestamp",
+              correlation_id, version, ordering_key, traceparent
+       FROM jsonb_to_recordset($1::jsonb) AS r(event_id uuid, event_type text, source_service text,
+            target_services text[], payload jsonb, "timestamp" timestamptz, correlation_id text, version text,
+            ordering_key text, traceparent text, n integer)
+       ORDER BY n${options.skipExisting === true ? '\n       ON CONFLICT (event_id) DO NOTHING' : ''}
+       RETURNING 1
+     )
+     SELECT pg_notify($2, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS written`,
+    [JSON.stringify(rows), OUTBOX_CHANNEL],
   );
   return events;
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../db/port.ts';
+import type { Database, Listening } from '../db/port.ts';
+import { createSystemClock, type Clock } from '../clock.ts';
 import { isDatabaseError } from '../db/errors.ts';
 import { createOneAtATime } from '../one-at-a-time.ts';
 import type { EventBus, OutgoingMessage } from '../bus/port.ts';
@@ -16,15 +17,23 @@ import {
   type ClaimedEvent,
   type DeadLetteredEvent,
 } from './outbox-store.ts';
-import { appendEvent } from './outbox.ts';
+import { OUTBOX_CHANNEL, appendEvent } from './outbox.ts';
 import { EVENT_HEADERS, type SystemEvent } from './types.ts';
 
 export interface OutboxRelayOptions {
   readonly db: Database;
   readonly bus: EventBus;
   readonly logger?: Pick<Logger, 'warn' | 'error'> | undefined;
-  /** How often the outbox is scanned when nothing calls `notify()`. Default 1 000. */
+  /** How often the outbox is scanned when nothing wakes the relay. Default 1 000. */
   readonly pollIntervalMs?: number | undefined;
+  /**
+   * Wake on the database's outbox channel, which `appendEvents` notifies when its transaction
+   * commits: events any replica commits go out at once, not at the next poll. Polling stays as the
+   * safety net (a notification lost while the listening connection was down). Default true.
+   */
+  readonly listen?: boolean | undefined;
+  /** Time for leases' halfway mark, flush bounds and the waits between passes. Default: the system clock. */
+  readonly clock?: Clock | undefined;
   /** Rows claimed per pass. Default 100. */
   readonly batchSize?: number | undefined;
   /**
@@ -86,7 +95,10 @@ export interface FlushOptions {
  * out again with the same id, which the bus's deduplication or the consumer's inbox absorbs.
  */
 export interface OutboxRelay {
-  /** Starts relaying in the background: a pass now, then on every `notify()` and poll. */
+  /**
+   * Starts relaying in the background: a pass now, then on every `notify()`, every notification of
+   * the outbox channel (unless `listen: false`) and poll.
+   */
   start(): void;
   /**
    * Stops the background loop after the publish in progress (however large the backlog); rows it had
@@ -137,6 +149,7 @@ const isTransportFailure = (error: unknown): boolean =>
 
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, bus, logger } = options;
+  const clock = options.clock ?? createSystemClock();
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
   const batchSize = options.batchSize ?? 100;
   const leaseMs = options.leaseMs ?? 30_000;
@@ -205,7 +218,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     halted: () => boolean,
     probe: boolean,
   ): Promise<RoundsOutcome> => {
-    const deadline = Date.now() + leaseMs / 2;
+    const deadline = clock.now() + leaseMs / 2;
     const published: string[] = [];
     const deferred: string[] = [];
     let failed = 0;
@@ -213,7 +226,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     let waiting = [...rows];
     let limit = probe ? 1 : maxInFlight;
     while (waiting.length > 0) {
-      if (busDown || Date.now() > deadline || halted()) {
+      if (busDown || clock.now() > deadline || halted()) {
         deferred.push(...waiting.map((row) => row.event.event_id));
         break;
       }
@@ -312,20 +325,44 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let backingOff = false;
   let wake: (() => void) | undefined;
 
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done(): void {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
+  /** Waits `ms` on the clock, or until `wake()`. */
+  const pause = async (ms: number): Promise<void> => {
+    const interrupt = new AbortController();
+    wake = () => interrupt.abort();
+    try {
+      await clock.sleep(ms, interrupt.signal);
+    } catch (error) {
+      if (!interrupt.signal.aborted) throw error;
+    } finally {
+      wake = undefined;
+    }
+  };
+
+  const notify = (): void => {
+    notified = true;
+    if (!backingOff) wake?.();
+  };
+
+  // Listening is set up by the loop, and set up again on a later pass if the database refused it.
+  const listenToOutbox = options.listen ?? true;
+  let listening: Listening | undefined;
+  let listenFailed = false;
+  const ensureListening = async (): Promise<void> => {
+    if (!listenToOutbox || listening !== undefined) return;
+    try {
+      listening = await db.listen(OUTBOX_CHANNEL, notify);
+      if (listenFailed) logger?.warn({}, 'outbox relay listens for commits again');
+      listenFailed = false;
+    } catch (error) {
+      if (!listenFailed) logger?.warn({ err: error }, 'outbox relay cannot listen for commits; polling until it can');
+      listenFailed = true;
+    }
+  };
 
   const runLoop = async (): Promise<void> => {
     let failingPasses = 0;
     while (running) {
+      await ensureListening();
       // One turn of the event loop first, so the commits of requests read in this turn join the pass.
       await new Promise<void>((resolve) => setImmediate(resolve));
       notified = false;
@@ -361,17 +398,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       wake?.();
       await loop;
       loop = undefined;
+      const stopping = listening;
+      listening = undefined;
+      await stopping?.stop();
     },
     async flush(flushOptions = {}) {
       const { withinMs } = flushOptions;
-      const until = withinMs === undefined ? Infinity : Date.now() + withinMs;
-      const { published, failed } = await exclusive(() => drain(() => Date.now() >= until));
+      const until = withinMs === undefined ? Infinity : clock.now() + withinMs;
+      const { published, failed } = await exclusive(() => drain(() => clock.now() >= until));
       return { published, failed };
     },
-    notify() {
-      notified = true;
-      if (!backingOff) wake?.();
-    },
+    notify,
     backlog: () => countPending(db),
   };
 }
