@@ -30,6 +30,10 @@ import { ephemeralTimeout, resolveEphemeralTimeout, resolveSubscribeOptions, typ
  * the same kind of consumer with `inactive_threshold` set (NATS 2.9 honours it on durable pull
  * consumers: pull requests and in-progress acks count as activity), deleted when its subscriber
  * stops; the threshold marks it as ephemeral to later subscribers.
+ *
+ * The stream's limits (`maxAgeMs`, `maxBytes`, `dedupWindowMs`) are applied when it is created and,
+ * where they differ, to an existing stream: the configuration is the truth, and the last process to
+ * start with new values changes them for every process on the stream.
  */
 export interface NatsBusOptions {
   /** Server URL(s), e.g. `nats://127.0.0.1:4222`. */
@@ -38,10 +42,12 @@ export interface NatsBusOptions {
   readonly stream: string;
   /** Subject prefix of this namespace (`blocks`); bus subjects are stored as `<prefix>.<subject>`. */
   readonly subjectPrefix: string;
-  /** The stream's duplicate window for message ids. Default 120 000. */
+  /** The stream's duplicate window for message ids; at most `maxAgeMs` when that is set. Default 120 000. */
   readonly dedupWindowMs?: number;
-  /** Messages older than this are dropped from a stream we create; 0 keeps them. Default 0. */
+  /** Messages older than this are dropped from the stream; 0 keeps them. Default 0. */
   readonly maxAgeMs?: number;
+  /** The stream's size limit in bytes; past it the oldest messages are dropped. 0: no limit. Default 0. */
+  readonly maxBytes?: number;
   /**
    * How long the server keeps an ephemeral consumer whose subscriber shows no sign of life (its
    * process died) before deleting it; at least twice the consumer's ack wait. Default 30 000.
@@ -295,17 +301,50 @@ async function fetchInto(
   }
 }
 
-/** Creates the namespace's stream, or checks that an existing one captures the prefix. */
-async function ensureStream(jsm: JetStreamManager, stream: string, subjects: string, options: NatsBusOptions): Promise<void> {
-  try {
-    const info = await jsm.streams.info(stream);
-    if (!info.config.subjects?.includes(subjects)) {
-      throw busError(
-        'BUS_INVALID_OPTIONS',
-        `NATS stream '${stream}' exists but does not capture '${subjects}' (it captures ${JSON.stringify(info.config.subjects ?? [])}).`,
-        { option: 'stream' },
-      );
+/** The retention a stream should have, in JetStream's units. */
+interface StreamLimits {
+  readonly max_age: number;
+  readonly max_bytes: number;
+  readonly duplicate_window: number;
+}
+
+function streamLimits(options: NatsBusOptions): StreamLimits {
+  const maxAgeMs = options.maxAgeMs ?? 0;
+  const maxBytes = options.maxBytes ?? 0;
+  const dedupWindowMs = options.dedupWindowMs ?? 120_000;
+  for (const [option, value] of [
+    ['maxAgeMs', maxAgeMs],
+    ['maxBytes', maxBytes],
+    ['dedupWindowMs', dedupWindowMs],
+  ] as const) {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw busError('BUS_INVALID_OPTIONS', `${option} must be a non-negative integer, got ${String(value)}.`, { option });
     }
+  }
+  // JetStream refuses a duplicate window longer than the messages are kept.
+  if (maxAgeMs > 0 && dedupWindowMs > maxAgeMs) {
+    throw busError('BUS_INVALID_OPTIONS', `dedupWindowMs (${dedupWindowMs}) must not exceed maxAgeMs (${maxAgeMs}).`, {
+      option: 'dedupWindowMs',
+    });
+  }
+  return {
+    max_age: nanos(maxAgeMs),
+    // JetStream's "no limit" is -1.
+    max_bytes: maxBytes === 0 ? -1 : maxBytes,
+    // 0 would mean JetStream's own default (2 minutes), not "no deduplication"; keep the smallest window instead.
+    duplicate_window: nanos(Math.max(dedupWindowMs, 1)),
+  };
+}
+
+/**
+ * Creates the namespace's stream with the configured limits, or checks that an existing one
+ * captures the prefix and brings its limits to the configured ones.
+ */
+async function ensureStream(jsm: JetStreamManager, stream: string, subjects: string, options: NatsBusOptions): Promise<void> {
+  const limits = streamLimits(options);
+  let info;
+  try {
+    info = await jsm.streams.info(stream);
   } catch (error) {
     if (!isApiError(error, JetStreamApiCodes.StreamNotFound)) throw error;
     await jsm.streams.add({
@@ -313,8 +352,19 @@ async function ensureStream(jsm: JetStreamManager, stream: string, subjects: str
       subjects: [subjects],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      duplicate_window: nanos(options.dedupWindowMs ?? 120_000),
-      max_age: nanos(options.maxAgeMs ?? 0),
+      ...limits,
     });
+    return;
+  }
+  if (!info.config.subjects?.includes(subjects)) {
+    throw busError(
+      'BUS_INVALID_OPTIONS',
+      `NATS stream '${stream}' exists but does not capture '${subjects}' (it captures ${JSON.stringify(info.config.subjects ?? [])}).`,
+      { option: 'stream' },
+    );
+  }
+  const { config } = info;
+  if (config.max_age !== limits.max_age || config.max_bytes !== limits.max_bytes || config.duplicate_window !== limits.duplicate_window) {
+    await jsm.streams.update(stream, { ...config, ...limits });
   }
 }
