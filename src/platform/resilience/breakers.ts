@@ -1,6 +1,8 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import { createSystemClock, type Clock } from '../clock.ts';
 import { CircuitOpenError } from './errors.ts';
+import { createSharedBreaker } from './shared-breaker.ts';
+import type { SharedBreakerStore } from './shared-breaker-store.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -41,13 +43,36 @@ export interface BreakerRegistryOptions {
   /** How long a breaker stays open before one trial call is let through. Default 30 000 (`recovery_timeout`). */
   readonly recoveryTimeoutMs?: number;
   readonly clock?: Clock;
-  /** Called on every transition: opened, trial call started (half-open), closed. Must not throw. */
+  /**
+   * Called on every transition: opened, trial call started (half-open), closed. Must not throw.
+   * A shared breaker's transitions are reported by the replica that made them.
+   */
   readonly onStateChange?: (change: BreakerStateChange) => void;
+  /** Where breakers asked for with `{ shared: true }` keep their state; without it they are local. */
+  readonly sharedStore?: SharedBreakerStore | undefined;
+  /** How stale a replica's copy of a shared breaker may get (another replica's opening is seen within it). Default 1 000. */
+  readonly sharedSyncIntervalMs?: number;
+  /** The shared store failed and a call was decided by this process' breaker alone. Must not throw. */
+  readonly onSharedStoreError?: (error: unknown, breaker: string) => void;
+}
+
+export interface BreakerOptions {
+  /**
+   * Keep the breaker's state where every replica sees it (the registry's `sharedStore`): one
+   * replica opening it opens it for all within `sharedSyncIntervalMs`, and one trial call runs
+   * across replicas. Costs a store round trip per failure and per trial, and a read per sync
+   * interval; the healthy path stays local. Without a store, or while it is unreachable, the
+   * breaker is this process' own. Default false.
+   */
+  readonly shared?: boolean;
 }
 
 export interface BreakerRegistry {
-  /** The breaker for `name`, created on first use; the same instance afterwards. */
-  get(name: string): Breaker;
+  /**
+   * The breaker for `name`, created on first use; the same instance afterwards. Throws when `name`
+   * was first made with another `shared` setting.
+   */
+  get(name: string, options?: BreakerOptions): Breaker;
   execute<T>(name: string, fn: (signal: AbortSignal) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T>;
   /** State of `name`; `closed` for a name never used. */
   state(name: string): BreakerState;
@@ -82,7 +107,9 @@ export function createBreakerRegistry(options: BreakerRegistryOptions = {}): Bre
     throw new RangeError(`recoveryTimeoutMs must be a non-negative number, got ${recoveryTimeoutMs}`);
   }
   const clock = options.clock ?? createSystemClock();
-  const breakers = new Map<string, Breaker>();
+  const breakers = new Map<string, { readonly breaker: Breaker; readonly shared: boolean }>();
+  // The local breakers a shared breaker falls back to while its store is unreachable.
+  const fallbacks = new Map<string, Breaker>();
 
   const create = (name: string): Breaker => {
     const counter = new ConsecutiveBreaker(failureThreshold);
@@ -142,19 +169,46 @@ export function createBreakerRegistry(options: BreakerRegistryOptions = {}): Bre
     };
   };
 
-  const get = (name: string): Breaker => {
-    let breaker = breakers.get(name);
-    if (breaker === undefined) {
-      breaker = create(name);
-      breakers.set(name, breaker);
+  const createShared = (name: string, store: SharedBreakerStore): Breaker =>
+    createSharedBreaker({
+      name,
+      store,
+      failureThreshold,
+      recoveryTimeoutMs,
+      syncIntervalMs: options.sharedSyncIntervalMs ?? 1_000,
+      clock,
+      fallback: () => {
+        let local = fallbacks.get(name);
+        if (local === undefined) {
+          local = create(name);
+          fallbacks.set(name, local);
+        }
+        return local;
+      },
+      onStateChange: options.onStateChange,
+      onStoreError: (error) => options.onSharedStoreError?.(error, name),
+    });
+
+  const get = (name: string, breakerOptions: BreakerOptions = {}): Breaker => {
+    const existing = breakers.get(name);
+    if (existing !== undefined) {
+      if (breakerOptions.shared !== undefined && breakerOptions.shared !== existing.shared) {
+        throw new Error(`breaker "${name}" is already ${existing.shared ? 'shared' : 'local'}`);
+      }
+      return existing.breaker;
     }
+    const shared = breakerOptions.shared === true;
+    const store = options.sharedStore;
+    const breaker = shared && store !== undefined ? createShared(name, store) : create(name);
+    breakers.set(name, { breaker, shared });
     return breaker;
   };
 
   return {
     get,
     execute: (name, fn, signal) => get(name).execute(fn, signal),
-    state: (name) => breakers.get(name)?.state() ?? 'closed',
-    states: () => [...breakers.values()].map((b) => b.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    state: (name) => breakers.get(name)?.breaker.state() ?? 'closed',
+    states: () =>
+      [...breakers.values()].map(({ breaker }) => breaker.snapshot()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
   };
 }
