@@ -7,6 +7,8 @@ import type { Metrics } from '../platform/telemetry/metrics.ts';
 import { isCircuitOpenError } from '../platform/resilience/errors.ts';
 import { upstreamCircuitOpen, upstreamUnavailable } from './errors.ts';
 import type { UpstreamPool } from './pool.ts';
+import { DEFAULT_WEBSOCKET_LIMITS, type WebSocketLimits } from '../platform/http/websocket.ts';
+import { createWebSocketForwarding } from './forward-websocket.ts';
 
 /**
  * Where the gateway sends a service's traffic: mounted in the same process (no network hop, as
@@ -24,6 +26,8 @@ export interface UpstreamRoutesOptions {
   readonly maxAttempts: number;
   /** Where the healthy-member gauge goes; none when absent. */
   readonly metrics?: Metrics;
+  /** Limits of forwarded WebSocket connections (`http.websocket`); the defaults when absent. */
+  readonly webSocket?: WebSocketLimits;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -121,10 +125,25 @@ const proxyTo =
       return reply;
     };
 
+    // GET also takes WebSocket upgrades, forwarded to the same pool; every other method is HTTP only.
+    const webSocket = createWebSocketForwarding({
+      pool,
+      maxAttempts: options.maxAttempts,
+      limits: options.webSocket ?? DEFAULT_WEBSOCKET_LIMITS,
+    });
+    const others = app.supportedMethods.filter((method) => method !== 'GET');
     const forward = { config: { scope: 'upstream' }, schema: { hide: true } } as const;
-    for (const prefix of upstream.prefixes) {
-      app.all(prefix, forward, handler);
-      app.all(`${prefix}/*`, forward, handler);
+    for (const url of upstream.prefixes.flatMap((prefix) => [prefix, `${prefix}/*`])) {
+      app.route({
+        method: 'GET',
+        url,
+        ...forward,
+        exposeHeadRoute: false,
+        preHandler: webSocket.preHandler,
+        handler,
+        wsHandler: webSocket.wsHandler,
+      });
+      app.route({ method: others, url, ...forward, handler });
     }
   };
 
