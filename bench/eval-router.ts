@@ -17,6 +17,9 @@ import {
   type EvalNote,
   type RouterEvaluation,
 } from '../src/autonomous/ai-router/evaluation.ts';
+import { AI_CONFIG_SECTION } from '../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../src/platform/config/section.ts';
+import { createRegistry } from '../src/modules.ts';
 
 const USAGE = 'usage: npm run eval:router -- <file.jsonl> [--catalog <models.yaml>] [--strong <model>] [--json]';
 
@@ -36,17 +39,22 @@ function parseCommandLine(): { file: string; flags: { catalog?: string; strong?:
 }
 
 async function run(file: string, flags: { catalog?: string; strong?: string; json: boolean }): Promise<void> {
-  const config = loadConfig({ configDir: new URL('../config', import.meta.url).pathname, env: {} });
-  const catalogFile = flags.catalog ?? config.ai.catalog_file;
+  const config = loadConfig({
+    configDir: new URL('../config', import.meta.url).pathname,
+    env: {},
+    sections: createRegistry().configSections,
+  });
+  const ai = sectionOf(config, AI_CONFIG_SECTION);
+  const catalogFile = flags.catalog ?? ai.catalog_file;
   const catalog = loadModelCatalog(parseYaml(readFileSync(catalogFile, 'utf8')));
-  const expected = config.ai.expected_output_tokens;
+  const expected = ai.expected_output_tokens;
   const tokenizer = createTokenizer();
   // The configured weights, without exploration: a replay must be repeatable.
   const decider = createRouteDecider({
     catalog,
     tokenizer,
     expectedOutputTokens: expected,
-    routing: { ...config.ai.routing, exploration: 0 },
+    routing: { ...ai.routing, exploration: 0 },
   });
 
   const dataset = parseEvalDataset(readFileSync(file, 'utf8'), (model) => catalog.getModel(model) !== undefined);

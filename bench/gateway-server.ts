@@ -10,10 +10,10 @@
 import { createHttpServer, type HttpServer } from '../src/platform/http/create-http-server.ts';
 import type { Caller } from '../src/platform/http/caller.ts';
 import type { Access } from '../src/platform/http/access.ts';
-import { compileTransforms, transformsPlugin } from '../src/platform/http/transforms.ts';
-import { createCollaborativeService } from '../src/collaborative/index.ts';
+import { composeService } from '../src/platform/modules/services.ts';
+import { sectionOf } from '../src/platform/config/section.ts';
 import { FIRST_TENANT } from '../src/core/identity/index.ts';
-import { serviceRoutes } from '../src/gateway/index.ts';
+import { compileTransforms, GATEWAY_CONFIG_SECTION, serviceRoutes, transformsPlugin } from '../src/gateway/index.ts';
 import type { JSONWebKeySet } from 'jose';
 import { createJwtVerifier } from '../src/platform/auth/jwt-verifier.ts';
 import { startBenchBlocks } from './support/bench-blocks.ts';
@@ -89,8 +89,18 @@ const twin = async (access: Access): Promise<{ app: HttpServer; url: string }> =
     trustedProxies: config.http.trusted_proxies,
   });
   // As the gateway mounts an in-process service: its transforms first, then the module's routes.
-  await app.register(transformsPlugin, { transforms: compileTransforms(config.gateway.transforms) });
-  await app.register(serviceRoutes(createCollaborativeService(platform)));
+  await app.register(transformsPlugin, { transforms: compileTransforms(sectionOf(config, GATEWAY_CONFIG_SECTION).transforms) });
+  await app.register(
+    serviceRoutes(
+      composeService({
+        name: 'collaborative',
+        registry: blocks.registry,
+        modules: blocks.modules,
+        version: platform.version,
+        settings: {},
+      }),
+    ),
+  );
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url: address };
 };

@@ -9,7 +9,7 @@
 // TEST_NATS_URL, TEST_REDIS_URL), each run in a database and namespace of its own.
 import { randomUUID } from 'node:crypto';
 import { createPgliteDatabase, createPostgresDatabase, type Database } from '../src/platform/db/index.ts';
-import { MIGRATIONS_DIR, runMigrations } from '../src/platform/db/migrate.ts';
+import { runMigrations } from '../src/platform/db/migrate.ts';
 import { createMemoryBus } from '../src/platform/bus/memory.ts';
 import { createNatsBus } from '../src/platform/bus/nats.ts';
 import { createRedisBus } from '../src/platform/bus/redis.ts';
@@ -20,6 +20,7 @@ import { deleteNatsStream, deleteRedisNamespace, natsTestOptions, redisTestOptio
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { serviceUrls } from '../test/support/services.ts';
 import { median } from './support/load.ts';
+import { createRegistry } from '../src/modules.ts';
 
 const events = Number(process.env.BENCH_EVENTS ?? 10_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -37,7 +38,7 @@ interface Setup {
 async function postgresDatabase(): Promise<{ db: Database; drop: () => Promise<void> }> {
   const database = await createTestDatabase('blocks_bench_relay');
   const db = await createPostgresDatabase({ url: database.url });
-  await runMigrations(db, MIGRATIONS_DIR);
+  await runMigrations(db, createRegistry().migrations);
   return {
     db,
     drop: async () => {
@@ -64,7 +65,7 @@ async function onBroker(bus: EventBus, deleteNamespace: () => Promise<void>): Pr
 const setups: Record<string, () => Promise<Setup>> = {
   async memory() {
     const db = await createPgliteDatabase();
-    await runMigrations(db, MIGRATIONS_DIR);
+    await runMigrations(db, createRegistry().migrations);
     const bus = createMemoryBus({ db });
     return {
       db,

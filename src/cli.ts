@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { loadConfig, ConfigError } from './platform/config/load-config.ts';
 import { startBlocks, ROLES, type Role } from './start.ts';
 import { migrateDatabase, withDatabase } from './platform/open-platform.ts';
+import { createRegistry } from './modules.ts';
 import { rotateSigningKeys } from './core/identity/index.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -25,10 +26,15 @@ async function main(argv: readonly string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const config = loadConfig({ configDir: process.env.BLOCKS_CONFIG_DIR ?? resolve(root, 'config'), env: process.env });
+  const registry = createRegistry();
+  const config = loadConfig({
+    configDir: process.env.BLOCKS_CONFIG_DIR ?? resolve(root, 'config'),
+    env: process.env,
+    sections: registry.configSections,
+  });
 
   if (command === 'migrate') {
-    const applied = await migrateDatabase(config);
+    const applied = await migrateDatabase(config, registry.migrations);
     console.error(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
     return 0;
   }
@@ -37,7 +43,7 @@ async function main(argv: readonly string[]): Promise<number> {
       console.error(`usage: blocks keys rotate\n\n${USAGE}`);
       return 2;
     }
-    const { kid, retired } = await withDatabase(config, (db) => rotateSigningKeys(db, config));
+    const { kid, retired } = await withDatabase(config, registry.migrations, (db) => rotateSigningKeys(db, config));
     console.error(`signing key ${kid} is current${retired ? `; ${retired} is retired and published until its tokens have expired` : ''}`);
     return 0;
   }
@@ -51,7 +57,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const roles = rest.length ? (rest as Role[]) : ROLES;
-  const running = await startBlocks({ config, roles, version });
+  const running = await startBlocks({ config, roles, version, registry });
   const { platform } = running;
   const gateway = running.urls.gateway ?? Object.values(running.urls)[0] ?? '';
   console.error(

@@ -7,12 +7,17 @@ import { createHttpServer, type HttpServer } from './platform/http/create-http-s
 import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { loadTls } from './platform/http/tls.ts';
 import { createIdempotencySweep, idempotencyPlugin } from './platform/idempotency/index.ts';
-import { createAutonomousService } from './autonomous/index.ts';
-import { createCollaborativeService } from './collaborative/index.ts';
-import { createIdentityModule, createTokenModule, resolveKeyEncryptionKey, type IdentityModule } from './core/identity/index.ts';
-import { createGateway, serviceRoutes } from './gateway/index.ts';
+import { webSocketOptionsOf } from './platform/websocket/index.ts';
+import type { ModuleManifest, ProcessRole } from './platform/modules/manifest.ts';
+import type { ModuleRegistry } from './platform/modules/registry.ts';
+import { createProcessModules, type ProcessModules, type RunningModule } from './platform/modules/runtime.ts';
+import { composeService, type RoutedService } from './platform/modules/services.ts';
+import { taggedRoutes } from './platform/modules/tagged-routes.ts';
+import { identityModule, type IdentityApi } from './core/identity/index.ts';
+import { serviceRoutes } from './gateway/index.ts';
+import { createRegistry } from './modules.ts';
 
-export type Role = 'gateway' | 'autonomous' | 'collaborative';
+export type Role = ProcessRole;
 export const ROLES: readonly Role[] = ['gateway', 'autonomous', 'collaborative'];
 
 export interface StartOptions {
@@ -24,6 +29,8 @@ export interface StartOptions {
   readonly ephemeralPorts?: boolean;
   /** Build the logger elsewhere (tests capture lines); a JSON logger to stdout otherwise. */
   readonly logger?: Logger;
+  /** The modules to run; the built-in ones (src/modules.ts) when absent. */
+  readonly registry?: ModuleRegistry;
 }
 
 export interface RunningBlocks {
@@ -32,7 +39,10 @@ export interface RunningBlocks {
   readonly urls: Readonly<Partial<Record<Role, string>>>;
   readonly apps: Readonly<Partial<Record<Role, HttpServer>>>;
   /** Identity (tenants, API keys, OAuth clients) and the access decision, in every process; its admin API on the gateway. */
-  readonly identity: IdentityModule;
+  readonly identity: IdentityApi;
+  /** The modules this process runs. */
+  readonly modules: ProcessModules;
+  readonly registry: ModuleRegistry;
   /**
    * Graceful shutdown: stop accepting, finish in-flight requests, stop consumers, flush the
    * outbox, close connections. Safe to call twice.
@@ -46,47 +56,42 @@ export interface RunningBlocks {
  */
 export async function startBlocks(options: StartOptions): Promise<RunningBlocks> {
   const { config, roles } = options;
+  const registry = options.registry ?? createRegistry();
   const processName = roles.length === ROLES.length ? 'all' : roles.join('+');
   // Read once, before anything opens: every port serves the same certificate, and a bad path stops the start here.
   const tls = loadTls(config.tls);
-  const keyEncryptionKey = roles.includes('gateway')
-    ? resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir })
-    : undefined;
   // A service guessing the gateway's URL wrong would refuse every token with a 401 and no other sign.
   if (config.env === 'production' && !roles.includes('gateway') && !config.auth.issuer && !config.services.gateway.url) {
     throw new Error(
       'auth.issuer (the gateway URL tokens name as iss) or services.gateway.url must be set for a service running without the gateway',
     );
   }
-  const platform = await openPlatform({ config, version: options.version, service: processName, logger: options.logger });
+  const platform = await openPlatform({
+    config,
+    version: options.version,
+    service: processName,
+    logger: options.logger,
+    migrations: registry.migrations,
+  });
   let accepting = false;
-
-  const modules: Partial<Record<'autonomous' | 'collaborative', ServiceModule>> = {};
-  if (roles.includes('autonomous')) modules.autonomous = createAutonomousService(platform);
-  if (roles.includes('collaborative')) modules.collaborative = createCollaborativeService(platform);
   const urls: Partial<Record<Role, string>> = {};
-  const issuer = (): string =>
-    config.auth.issuer ??
-    urls.gateway ??
-    config.services.gateway.url ??
-    `${tls ? 'https' : 'http'}://127.0.0.1:${config.services.gateway.port}`;
-  // Every process decides access itself (zero trust): a service reached directly is as closed as through the gateway.
-  const identity = createIdentityModule(platform, { ownIssuer: issuer });
-  const tokens =
-    keyEncryptionKey &&
-    createTokenModule({
-      db: platform.db,
-      clock: platform.clock,
-      issuer,
-      audience: config.auth.audience,
-      accessTokenTtlMs: config.auth.access_token_ttl,
-      keyEncryptionKey,
-      clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
-      users: identity.users,
-      passwordGrant: config.auth.password_grant,
-      refreshTokenTtlMs: config.auth.refresh_token_ttl,
-      onEventAppended: () => platform.relay.notify(),
-    });
+  const publicUrl = (role: Role): string =>
+    urls[role] ?? config.services[role].url ?? `${tls ? 'https' : 'http'}://127.0.0.1:${config.services[role].port}`;
+
+  let modules: ProcessModules;
+  try {
+    modules = createProcessModules({ registry, platform, roles, publicUrl });
+  } catch (error) {
+    // A module refusing its configuration (a bad catalog, a missing key) leaves nothing open.
+    await platform.close();
+    throw error;
+  }
+  const identity = modules.use(identityModule);
+  const services: Partial<Record<RoutedService, ServiceModule>> = {};
+  for (const name of ['autonomous', 'collaborative'] as const) {
+    if (roles.includes(name))
+      services[name] = composeService({ name, registry, modules, version: options.version, settings: serviceSettings(config, name) });
+  }
 
   const rateLimits = createRateLimitHook({
     limiter: platform.rateLimiter,
@@ -97,18 +102,14 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const idempotency = platform.idempotency;
   const idempotencySweep = createIdempotencySweep({ store: idempotency, intervalMs: config.retention.interval, logger: platform.logger });
   const apps: Partial<Record<Role, HttpServer>> = {};
-  const started: ServiceModule[] = [];
-  let identityStarted = false;
   try {
-    const gateway = roles.includes('gateway') ? createGateway({ platform, local: modules, identity, tokens }) : undefined;
     // Modules start before any port opens, so the first request finds their data seeded and consumers running.
-    for (const module of Object.values(modules)) {
-      await module.start();
-      started.push(module);
-    }
-    await identity.start({ bootstrap: gateway !== undefined });
-    identityStarted = true;
+    await modules.start();
     for (const role of roles) {
+      // The gateway serves the core modules' APIs; each service, its own modules'.
+      const served = modules.modules.filter((module) =>
+        role === 'gateway' ? module.manifest.service === 'gateway' || module.manifest.service === 'core' : module.manifest.service === role,
+      );
       const app = await createHttpServer({
         name: role,
         version: options.version,
@@ -116,7 +117,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         metrics: platform.metrics,
         bodyLimitBytes: config.http.body_limit_bytes,
         keepAliveTimeoutMs: config.http.keep_alive_timeout,
-        checks: role === 'gateway' && gateway ? [...platform.checks, ...gateway.checks] : platform.checks,
+        checks: [...platform.checks, ...served.flatMap((module) => module.instance.checks ?? [])],
         logRequests: config.http.log_requests,
         accepting: () => accepting,
         access: identity.access,
@@ -126,12 +127,20 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
         cors: config.http.cors,
         jsonMaxDepth: config.http.json_max_depth,
         trustedProxies: config.http.trusted_proxies,
+        webSocket: webSocketOptionsOf(config.http.websocket, platform),
+        knownScopes: registry.scopes.known,
+        tags: registry.tags.filter((tag) => servedModules(role, registry).some((manifest) => manifest.name === tag.name)),
       });
       // Before the routes, so its hooks cover each of them.
       await app.register(idempotencyPlugin, { store: idempotency, logger: platform.logger });
-      await app.register(
-        role === 'gateway' && gateway ? gateway.routes : serviceRoutes(modules[role as 'autonomous' | 'collaborative'] as ServiceModule),
-      );
+      if (role === 'gateway') {
+        // Gateway modules first: their transforms reach every route registered after them.
+        for (const module of served.filter((m) => m.manifest.service === 'gateway')) await mountModule(app, registry, module);
+        for (const module of served.filter((m) => m.manifest.service === 'core')) await mountModule(app, registry, module);
+        for (const service of Object.values(services)) await app.register(serviceRoutes(service));
+      } else {
+        await app.register(serviceRoutes(services[role] as ServiceModule));
+      }
       const { host = config.http.host, port } = config.services[role];
       const address = await app.listen({ host, port: options.ephemeralPorts ? 0 : port });
       apps[role] = app;
@@ -141,8 +150,7 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     idempotencySweep.start();
   } catch (error) {
     await Promise.allSettled(Object.values(apps).map((app) => app.close()));
-    await Promise.allSettled(started.map((module) => module.stop()));
-    if (identityStarted) await identity.stop().catch(() => undefined);
+    await modules.stop();
     await platform.close();
     throw error;
   }
@@ -154,14 +162,37 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
     urls,
     apps,
     identity,
+    modules,
+    registry,
     close: () =>
       (closing ??= (async () => {
         accepting = false;
         idempotencySweep.stop();
         await Promise.allSettled(Object.values(apps).map((app) => app.close()));
-        await Promise.allSettled(Object.values(modules).map((module) => module.stop()));
-        await identity.stop().catch((error: unknown) => platform.logger.warn({ err: error }, 'stopping identity failed'));
+        await modules.stop();
         await platform.close();
       })()),
   };
+}
+
+/** A core or gateway module's routes under its prefix, and its mounts, each tagged with the module's name. */
+async function mountModule(app: HttpServer, registry: ModuleRegistry, module: RunningModule): Promise<void> {
+  const { manifest, instance } = module;
+  if (instance.routes) await app.register(taggedRoutes(manifest.name, instance.routes), { prefix: registry.prefixOf(manifest) });
+  for (const mount of instance.mounts ?? []) await app.register(taggedRoutes(manifest.name, mount.routes), { prefix: mount.prefix });
+}
+
+/** The modules whose routes an app of `role` serves, whether they run here or not. */
+function servedModules(role: Role, registry: ModuleRegistry): ModuleManifest[] {
+  return role === 'gateway' ? [...registry.ofService('gateway'), ...registry.ofService('core')] : registry.ofService(role);
+}
+
+/** The spec's per-service tuning values (`<service>_blocks.config`), shown by the service info route. */
+function serviceSettings(config: Config, service: RoutedService): Record<string, number> {
+  if (service === 'autonomous') {
+    const { ai_router_timeout, error_retry_attempts } = config.autonomous_blocks.config;
+    return { ai_router_timeout_ms: ai_router_timeout, error_retry_attempts };
+  }
+  const { workflow_timeout, sync_batch_size } = config.collaborative_blocks.config;
+  return { workflow_timeout_ms: workflow_timeout, sync_batch_size };
 }

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/platform/config/load-config.ts';
 import { createLogger } from '../../src/platform/logger.ts';
 import { startBlocks, type RunningBlocks } from '../../src/start.ts';
 import { FIRST_TENANT } from '../../src/core/identity/index.ts';
+import { createRegistry } from '../../src/modules.ts';
 
 export interface BenchBlocks {
   readonly blocks: RunningBlocks;
@@ -37,6 +38,7 @@ export async function startBenchBlocks(options: BenchBlocksOptions): Promise<Ben
   const dataDir = kept ?? mkdtempSync(join(tmpdir(), 'blocks-bench-'));
   const extra = options.prepare?.(dataDir) ?? {};
   const config = loadConfig({
+    sections: createRegistry().configSections,
     configDir: new URL('../../config', import.meta.url).pathname,
     env: {
       BLOCKS_ENV: 'production',

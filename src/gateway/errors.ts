@@ -1,10 +1,11 @@
 import { BlocksError } from '../platform/errors.ts';
+import { defineErrors } from '../platform/define-errors.ts';
 
 /** Codes the gateway raises itself (a service's own codes pass through unchanged); each is listed in docs/errors.md. */
-export const gatewayErrors = {
+export const gatewayErrors = defineErrors(import.meta.url, {
   UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service did not answer' },
   UPSTREAM_CIRCUIT_OPEN: { status: 503, title: 'Every member of the upstream service is failing' },
-} as const;
+});
 
 export type GatewayErrorCode = keyof typeof gatewayErrors;
 

@@ -1,71 +1,87 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Platform } from '../platform/platform.ts';
-import type { ServiceModule } from '../platform/service-module.ts';
 import type { DependencyCheck } from '../platform/http/health.ts';
-import { compileTransforms, transformsPlugin } from '../platform/http/transforms.ts';
-import type { IdentityModule, TokenModule } from '../core/identity/index.ts';
+import { defineModule, type ModuleManifest, type ProcessRole } from '../platform/modules/manifest.ts';
+import type { ModuleRegistry } from '../platform/modules/registry.ts';
+import { servicePrefixes, type RoutedService } from '../platform/modules/services.ts';
+import { compileTransforms, transformsPlugin } from './transforms.ts';
+import { webSocketLimitsOf } from '../platform/websocket/index.ts';
 import { createUpstreamPool } from './pool.ts';
 import { upstreamChecks, upstreamRoutes, type Upstream } from './upstreams.ts';
+import { GATEWAY_CONFIG_SECTION, type GatewayConfig } from './config.ts';
+import { gatewayErrors } from './errors.ts';
 
 export { serviceRoutes } from './upstreams.ts';
 export { gatewayErrors } from './errors.ts';
-
-export type ServiceName = 'autonomous' | 'collaborative';
-
-/** Paths each service answers on, for a gateway that proxies to it over HTTP. */
-const SERVICE_PREFIXES: Readonly<Record<ServiceName, readonly string[]>> = {
-  autonomous: ['/api/v1/autonomous', '/v1'],
-  collaborative: ['/api/v1/collaborative'],
-};
+export { GATEWAY_CONFIG_SECTION, type GatewayConfig } from './config.ts';
+export { compileTransforms, transformsPlugin } from './transforms.ts';
 
 export interface Gateway {
   /** Health of the remote upstream pools, for the gateway's `/health`. */
   readonly checks: readonly DependencyCheck[];
-  /** Everything the gateway serves besides what every process does: register on its app. */
+  /** Transforms and the forwarding to services running elsewhere: register on the gateway's app first. */
   readonly routes: FastifyPluginAsync;
 }
 
 export interface GatewayOptions {
   readonly platform: Platform;
-  /** Services running in this process: mounted without a network hop. The others are proxied to `services.<name>.url(s)`. */
-  readonly local: Partial<Record<ServiceName, ServiceModule>>;
-  readonly identity: IdentityModule;
-  /** Blocks' own authorization server; absent without a key-encryption key. */
-  readonly tokens?: TokenModule | undefined;
+  readonly config: GatewayConfig;
+  readonly registry: ModuleRegistry;
+  /** Processes this one runs: their services are mounted here without a network hop; the others are forwarded to `services.<name>.url(s)`. */
+  readonly roles: readonly ProcessRole[];
 }
 
 /**
- * The gateway: transforms, the identity admin API, the authorization server, and the services,
- * in process or behind load-balanced upstream pools. The zero-trust decision itself runs in every
- * process (createHttpServer's access hook), so a service reached directly is as closed as through here.
- *
+ * The gateway (spec: "API Gateway"): per-route transforms, and the services, in process or behind
+ * load-balanced upstream pools. The zero-trust decision itself runs in every process
+ * (createHttpServer's access hook), so a service reached directly is as closed as through here.
+ */
+export const gatewayModule = defineModule({
+  name: 'gateway',
+  service: 'gateway',
+  description: 'Gateway: request and response transforms, and routing to the services across their replicas',
+  errors: [gatewayErrors],
+  config: GATEWAY_CONFIG_SECTION,
+  create({ platform, config, registry, roles }) {
+    const gateway = createGateway({ platform, config, registry, roles });
+    // At the root, not under /api/v1: the transforms' hooks must reach every route of the process.
+    return { mounts: [{ prefix: '', routes: gateway.routes }], checks: gateway.checks };
+  },
+});
+
+/** The gateway's modules (port 8000): one line each. */
+export const gatewayModules: readonly ModuleManifest[] = [gatewayModule];
+
+/**
  * @throws Error for a transform or an upstream that the configuration gets wrong, before anything listens.
  */
 export function createGateway(options: GatewayOptions): Gateway {
-  const { platform, identity, tokens } = options;
-  const { config } = platform;
-  const transforms = compileTransforms(config.gateway.transforms);
-  const upstreams = (['autonomous', 'collaborative'] as const).map((name) => upstreamOf(platform, name, options.local[name]));
-  const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.gateway.upstreams;
+  const { platform, config, registry, roles } = options;
+  const transforms = compileTransforms(config.transforms);
+  const remote = (['autonomous', 'collaborative'] as const).filter((name) => !roles.includes(name));
+  const upstreams = remote.map((name) => upstreamOf(platform, config, name, servicePrefixes(registry, name)));
+  const { retry_idempotent: retryIdempotent, max_attempts: maxAttempts } = config.upstreams;
   return {
     checks: upstreamChecks(upstreams),
     // Not encapsulated: the transforms' hooks must reach the routes every process serves (health, metrics, docs) too.
     routes: fp(async (app) => {
       // First, so that every gateway route, mounted or proxied, sees transformed requests.
       await app.register(transformsPlugin, { transforms });
-      await app.register(identity.routes, { prefix: '/api/v1/identity' });
-      if (tokens) await app.register(tokens.routes);
-      await app.register(upstreamRoutes, { upstreams, retryIdempotent, maxAttempts, metrics: platform.metrics });
+      await app.register(upstreamRoutes, {
+        upstreams,
+        retryIdempotent,
+        maxAttempts,
+        metrics: platform.metrics,
+        webSocket: webSocketLimitsOf(platform.config.http.websocket),
+      });
     }),
   };
 }
 
-function upstreamOf(platform: Platform, name: ServiceName, local: ServiceModule | undefined): Upstream {
-  if (local) return { kind: 'in-process', service: local };
-  const { config } = platform;
-  const settings = config.gateway.upstreams;
-  const { url, urls } = config.services[name];
+function upstreamOf(platform: Platform, config: GatewayConfig, name: RoutedService, prefixes: readonly string[]): Upstream {
+  const settings = config.upstreams;
+  const { url, urls } = platform.config.services[name];
   const members = urls ?? (url ? [url] : []);
   if (members.length === 0) throw new Error(`services.${name}.url or .urls must be set for a gateway that does not run ${name} itself`);
   const pool = createUpstreamPool({
@@ -81,9 +97,9 @@ function upstreamOf(platform: Platform, name: ServiceName, local: ServiceModule 
     },
     passive: { failures: settings.passive.failures, ejectionMs: settings.passive.ejection },
     breakers: platform.breakers,
-    recoveryTimeoutMs: config.resilience.recovery_timeout,
+    recoveryTimeoutMs: platform.config.resilience.recovery_timeout,
     clock: platform.clock,
     logger: platform.logger,
   });
-  return { kind: 'http', name, prefixes: SERVICE_PREFIXES[name], pool };
+  return { kind: 'http', name, prefixes, pool };
 }

@@ -1,10 +1,12 @@
 import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { createMetrics } from './telemetry/metrics.ts';
 import { createSystemClock } from './clock.ts';
 import { openDatabase } from './db/open.ts';
-import { MIGRATIONS_DIR, runMigrations } from './db/migrate.ts';
+import { runMigrations, type MigrationSource } from './db/migrate.ts';
 import type { Database } from './db/port.ts';
 import type { EventBus } from './bus/port.ts';
 import type { BusErrorListener } from './bus/dispatcher.ts';
@@ -15,6 +17,8 @@ import { createRedisBus } from './bus/redis.ts';
 import { createMemoryCache } from './cache/memory.ts';
 import { createRedisCache } from './cache/redis.ts';
 import { createBreakerRegistry } from './resilience/breakers.ts';
+import { createRedisBreakerStore } from './resilience/shared-breaker-store.ts';
+import { publishBreakerChanges, registerBreakerGauge } from './resilience/breaker-telemetry.ts';
 import { createMemoryRateLimiter } from './rate-limit/memory.ts';
 import { createRedisRateLimiter } from './rate-limit/redis.ts';
 import type { RateLimiter } from './rate-limit/port.ts';
@@ -30,6 +34,10 @@ export interface OpenPlatformOptions {
   /** Process name on log lines and metrics. */
   readonly service: string;
   readonly logger?: Logger | undefined;
+  /** Names this process in metrics and events; default: the host name and a short random suffix. */
+  readonly instanceId?: string | undefined;
+  /** Every registered module's migrations, in the registry's order (`registry.migrations`). */
+  readonly migrations: readonly MigrationSource[];
 }
 
 export interface OpenedPlatform extends Platform {
@@ -46,24 +54,31 @@ function openDatabaseFor(config: Config, logger?: Logger): Promise<Database> {
   });
 }
 
+/** The host name (a pod's, in Kubernetes) and a short random suffix: two processes on one host stay apart, and a restart is a new instance. */
+const createInstanceId = (): string => `${hostname()}-${randomBytes(3).toString('hex')}`;
+
 /** Longest a stopping process spends publishing its outbox before it closes the bus. */
 const SHUTDOWN_FLUSH_MAX_MS = 2_000;
 
-/** Applies pending migrations to the configured database (`blocks migrate`); returns their names. */
-export async function migrateDatabase(config: Config): Promise<string[]> {
+/** Applies pending migrations to the configured database (`blocks migrate`); returns them as `module/NNNN_name`. */
+export async function migrateDatabase(config: Config, migrations: readonly MigrationSource[]): Promise<string[]> {
   const db = await openDatabaseFor(config);
   try {
-    return (await runMigrations(db, MIGRATIONS_DIR)).map((m) => m.name);
+    return (await runMigrations(db, migrations)).map((m) => `${m.module}/${String(m.version).padStart(4, '0')}_${m.name}`);
   } finally {
     await db.close();
   }
 }
 
 /** Opens the configured database, applies pending migrations, runs `work` on it and closes it (one-shot commands). */
-export async function withDatabase<T>(config: Config, work: (db: Database) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  config: Config,
+  migrations: readonly MigrationSource[],
+  work: (db: Database) => Promise<T>,
+): Promise<T> {
   const db = await openDatabaseFor(config);
   try {
-    await runMigrations(db, MIGRATIONS_DIR);
+    await runMigrations(db, migrations);
     return await work(db);
   } finally {
     await db.close();
@@ -86,11 +101,27 @@ async function openBus(config: Config, logger: Logger, db: Database): Promise<Ev
   const { stream, subject_prefix: subjectPrefix } = config.bus;
   if (kind === 'nats') {
     if (!config.bus.nats_url) throw new Error('bus.kind is nats but no NATS_URL / bus.nats_url is set');
-    return createNatsBus({ url: config.bus.nats_url, stream, subjectPrefix, name: 'blocks', onError: busErrorLogger(logger) });
+    return createNatsBus({
+      url: config.bus.nats_url,
+      stream,
+      subjectPrefix,
+      name: 'blocks',
+      maxAgeMs: config.bus.max_age,
+      maxBytes: config.bus.max_bytes,
+      dedupWindowMs: config.bus.duplicate_window,
+      onError: busErrorLogger(logger),
+    });
   }
   if (kind === 'redis') {
     if (!config.bus.redis_url) throw new Error('bus.kind is redis but no REDIS_URL / bus.redis_url is set');
-    return createRedisBus({ url: config.bus.redis_url, streamKey: `${subjectPrefix}:${stream}`, onError: busErrorLogger(logger) });
+    // Redis Streams trim by age or count, not size: bus.max_bytes is NATS's only.
+    return createRedisBus({
+      url: config.bus.redis_url,
+      streamKey: `${subjectPrefix}:${stream}`,
+      maxAgeMs: config.bus.max_age,
+      dedupWindowMs: config.bus.duplicate_window,
+      onError: busErrorLogger(logger),
+    });
   }
   // On PGlite (one process owns its data) the in-process bus keeps durable consumers' messages in
   // the database, so a killed process loses none; on a shared PostgreSQL it stays memory only.
@@ -158,6 +189,13 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
   const { config, version } = options;
   const logger = options.logger ?? createLogger({ level: config.log.level, service: options.service, version });
   const metrics = createMetrics({ service: options.service });
+  const instanceId = options.instanceId ?? createInstanceId();
+  metrics.gauge(
+    'blocks_instance_info',
+    'Always 1: names this process (instance_id, as in its events) and its version',
+    ['instance_id', 'version'],
+    (set) => set(1, { instance_id: instanceId, version }),
+  );
   const clock = createSystemClock();
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async (): Promise<void> => {
@@ -166,7 +204,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
   try {
     const db = await openDatabaseFor(config, logger);
     closers.push(() => db.close());
-    await runMigrations(db, MIGRATIONS_DIR, { logger });
+    await runMigrations(db, options.migrations, { logger });
     const consumers = new Set<string>();
     const bus = withPlatformDefaults(await openBus(config, logger, db), config, consumers);
     closers.push(() => bus.close());
@@ -174,10 +212,21 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     closers.push(() => cache.close());
     const rateLimiter = openRateLimiter(config);
     closers.push(() => rateLimiter.close());
+    // Shared breakers keep their state where the rate limiter keeps its allowances: in Redis when
+    // the cache is. Without Redis they are each process' own (on PGlite there is only one process).
+    const breakerStore = config.cache.redis_url
+      ? createRedisBreakerStore({ url: config.cache.redis_url, keyPrefix: `${config.cache.key_prefix}breaker:` })
+      : undefined;
+    if (breakerStore !== undefined) closers.push(() => breakerStore.close());
     const breakers = createBreakerRegistry({
       failureThreshold: config.resilience.failure_threshold,
       recoveryTimeoutMs: config.resilience.recovery_timeout,
+      clock,
+      onStateChange: publishBreakerChanges({ bus, instanceId, logger }),
+      sharedStore: breakerStore,
+      onSharedStoreError: (error, breaker) => logger.warn({ err: error, breaker }, 'shared breaker store unreachable; deciding locally'),
     });
+    registerBreakerGauge(metrics, breakers);
     const deadLetters = metrics.counter(
       'blocks_outbox_dead_letters_total',
       'Events moved to outbox_dead_letters after the bus refused them outbox.max_attempts times',
@@ -191,6 +240,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       batchSize: config.outbox.batch_size,
       maxAttempts: config.outbox.max_attempts,
       onDeadLetter: (event) => deadLetters.inc({ event_type: event.event_type }),
+      clock,
     });
     closers.push(async () => {
       await relay.stop();
@@ -235,6 +285,7 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     const platform: OpenedPlatform = {
       config,
       version,
+      instanceId,
       logger,
       metrics,
       clock,

@@ -18,6 +18,8 @@ import type { IdempotencyStore } from './idempotency/store.ts';
 export interface Platform {
   readonly config: Config;
   readonly version: string;
+  /** Names this process (host name and a random suffix) in metrics (`blocks_instance_info`) and in the events it publishes. */
+  readonly instanceId: string;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly clock: Clock;

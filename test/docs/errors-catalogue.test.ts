@@ -1,43 +1,23 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { aiRouterErrors } from '../../src/autonomous/ai-router/errors.ts';
-import { gatewayErrors } from '../../src/gateway/errors.ts';
-import { busErrors } from '../../src/platform/bus/errors.ts';
-import { CACHE_ERRORS } from '../../src/platform/cache/errors.ts';
-import { httpErrors } from '../../src/platform/http/errors.ts';
-import { RESILIENCE_ERRORS } from '../../src/platform/resilience/errors.ts';
-import { RATE_LIMIT_ERRORS } from '../../src/platform/rate-limit/errors.ts';
-import { providerErrors } from '../../src/autonomous/ai-router/providers/index.ts';
-import { proxyErrors } from '../../src/autonomous/ai-router/proxy/index.ts';
-import { budgetErrors } from '../../src/autonomous/ai-router/budgets/index.ts';
-import { learningErrors } from '../../src/autonomous/ai-router/learning/index.ts';
-import { identityErrors } from '../../src/core/identity/index.ts';
-import { authErrors } from '../../src/platform/auth/errors.ts';
-import { tokenErrors } from '../../src/core/identity/tokens/index.ts';
-import { secretErrors } from '../../src/platform/secrets/index.ts';
-import { idempotencyErrors } from '../../src/platform/idempotency/index.ts';
+import { testRegistry } from '../support/registry.ts';
 
-type Catalogue = Readonly<Record<string, { readonly status: number; readonly title: string }>>;
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const DEFAULT_DOC = join(ROOT, 'docs/errors.md');
 
-/** Every catalogue of client-visible codes, by the file that defines it (its section in docs/errors.md names that file). */
-const CATALOGUES: ReadonlyArray<readonly [file: string, catalogue: Catalogue]> = [
-  ['src/platform/http/errors.ts', httpErrors],
-  ['src/gateway/errors.ts', gatewayErrors],
-  ['src/autonomous/ai-router/errors.ts', aiRouterErrors],
-  ['src/platform/resilience/errors.ts', RESILIENCE_ERRORS],
-  ['src/platform/cache/errors.ts', CACHE_ERRORS],
-  ['src/platform/rate-limit/errors.ts', RATE_LIMIT_ERRORS],
-  ['src/platform/bus/errors.ts', busErrors],
-  ['src/autonomous/ai-router/providers/errors.ts', providerErrors],
-  ['src/autonomous/ai-router/proxy/errors.ts', proxyErrors],
-  ['src/autonomous/ai-router/budgets/errors.ts', budgetErrors],
-  ['src/autonomous/ai-router/learning/errors.ts', learningErrors],
-  ['src/core/identity/errors.ts', identityErrors],
-  ['src/platform/auth/errors.ts', authErrors],
-  ['src/core/identity/tokens/errors.ts', tokenErrors],
-  ['src/platform/secrets/errors.ts', secretErrors],
-  ['src/platform/idempotency/errors.ts', idempotencyErrors],
-];
+/** Every catalogue the registry knows, with the file that defines it and the document listing its codes. */
+const CATALOGUES = testRegistry.errorCatalogues;
+
+/** Every file under `dir` (src/ and the test support's modules) that defines a catalogue. */
+function filesDefiningCatalogues(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return filesDefiningCatalogues(path);
+    return name.endsWith('.ts') && /\bdefineErrors\(import\.meta\.url/.test(readFileSync(path, 'utf8')) ? [relative(ROOT, path)] : [];
+  });
+}
 
 interface DocumentedCode {
   readonly code: string;
@@ -59,15 +39,29 @@ function parseErrorsDoc(markdown: string): DocumentedCode[] {
   return rows;
 }
 
-const documented = parseErrorsDoc(readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8'));
-const catalogued = CATALOGUES.flatMap(([file, catalogue]) =>
-  Object.entries(catalogue).map(([code, entry]) => ({ code, file, status: entry.status, title: entry.title })),
+const docs = [...new Set([DEFAULT_DOC, ...CATALOGUES.flatMap(({ doc }) => (doc === undefined ? [] : [doc]))])];
+const documented = docs.flatMap((doc) => parseErrorsDoc(readFileSync(doc, 'utf8')).map((row) => ({ ...row, doc })));
+const catalogued = CATALOGUES.flatMap(({ file, catalogue, doc }) =>
+  Object.entries(catalogue).map(([code, entry]) => ({ code, file, doc: doc ?? DEFAULT_DOC, status: entry.status, title: entry.title })),
 );
 
 describe('docs/errors.md and the error catalogues', () => {
+  it('reaches every catalogue through a module manifest: one defined but not registered fails here', () => {
+    const defined = [...filesDefiningCatalogues(join(ROOT, 'src')), ...filesDefiningCatalogues(join(ROOT, 'test/support'))].sort();
+    const registered = [...new Set(CATALOGUES.map(({ file }) => file))].sort();
+    expect(defined.length).toBeGreaterThan(10);
+    expect(
+      defined.filter((file) => !registered.includes(file)),
+      'catalogues no manifest lists (`errors` of its module)',
+    ).toEqual([]);
+    expect(registered.filter((file) => !defined.includes(file))).toEqual([]);
+  });
+
   it('documents every catalogued code, in the section of the file that defines it', () => {
     const missing = catalogued
-      .filter(({ code, file }) => !documented.some((row) => row.code === code && row.section.includes(`\`${file}\``)))
+      .filter(
+        ({ code, file, doc }) => !documented.some((row) => row.doc === doc && row.code === code && row.section.includes(`\`${file}\``)),
+      )
       .map(({ code, file }) => `${code} (${file})`);
     expect(missing, 'codes missing from docs/errors.md or listed under another module').toEqual([]);
   });

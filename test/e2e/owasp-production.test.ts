@@ -9,6 +9,9 @@ import type { RunningBlocks } from '../../src/start.ts';
 import { CONFIG_DIR, captureLogs, startTestBlocks, tempDir, type CapturedLogs } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
 import { selfSignedCertificate } from '../support/certificates.ts';
+import { AI_CONFIG_SECTION } from '../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../src/platform/config/section.ts';
+import { testRegistry } from '../support/registry.ts';
 
 // The OWASP tests that need Blocks as production runs it: the production configuration over TLS,
 // with the failed-authentication throttle tight enough to reach. Each test calls from a loopback
@@ -24,6 +27,7 @@ const agents: Agent[] = [];
 
 beforeAll(async () => {
   const config = loadConfig({
+    sections: testRegistry.configSections,
     configDir: CONFIG_DIR,
     env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: join(dir.path, 'data') },
     overrides: {
@@ -131,6 +135,7 @@ describe('API2 broken authentication: guessing is throttled', () => {
     let second: RunningBlocks;
     beforeAll(async () => {
       const config = loadConfig({
+        sections: testRegistry.configSections,
         configDir: CONFIG_DIR,
         env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: join(tableDir.path, 'data') },
         overrides: {
@@ -266,7 +271,7 @@ describe('API8 security misconfiguration: the production configuration', () => {
     expect(config.env).toBe('production');
     expect(config.http.cors.origins).toEqual([]);
     expect(config.http.cors.credentials).toBe(false);
-    expect(config.ai.egress).toEqual({ allow_private: false, allow: [] });
+    expect(sectionOf(config, AI_CONFIG_SECTION).egress).toEqual({ allow_private: false, allow: [] });
     expect(config.auth.password_grant).toBe(false);
     expect(config.rate_limits.enabled).toBe(true);
   });
@@ -274,7 +279,11 @@ describe('API8 security misconfiguration: the production configuration', () => {
   it('listens on every interface because the production profile says so; a development start listens on loopback alone', () => {
     expect(blocks.platform.config.http.host).toBe('0.0.0.0');
     expect((blocks.apps.gateway?.server.address() as AddressInfo).address).toBe('0.0.0.0');
-    const development = loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'development', BLOCKS_DATA_DIR: dir.path } });
+    const development = loadConfig({
+      configDir: CONFIG_DIR,
+      env: { BLOCKS_ENV: 'development', BLOCKS_DATA_DIR: dir.path },
+      sections: testRegistry.configSections,
+    });
     expect(development.http.host).toBe('127.0.0.1');
     expect(Object.values(development.services).map((service) => service.host)).toEqual([undefined, undefined, undefined]);
   });

@@ -15,6 +15,8 @@ import { testCredentials, type TestCredentials } from '../support/credentials.ts
 import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 import { sendText, startHostileProvider, type HostileAnswer, type HostileProvider } from '../support/hostile-provider.ts';
+import { AI_CONFIG_SECTION } from '../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../src/platform/config/section.ts';
 
 // The OWASP items about what Blocks fetches and consumes: API7 (SSRF through URLs a caller sets),
 // API10 (unsafe consumption of a provider's answers and of an identity provider's documents) and
@@ -261,7 +263,7 @@ describe('API7 server-side request forgery: deployment base URLs a caller sets',
   });
 
   it('refuses, when written, every URL pointing inside: 400 naming the field, nothing stored', async () => {
-    expect(blocks.platform.config.ai.egress).toEqual({ allow_private: false, allow: [ALLOWED] });
+    expect(sectionOf(blocks.platform.config, AI_CONFIG_SECTION).egress).toEqual({ allow_private: false, allow: [ALLOWED] });
     const admin = await creds.headers('ssrf');
     for (const url of [
       'http://127.0.0.1:8001/v1',

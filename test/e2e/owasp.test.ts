@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import { KNOWN_SCOPES } from '../../src/core/identity/index.ts';
+
 import type { RouteInventoryEntry } from '../../src/platform/http/create-http-server.ts';
 import type { Role, RunningBlocks } from '../../src/start.ts';
 import { startTestBlocks, testConfig } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
 import { parseExposition, seriesOf, type Sample } from '../support/prometheus.ts';
 import { sendText, startHostileProvider, type HostileProvider } from '../support/hostile-provider.ts';
+import { scopes as SCOPES } from '../support/registry.ts';
 
 // The OWASP API Security Top 10 (2023), end to end against a running Blocks (all three services,
 // embedded). Each test fails if the protection it names were taken away. What needs a production
@@ -467,10 +468,10 @@ describe('API5 broken function level authorization', () => {
       for (const route of inventory(role)) {
         if (KINDS.has(route.scope)) continue;
         // A route may only need a scope that can be granted, or nobody could ever call it.
-        expect(KNOWN_SCOPES, `${route.method} ${route.url}`).toContain(route.scope);
+        expect(SCOPES.known, `${route.method} ${route.url}`).toContain(route.scope);
         const headers = await as(
           'function-level',
-          KNOWN_SCOPES.filter((scope) => scope !== route.scope),
+          SCOPES.known.filter((scope) => scope !== route.scope),
         );
         const answer = await call(route.method, pathOf(route.url), { headers, role });
         expect(answer.status, `${role} ${route.method} ${route.url}`).toBe(403);
@@ -501,7 +502,7 @@ describe('API5 broken function level authorization', () => {
   it("refuses a tenant's admin granting tenants:admin, the operator's scope, to a key or a client (403 SCOPE_NOT_GRANTABLE)", async () => {
     const tenantAdmin = await as(
       'escalation',
-      KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin'),
+      SCOPES.known.filter((scope) => scope !== 'tenants:admin'),
     );
     for (const path of ['/api/v1/identity/api-keys', '/api/v1/identity/clients']) {
       const answer = await call('POST', path, { headers: tenantAdmin, body: { name: 'operator', scopes: ['tenants:admin'] } });
@@ -571,7 +572,7 @@ describe('API5 broken function level authorization', () => {
     const tenant = 'takeover';
     const tenantAdmin = await as(
       tenant,
-      KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin' && scope !== 'ai:models:write'),
+      SCOPES.known.filter((scope) => scope !== 'tenants:admin' && scope !== 'ai:models:write'),
     );
     const password = 'the admin user’s own passphrase';
     const admin = await call('POST', '/api/v1/identity/users', {

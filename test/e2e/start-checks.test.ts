@@ -5,12 +5,17 @@ import { loadConfig } from '../../src/platform/config/load-config.ts';
 import { startBlocks } from '../../src/start.ts';
 import { spawnBlocks } from '../support/blocks-process.ts';
 import { CONFIG_DIR, tempDir } from '../support/blocks.ts';
+import { testRegistry } from '../support/registry.ts';
 
 describe('start-up checks', () => {
   it('refuses to start a production service without the gateway when it cannot know the token issuer', async () => {
     const dir = tempDir('blocks-start-checks');
     try {
-      const config = loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: dir.path } });
+      const config = loadConfig({
+        configDir: CONFIG_DIR,
+        env: { BLOCKS_ENV: 'production', BLOCKS_DATA_DIR: dir.path },
+        sections: testRegistry.configSections,
+      });
       expect(config.auth.issuer).toBeUndefined();
       await expect(startBlocks({ config, roles: ['autonomous'], version: 'test', ephemeralPorts: true })).rejects.toThrow(/auth\.issuer/);
     } finally {
@@ -23,7 +28,11 @@ describe('the address Blocks listens on', () => {
   const listening = async (env: Record<string, string>): Promise<string> => {
     const dir = tempDir('blocks-bind');
     try {
-      const config = loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_DATA_DIR: dir.path, ...env } });
+      const config = loadConfig({
+        configDir: CONFIG_DIR,
+        env: { BLOCKS_DATA_DIR: dir.path, ...env },
+        sections: testRegistry.configSections,
+      });
       const running = await startBlocks({ config, roles: ['gateway'], version: 'test', ephemeralPorts: true });
       try {
         return (running.apps.gateway?.server.address() as AddressInfo).address;

@@ -4,12 +4,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { stringify as toYaml } from 'yaml';
-import { KNOWN_SCOPES } from '../../src/core/identity/index.ts';
+
 import type { Role, RunningBlocks } from '../../src/start.ts';
 import { eventually, startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../support/credentials.ts';
 import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
+import { scopes as SCOPES } from '../support/registry.ts';
 
 // Tenant isolation through every endpoint (issue 4): tenant B, holding every scope a tenant can
 // hold, can neither read, list, change nor learn the existence of tenant A's objects. The test
@@ -537,7 +538,7 @@ describe('tenant isolation across every route', () => {
       if ('operator' in kase) {
         const tenantAdmin = await creds.headers(
           B,
-          KNOWN_SCOPES.filter((scope) => scope !== 'tenants:admin'),
+          SCOPES.known.filter((scope) => scope !== 'tenants:admin'),
         );
         for (const role of serving) {
           const answer = await call(method, url.replace(/:[A-Za-z_]+/g, A), { headers: tenantAdmin, role });

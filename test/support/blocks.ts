@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/platform/config/load-config.ts';
 import type { Config } from '../../src/platform/config/schema.ts';
 import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import { startBlocks, type Role, type RunningBlocks } from '../../src/start.ts';
+import { testRegistry } from './registry.ts';
 
 export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
 
@@ -16,7 +17,12 @@ export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
  */
 export function testConfig(env: Record<string, string | undefined> = {}, overrides: Record<string, unknown> = {}): Config {
   const dataDir = env.BLOCKS_DATA_DIR ?? ownDataDir();
-  return loadConfig({ configDir: CONFIG_DIR, env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dataDir, ...env }, overrides });
+  return loadConfig({
+    configDir: CONFIG_DIR,
+    env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dataDir, ...env },
+    overrides,
+    sections: testRegistry.configSections,
+  });
 }
 
 const ownDataDirs: Array<{ remove(): void }> = [];
@@ -55,6 +61,7 @@ export async function startTestBlocks(options: { config: Config; roles?: readonl
     roles: options.roles ?? ['gateway', 'autonomous', 'collaborative'],
     version: 'test',
     ephemeralPorts: true,
+    registry: testRegistry,
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }

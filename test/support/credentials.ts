@@ -1,4 +1,5 @@
-import { KNOWN_SCOPES, type IdentityModule } from '../../src/core/identity/index.ts';
+import { type IdentityModule } from '../../src/core/identity/index.ts';
+import { scopes as SCOPES } from './registry.ts';
 
 /** API keys made through the identity module, for tests whose subject is not authentication itself. */
 export interface TestCredentials {
@@ -16,7 +17,7 @@ export interface TestCredentials {
  */
 export function testCredentials(target: { readonly identity: IdentityModule }): TestCredentials {
   const made = new Map<string, Promise<{ key: string; id: string }>>();
-  const keyOf = (tenant = 'default', scopes: readonly string[] = KNOWN_SCOPES): Promise<{ key: string; id: string }> => {
+  const keyOf = (tenant = 'default', scopes: readonly string[] = SCOPES.known): Promise<{ key: string; id: string }> => {
     const name = `${tenant} ${[...scopes].sort().join(' ')}`;
     let key = made.get(name);
     if (!key) {

@@ -2,11 +2,12 @@ import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import type { Database } from '../../src/platform/db/port.ts';
 import { createPgliteDatabase } from '../../src/platform/db/pglite.ts';
 import { createPostgresDatabase } from '../../src/platform/db/postgres.ts';
-import { MIGRATIONS_DIR, runMigrations } from '../../src/platform/db/migrate.ts';
+import { runMigrations } from '../../src/platform/db/migrate.ts';
 import type { ServiceProbe } from './services.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
+import { MIGRATIONS } from './registry.ts';
 
-export const MIGRATIONS = MIGRATIONS_DIR;
+export { MIGRATIONS };
 
 /** A migrated database for one describe block, emptied of events and inbox rows before each test. */
 export interface DbFixture {

@@ -2,6 +2,8 @@ import type { Database, Queryable } from '../../platform/db/port.ts';
 import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { appendEvent } from '../../platform/events/index.ts';
 import { BlocksError } from '../../platform/errors.ts';
+import { raise } from '../../platform/define-errors.ts';
+import { httpErrors } from '../../platform/http/errors.ts';
 import { createEgressPolicy, type EgressPolicy } from '../../platform/net/egress.ts';
 import type { SecretResolver } from '../../platform/secrets/index.ts';
 import { DEFAULT_CAPABILITIES, loadModelCatalog, type ModelCatalog } from './catalog.ts';
@@ -331,7 +333,7 @@ function decodeCursor(cursor: string): string {
   // A control character (NUL above all, which PostgreSQL text cannot hold) is no model id: a 400, not a failed query.
   // eslint-disable-next-line no-control-regex
   if (model === '' || encodeCursor(model) !== cursor || /[\u0000-\u001f\u007f]/.test(model)) {
-    throw new BlocksError('INVALID_CURSOR', aiRouterErrors.INVALID_CURSOR.status, `Cursor '${cursor}' was not issued by this list`);
+    throw raise(httpErrors, 'INVALID_CURSOR', `Cursor '${cursor}' was not issued by this list`);
   }
   return model;
 }

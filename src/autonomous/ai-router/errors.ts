@@ -1,21 +1,21 @@
 import { BlocksError } from '../../platform/errors.ts';
+import { defineErrors } from '../../platform/define-errors.ts';
 
 /**
  * Every error code the AI router raises, with its HTTP status and a short title for
  * docs/errors.md. Clients see the 4xx codes and AI_ROUTER_TIMEOUT; INVALID_ROUTER_CONFIG stops start-up.
  */
-export const aiRouterErrors = {
+export const aiRouterErrors = defineErrors(import.meta.url, {
   UNKNOWN_TASK_TYPE: { status: 422, title: 'Unknown task type' },
   NO_ELIGIBLE_MODEL: { status: 422, title: 'No eligible model' },
   INVALID_ROUTE_CONTEXT: { status: 400, title: 'Invalid route context' },
   AI_ROUTER_TIMEOUT: { status: 503, title: 'No routing decision in time' },
   INVALID_ROUTER_CONFIG: { status: 500, title: 'Invalid AI router configuration' },
   INVALID_MODEL: { status: 400, title: 'Invalid model' },
-  INVALID_CURSOR: { status: 400, title: 'Invalid cursor' },
   MODEL_NOT_FOUND: { status: 404, title: 'Model not found' },
   MODEL_EXISTS: { status: 409, title: 'Model already exists' },
   MODEL_VERSION_MISMATCH: { status: 412, title: 'Model version mismatch' },
-} as const;
+});
 
 export type AiRouterErrorCode = keyof typeof aiRouterErrors;
 

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../platform/platform.ts';
+import { defineModule } from '../../platform/modules/manifest.ts';
+import { AI_CONFIG_SECTION, type AiConfig } from './config.ts';
+import { aiRouterErrors } from './errors.ts';
+import { providerErrors } from './providers/index.ts';
+import { proxyErrors } from './proxy/index.ts';
+import { budgetErrors } from './budgets/index.ts';
+import { learningErrors } from './learning/index.ts';
+import { AI_SCOPES } from './scopes.ts';
 import { ConfigError } from '../../platform/config/load-config.ts';
 import { createEgressPolicy } from '../../platform/net/egress.ts';
 import { createConfiguredSecretResolver, isSecretError, type SecretResolver } from '../../platform/secrets/index.ts';
@@ -24,6 +33,8 @@ export type { RoutedDecision } from './service.ts';
 export { aiRouterErrors } from './errors.ts';
 export { CATALOG_CHANGED } from './catalog-store.ts';
 export { learningErrors } from './learning/index.ts';
+export { AI_CONFIG_SECTION, type AiConfig } from './config.ts';
+export { MODELS_WRITE_SCOPE } from './scopes.ts';
 export { budgetErrors, retryAfterSeconds, type BudgetGuard, type BudgetHold } from './budgets/index.ts';
 
 export interface AiRouterModule {
@@ -45,23 +56,51 @@ export interface AiRouterModule {
 }
 
 /**
+ * The AI router (spec: "AI Router"): routing decisions, the model catalog, learning, budgets and the
+ * OpenAI-compatible proxy at `/v1`. The worked example of docs/modules.md.
+ */
+export const aiRouterModule = defineModule({
+  name: 'ai',
+  service: 'autonomous',
+  prefix: '/ai',
+  description: 'AI router: routing decisions, the model catalog, learning, budgets, and the OpenAI-compatible proxy at /v1',
+  scopes: AI_SCOPES,
+  errors: [aiRouterErrors, providerErrors, proxyErrors, budgetErrors, learningErrors],
+  config: AI_CONFIG_SECTION,
+  migrations: fileURLToPath(new URL('./migrations', import.meta.url)),
+  create({ platform, config }) {
+    const router = createAiRouterModule(platform, config);
+    const { ai_router_timeout, error_retry_attempts } = platform.config.autonomous_blocks.config;
+    return {
+      routes: router.routes,
+      // OpenAI-compatible clients expect `/v1/chat/completions` at the root, not under the service prefix.
+      mounts: [{ prefix: '/v1', routes: router.proxy.routes }],
+      settings: { ai_router_timeout_ms: ai_router_timeout, error_retry_attempts },
+      start: () => router.start(),
+      stop: () => router.stop(),
+      api: router,
+    };
+  },
+});
+
+/**
  * Wires the AI router from the platform: the model catalog in the database (seeded from the file
  * named by `ai.catalog_file` when empty), one tokenizer (its rank table is loaded now, not on the
  * first request), and the decider, rebuilt after every catalog change here and on
  * `ai.catalog.changed` from other replicas.
  */
-export function createAiRouterModule(platform: Platform): AiRouterModule {
+export function createAiRouterModule(platform: Platform, ai: AiConfig): AiRouterModule {
   const { config } = platform;
-  const providers = Object.keys(config.ai.providers);
+  const providers = Object.keys(ai.providers);
   // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
   const secrets = createConfiguredSecretResolver(config, process.env);
-  checkProviderCredentials(config.ai.providers, secrets);
+  checkProviderCredentials(ai.providers, secrets);
   // The catalog file is the operator's, and bounded all the same: a bad reference stops the start here.
-  const seed = loadModelCatalog(parseYaml(readFileSync(config.ai.catalog_file, 'utf8')), { providers, secrets });
+  const seed = loadModelCatalog(parseYaml(readFileSync(ai.catalog_file, 'utf8')), { providers, secrets });
   // Learning (H2): created once here, before `build`, so every decider built reads the same estimates.
   const estimates = createModelEstimates({
-    priorStrength: config.ai.learning.prior_strength,
-    halfLifeMs: config.ai.learning.half_life,
+    priorStrength: ai.learning.prior_strength,
+    halfLifeMs: ai.learning.half_life,
     clock: platform.clock,
   });
   const tokenizer = createTokenizer();
@@ -79,15 +118,15 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     // The decider rejects output-token settings for task types no model serves; after an edit some may not be.
     const served = new Set(catalog.taskTypes);
     const expectedOutputTokens = Object.fromEntries(
-      Object.entries(config.ai.expected_output_tokens).filter(([task]) => task === 'default' || served.has(task)),
+      Object.entries(ai.expected_output_tokens).filter(([task]) => task === 'default' || served.has(task)),
     );
     return createRouteDecider({
       catalog,
       tokenizer,
       expectedOutputTokens,
-      routing: config.ai.routing,
-      tenants: config.ai.tenants,
-      providers: config.ai.providers,
+      routing: ai.routing,
+      tenants: ai.tenants,
+      providers: ai.providers,
       estimates,
       health,
     });
@@ -106,7 +145,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
         proxy.catalogChanged(catalog);
       }));
   // Where deployment base URLs that callers set may point: checked when written (the store) and when connecting (the proxy).
-  const egress = createEgressPolicy(config.ai.egress);
+  const egress = createEgressPolicy(ai.egress);
   const store = createModelCatalogStore({
     db: platform.db,
     providers,
@@ -126,8 +165,8 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     retryAttempts: config.autonomous_blocks.config.error_retry_attempts,
   });
   const timeoutMs = config.autonomous_blocks.config.ai_router_timeout;
-  const learning = createLearning(platform, estimates, { loadCatalog: () => store.loadEnabled() });
-  const budgets = createBudgets(platform);
+  const learning = createLearning(platform, estimates, { loadCatalog: () => store.loadEnabled(), learning: ai.learning });
+  const budgets = createBudgets(platform, ai);
   const proxy = createChatProxyModule(platform, {
     catalog: () => currentCatalog,
     decider,
@@ -136,6 +175,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
     secrets,
     gate: health,
     egress,
+    ai,
   });
 
   let subscription: Subscription | undefined;
@@ -178,7 +218,7 @@ export function createAiRouterModule(platform: Platform): AiRouterModule {
  * may be set only where a provider is used.
  * @throws ConfigError `ai.providers.<name>.credentials_ref: <why>`
  */
-function checkProviderCredentials(providers: Platform['config']['ai']['providers'], secrets: SecretResolver): void {
+function checkProviderCredentials(providers: AiConfig['providers'], secrets: SecretResolver): void {
   for (const [name, provider] of Object.entries(providers)) {
     if (provider.credentials_ref === undefined) continue;
     try {

@@ -1,15 +1,16 @@
 import { BlocksError } from '../../platform/errors.ts';
+import { defineErrors } from '../../platform/define-errors.ts';
 
 /**
  * Codes of the user and device admin API, part of the identity catalogue (`identityErrors` in
  * index.ts joins them with errors.ts) and listed with it in docs/errors.md.
  */
-export const userAndDeviceErrors = {
+export const userAndDeviceErrors = defineErrors(import.meta.url, {
   USER_NOT_FOUND: { status: 404, title: 'User not found' },
   USER_EXISTS: { status: 409, title: 'User already exists' },
   DEVICE_NOT_FOUND: { status: 404, title: 'Device not found' },
   DEVICE_EXISTS: { status: 409, title: 'Device already registered' },
-} as const;
+});
 
 type Code = keyof typeof userAndDeviceErrors;
 

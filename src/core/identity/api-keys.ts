@@ -3,6 +3,7 @@ import type { Clock } from '../../platform/clock.ts';
 import type { Database } from '../../platform/db/port.ts';
 import type { Logger } from '../../platform/logger.ts';
 import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
 import { apiKeyNotFound, invalidIdentityInput, scopeNotHeld } from './errors.ts';
 import { hashApiKey, newApiKey, prefixOf } from './secrets.ts';
 
@@ -68,6 +69,8 @@ export interface ApiKeysOptions {
   readonly logger: Logger;
   /** After a commit that wrote an event (wake the outbox relay). */
   readonly onEventAppended: () => void;
+  /** The registered modules' scopes: whoever revokes a key must hold every known scope it holds. */
+  readonly scopes: ScopeCatalog;
   /** A cached key is read again after this long, a backstop should a revocation event be lost. Default 60 s. */
   readonly cacheTtlMs?: number;
   /** Keys cached at most; the oldest go first. Default 10 000. */
@@ -216,7 +219,7 @@ export function createApiKeys(options: ApiKeysOptions): ApiKeys {
         ]);
         const current = rows[0];
         if (current === undefined) throw apiKeyNotFound(id);
-        requireActorHolds(context, current.scopes, (notHeld) => scopeNotHeld(`API key '${id}'`, { id }, notHeld));
+        requireActorHolds(options.scopes, context, current.scopes, (notHeld) => scopeNotHeld(`API key '${id}'`, { id }, notHeld));
         if (current.revoked_at !== null) return { row: current, changed: false };
         const { rows: updated } = await tx.query<ApiKeyRow>(`UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING ${COLUMNS}`, [
           id,

@@ -1,6 +1,6 @@
 import type { Database } from '../../platform/db/port.ts';
 import type { OAuthClients } from './oauth-clients.ts';
-import { KNOWN_SCOPES } from './scopes.ts';
+import { PLATFORM_ROLE } from '../../platform/modules/scopes.ts';
 
 export const FIRST_TENANT = 'default';
 
@@ -12,8 +12,8 @@ export interface FirstStart {
 }
 
 /**
- * On a database with no tenant yet, creates the `default` tenant and an admin client holding
- * every scope: it is the platform operator's (tenants, the model catalog) and the default tenant's admin. Replicas starting together race on the tenant's insert: only the one that
+ * On a database with no tenant yet, creates the `default` tenant and an admin client with the
+ * `platform` role, so it holds every scope, those of modules added later included: it is the platform operator's (tenants, the model catalog) and the default tenant's admin. Replicas starting together race on the tenant's insert: only the one that
  * inserts it makes the client, so there is exactly one. Returns null on every later start.
  */
 export async function bootstrapIdentity(db: Database, clients: OAuthClients): Promise<FirstStart | null> {
@@ -27,7 +27,7 @@ export async function bootstrapIdentity(db: Database, clients: OAuthClients): Pr
     const client = await clients.createIn(
       tx,
       FIRST_TENANT,
-      { name: 'admin (created on first start)', scopes: [...KNOWN_SCOPES] },
+      { name: 'admin (created on first start)', scopes: [], roles: [PLATFORM_ROLE] },
       { correlationId: 'first-start', actor: null },
     );
     return { tenant: FIRST_TENANT, clientId: client.client_id, clientSecret: client.client_secret };

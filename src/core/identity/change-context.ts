@@ -1,7 +1,7 @@
 import type { Queryable } from '../../platform/db/port.ts';
 import type { BlocksError } from '../../platform/errors.ts';
 import { appendEvent } from '../../platform/events/index.ts';
-import { scopesNotHeld } from './scopes.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
 
 /** Who made an admin change, carried into its audit event. */
 export interface ChangeContext {
@@ -28,12 +28,13 @@ export interface ChangeContext {
  * @throws the error `refuse` makes of the scopes not held (SCOPE_NOT_GRANTABLE)
  */
 export function requireActorHolds(
+  scopes: ScopeCatalog,
   context: ChangeContext,
   targetScopes: readonly string[],
   refuse: (notHeld: string[]) => BlocksError,
 ): void {
   if (context.actorScopes === undefined) return;
-  const notHeld = scopesNotHeld(targetScopes, context.actorScopes);
+  const notHeld = scopes.scopesNotHeld(targetScopes, context.actorScopes);
   if (notHeld.length > 0) throw refuse(notHeld);
 }
 

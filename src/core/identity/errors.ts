@@ -1,7 +1,8 @@
 import { BlocksError } from '../../platform/errors.ts';
+import { defineErrors } from '../../platform/define-errors.ts';
 
 /** Every error code the identity admin API raises, with its HTTP status and the title docs/errors.md shows. */
-export const identityErrors = {
+export const identityErrors = defineErrors(import.meta.url, {
   INVALID_IDENTITY_INPUT: { status: 400, title: 'Invalid identity request' },
   UNKNOWN_SCOPE: { status: 400, title: 'Unknown scope' },
   SCOPE_NOT_GRANTABLE: { status: 403, title: 'Scope may not be granted by this caller' },
@@ -9,7 +10,7 @@ export const identityErrors = {
   OAUTH_CLIENT_NOT_FOUND: { status: 404, title: 'OAuth client not found' },
   TENANT_NOT_FOUND: { status: 404, title: 'Tenant not found' },
   TENANT_EXISTS: { status: 409, title: 'Tenant already exists' },
-} as const;
+});
 
 export type IdentityErrorCode = keyof typeof identityErrors;
 

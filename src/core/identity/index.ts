@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../platform/platform.ts';
 import type { Subscription } from '../../platform/bus/port.ts';
@@ -10,7 +11,17 @@ import { createTenants, tenantRoutes, type Tenants } from './tenants.ts';
 import type { Config } from '../../platform/config/schema.ts';
 import type { Database } from '../../platform/db/port.ts';
 import { createSystemClock } from '../../platform/clock.ts';
-import { createKeyEncryption, createSigningKeys, resolveKeyEncryptionKey } from './tokens/index.ts';
+import {
+  createKeyEncryption,
+  createSigningKeys,
+  createTokenModule,
+  resolveKeyEncryptionKey,
+  tokenErrors,
+  type TokenModule,
+} from './tokens/index.ts';
+import { defineModule } from '../../platform/modules/manifest.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
+import { IDENTITY_SCOPES } from './scopes.ts';
 import { selectVerificationKeys } from './tokens/store.ts';
 import { createAccess, type Access } from '../../platform/http/access.ts';
 import { createIdentityAuthenticator } from './access/authenticator.ts';
@@ -26,9 +37,8 @@ import { createDevices, type Devices } from './devices.ts';
 export const identityErrors = { ...baseIdentityErrors, ...userAndDeviceErrors } as const;
 export { API_KEY_CREATED, API_KEY_REVOKED } from './api-keys.ts';
 export { CLIENT_CREATED, CLIENT_DELETED, CLIENT_SECRET_ROTATED } from './oauth-clients.ts';
-export { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES, OPERATOR_SCOPES, TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+export { IDENTITY_ADMIN_SCOPE, TENANTS_ADMIN_SCOPE } from './scopes.ts';
 export { TENANT_CREATED, type CreatedTenant, type TenantRecord, type Tenants } from './tenants.ts';
-export { ROLES, ROLE_NAMES, scopesOfRoles, type RoleName } from './roles.ts';
 export { USER_CREATED, USER_DELETED, USER_PASSWORD_RESET, USER_ROLES_CHANGED, MIN_PASSWORD_LENGTH } from './users.ts';
 export { DEVICE_DELETED, DEVICE_REGISTERED } from './devices.ts';
 export type { NewUser, UserPage, UserRecord, Users } from './users.ts';
@@ -78,6 +88,8 @@ export interface IdentityModule {
 export interface IdentityModuleOptions {
   /** `iss` of Blocks' own tokens (the gateway's URL unless configured), asked when the first token arrives. */
   readonly ownIssuer: () => string;
+  /** The registered modules' scopes and roles (the registry's `scopes`). */
+  readonly scopes: ScopeCatalog;
   /** Passed to the API key cache (tests shorten them). */
   readonly apiKeys?: { cacheTtlMs?: number; lastUsedEveryMs?: number; flushEveryMs?: number };
 }
@@ -94,10 +106,11 @@ export function createIdentityModule(
 ): IdentityModule {
   const { config, db, bus, clock, logger, relay, metrics } = platform;
   const onEventAppended = (): void => relay.notify();
-  const apiKeys = createApiKeys({ db, clock, logger, onEventAppended, ...options.apiKeys });
-  const clients = createOAuthClients({ db, onEventAppended });
+  const { scopes } = options;
+  const apiKeys = createApiKeys({ db, clock, logger, onEventAppended, scopes, ...options.apiKeys });
+  const clients = createOAuthClients({ db, onEventAppended, scopes });
   const deviceRegistry = createDeviceRegistry({ db, clock });
-  const users = createUsers({ db, onEventAppended });
+  const users = createUsers({ db, onEventAppended, scopes });
   const tenants = createTenants({ db, clients, onEventAppended });
   const devices = createDevices({ db, onEventAppended, onChanged: (tenant, fingerprint) => deviceRegistry.forget(tenant, fingerprint) });
   const audit = createDenialAudit({ db, logger, metrics, onEventAppended });
@@ -129,8 +142,8 @@ export function createIdentityModule(
     tenants,
     access,
     routes: async (app) => {
-      await app.register(identityRoutes, { apiKeys, clients, users, devices });
-      await app.register(tenantRoutes, { tenants });
+      await app.register(identityRoutes, { apiKeys, clients, users, devices, scopes });
+      await app.register(tenantRoutes, { tenants, scopes });
     },
     verifyApiKey: (raw) => apiKeys.verify(raw),
     authenticateClient: (clientId, secret) => clients.authenticate(clientId, secret),
@@ -181,6 +194,61 @@ export function createIdentityModule(
     },
   };
 }
+
+/** Identity as the registry sees it; `tokens` is Blocks' authorization server, on the gateway only. */
+export interface IdentityApi extends IdentityModule {
+  readonly tokens?: TokenModule | undefined;
+}
+
+/**
+ * Identity (spec: the "existing services" every other needs): tenants, API keys, OAuth clients,
+ * users and devices with the admin API at `/api/v1/identity`, and Blocks' authorization server
+ * (`/oauth/token`, JWKS) where the gateway runs. The access decision it makes runs in every process.
+ */
+export const identityModule = defineModule<IdentityApi>({
+  name: 'identity',
+  service: 'core',
+  prefix: '/identity',
+  description: 'Identity: tenants, API keys, OAuth clients, users, devices, and the authorization server',
+  scopes: IDENTITY_SCOPES,
+  errors: [baseIdentityErrors, userAndDeviceErrors, tokenErrors],
+  migrations: fileURLToPath(new URL('./migrations', import.meta.url)),
+  create(context) {
+    const { platform, roles, registry } = context;
+    const { config } = platform;
+    const gateway = roles.includes('gateway');
+    const issuer = (): string => config.auth.issuer ?? context.publicUrl('gateway');
+    // Every process decides access itself (zero trust): a service reached directly is as closed as through the gateway.
+    const identity = createIdentityModule(platform, { ownIssuer: issuer, scopes: registry.scopes });
+    const tokens = gateway
+      ? createTokenModule({
+          db: platform.db,
+          clock: platform.clock,
+          issuer,
+          audience: config.auth.audience,
+          accessTokenTtlMs: config.auth.access_token_ttl,
+          keyEncryptionKey: resolveKeyEncryptionKey({
+            configured: config.auth.key_encryption_key,
+            env: config.env,
+            dataDir: config.data_dir,
+          }),
+          clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
+          users: identity.users,
+          passwordGrant: config.auth.password_grant,
+          refreshTokenTtlMs: config.auth.refresh_token_ttl,
+          onEventAppended: () => platform.relay.notify(),
+        })
+      : undefined;
+    return {
+      routes: identity.routes,
+      ...(tokens ? { mounts: [{ prefix: '', routes: tokens.routes }] } : {}),
+      // The process that runs the gateway makes the first tenant on an empty database.
+      start: () => identity.start({ bootstrap: gateway }),
+      stop: () => identity.stop(),
+      api: { ...identity, tokens },
+    };
+  },
+});
 
 /**
  * `blocks keys rotate`: a new current signing key; the old one stays published until the tokens it

@@ -3,6 +3,7 @@ import type { Database, Queryable } from '../../platform/db/port.ts';
 import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, oauthClientNotFound, scopeNotHeld } from './errors.ts';
 import { createDecoyHash, hashPassword, newClientSecret, verifyPassword } from './secrets.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
 
 export const CLIENT_CREATED = 'identity.client.created';
 export const CLIENT_SECRET_ROTATED = 'identity.client.secret_rotated';
@@ -12,7 +13,10 @@ export const CLIENT_DELETED = 'identity.client.deleted';
 export interface OAuthClientRecord {
   readonly client_id: string;
   readonly name: string;
+  /** What the client holds: its own scopes and what its roles grant, sorted. */
   readonly scopes: string[];
+  /** Roles the platform gave it (`platform` for the first-start client, `admin` for a tenant's first client). */
+  readonly roles: string[];
   readonly created_at: string;
   readonly rotated_at: string | null;
 }
@@ -40,7 +44,7 @@ export interface OAuthClients {
   createIn(
     tx: Queryable,
     tenant: string,
-    input: { name: string; scopes: string[] },
+    input: { name: string; scopes: string[]; roles?: string[] },
     context: ChangeContext,
   ): Promise<OAuthClientWithSecret>;
   list(tenant: string, limit: number, cursor?: string): Promise<OAuthClientPage>;
@@ -64,44 +68,58 @@ interface ClientRow {
   client_id: string;
   name: string;
   scopes: string[];
+  roles: string[];
   created_at: Date;
   rotated_at: Date | null;
 }
 
-const COLUMNS = 'client_id, name, scopes, created_at, rotated_at';
+const COLUMNS = 'client_id, name, scopes, roles, created_at, rotated_at';
 const CLIENT_ID = /^cl_[0-9a-f]{24}$/;
 const MAX_SECRET_LENGTH = 256;
 
-export function createOAuthClients(options: { db: Database; onEventAppended: () => void }): OAuthClients {
-  const { db, onEventAppended } = options;
+export function createOAuthClients(options: { db: Database; onEventAppended: () => void; scopes: ScopeCatalog }): OAuthClients {
+  const { db, onEventAppended, scopes } = options;
+  /** A client holds its own scopes and, by rule, what its roles grant today. */
+  const held = (row: { scopes: readonly string[]; roles: readonly string[] }): string[] =>
+    [...new Set([...row.scopes, ...scopes.scopesOfRoles(row.roles)])].sort();
+  const toRecord = (row: ClientRow): OAuthClientRecord => ({
+    client_id: row.client_id,
+    name: row.name,
+    scopes: held(row),
+    roles: row.roles,
+    created_at: row.created_at.toISOString(),
+    rotated_at: row.rotated_at?.toISOString() ?? null,
+  });
   let decoy: Promise<string> | undefined;
 
   const createIn = async (
     tx: Queryable,
     tenant: string,
-    input: { name: string; scopes: string[] },
+    input: { name: string; scopes: string[]; roles?: string[] },
     context: ChangeContext,
   ): Promise<OAuthClientWithSecret> => {
     const clientId = `cl_${randomBytes(12).toString('hex')}`;
     const secret = newClientSecret();
     await ensureTenant(tx, tenant);
     const { rows } = await tx.query<ClientRow>(
-      `INSERT INTO oauth_clients (client_id, tenant, name, secret_hash, scopes) VALUES ($1, $2, $3, $4, $5::text[]) RETURNING ${COLUMNS}`,
-      [clientId, tenant, input.name, await hashPassword(secret), input.scopes],
+      `INSERT INTO oauth_clients (client_id, tenant, name, secret_hash, scopes, roles) VALUES ($1, $2, $3, $4, $5::text[], $6::text[]) RETURNING ${COLUMNS}`,
+      [clientId, tenant, input.name, await hashPassword(secret), input.scopes, input.roles ?? []],
     );
     const row = rows[0] as ClientRow;
-    await auditChange(tx, CLIENT_CREATED, tenant, context, { client_id: clientId, name: row.name, scopes: row.scopes });
+    await auditChange(tx, CLIENT_CREATED, tenant, context, { client_id: clientId, name: row.name, scopes: row.scopes, roles: row.roles });
     return { ...toRecord(row), client_secret: secret };
   };
 
   /** The client's row locked for the change, once the caller may act on it. */
   const lockFor = async (tx: Queryable, tenant: string, clientId: string, context: ChangeContext): Promise<void> => {
-    const { rows } = await tx.query<{ scopes: string[] }>(
-      'SELECT scopes FROM oauth_clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE',
+    const { rows } = await tx.query<{ scopes: string[]; roles: string[] }>(
+      'SELECT scopes, roles FROM oauth_clients WHERE tenant = $1 AND client_id = $2 FOR UPDATE',
       [tenant, clientId],
     );
     if (rows[0] === undefined) throw oauthClientNotFound(clientId);
-    requireActorHolds(context, rows[0].scopes, (notHeld) => scopeNotHeld(`OAuth client '${clientId}'`, { client_id: clientId }, notHeld));
+    requireActorHolds(scopes, context, held(rows[0]), (notHeld) =>
+      scopeNotHeld(`OAuth client '${clientId}'`, { client_id: clientId }, notHeld),
+    );
   };
 
   return {
@@ -164,25 +182,15 @@ export function createOAuthClients(options: { db: Database; onEventAppended: () 
     async authenticate(clientId, secret) {
       const candidate = secret.length <= MAX_SECRET_LENGTH ? secret : '';
       const { rows } = CLIENT_ID.test(clientId)
-        ? await db.query<{ tenant: string; secret_hash: string; scopes: string[] }>(
-            'SELECT tenant, secret_hash, scopes FROM oauth_clients WHERE client_id = $1',
+        ? await db.query<{ tenant: string; secret_hash: string; scopes: string[]; roles: string[] }>(
+            'SELECT tenant, secret_hash, scopes, roles FROM oauth_clients WHERE client_id = $1',
             [clientId],
           )
         : { rows: [] };
       const row = rows[0];
       const matches = await verifyPassword(candidate, row?.secret_hash ?? (await (decoy ??= createDecoyHash())));
       if (row === undefined || !matches || candidate !== secret) return null;
-      return { tenant: row.tenant, clientId, scopes: Object.freeze([...row.scopes]) };
+      return { tenant: row.tenant, clientId, scopes: Object.freeze(held(row)) };
     },
-  };
-}
-
-function toRecord(row: ClientRow): OAuthClientRecord {
-  return {
-    client_id: row.client_id,
-    name: row.name,
-    scopes: row.scopes,
-    created_at: row.created_at.toISOString(),
-    rotated_at: row.rotated_at?.toISOString() ?? null,
   };
 }

@@ -6,8 +6,8 @@ import type { ApiKeys } from './api-keys.ts';
 import type { ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, scopeNotGrantable, unknownScope } from './errors.ts';
 import type { OAuthClients } from './oauth-clients.ts';
-import { IDENTITY_ADMIN_SCOPE, KNOWN_SCOPES } from './scopes.ts';
-import { ROLE_NAMES, ROLES, scopesOfRoles } from './roles.ts';
+import { IDENTITY_ADMIN_SCOPE } from './scopes.ts';
+import { ROLE_NAMES, type ScopeCatalog } from '../../platform/modules/scopes.ts';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, type Users } from './users.ts';
 import { FINGERPRINT, type Devices } from './devices.ts';
 
@@ -36,7 +36,10 @@ const CreatedApiKeyAnswer = Type.Object({
 const ClientAnswer = Type.Object({
   client_id: Type.String(),
   name: Type.String(),
-  scopes: Type.Array(Type.String()),
+  scopes: Type.Array(Type.String(), { description: 'What the client holds: its own scopes and what its roles grant' }),
+  roles: Type.Array(Type.String(), {
+    description: '`platform` (the operator, every scope) or `admin` (every tenant scope), given by Blocks',
+  }),
   created_at: Timestamp,
   rotated_at: NullableTimestamp,
 });
@@ -48,13 +51,14 @@ const KeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 })
 const ClientParams = Type.Object({ client_id: Type.String({ minLength: 1, maxLength: 64 }) });
 const IdParams = KeyParams;
 
-const roleList = Object.entries(ROLES)
-  .map(([role, scopes]) => `${role}: ${scopes.join(' ')}`)
-  .join('; ');
-const Roles = Type.Array(Type.Enum([...ROLE_NAMES]), {
-  maxItems: ROLE_NAMES.length,
-  description: `Roles, each a bundle of scopes (${roleList}); none unless given (least privilege)`,
-});
+/** The roles field, documented with what each role carries in this deployment. */
+const rolesSchema = (scopes: ScopeCatalog) =>
+  Type.Array(Type.Enum([...ROLE_NAMES]), {
+    maxItems: ROLE_NAMES.length,
+    description: `Roles, each a bundle of scopes (${Object.entries(scopes.roles)
+      .map(([role, held]) => `${role}: ${held.join(' ')}`)
+      .join('; ')}); none unless given (least privilege)`,
+  });
 const Password = Type.String({
   minLength: MIN_PASSWORD_LENGTH,
   maxLength: MAX_PASSWORD_LENGTH,
@@ -79,6 +83,8 @@ export interface IdentityRoutesOptions {
   readonly clients: OAuthClients;
   readonly users: Users;
   readonly devices: Devices;
+  /** The registered modules' scopes and roles: what may be granted. */
+  readonly scopes: ScopeCatalog;
 }
 
 /**
@@ -94,8 +100,13 @@ export interface IdentityRoutesOptions {
  * Reads change nothing and show no secret; devices hold no scopes, so identity:admin suffices for them.
  * test/core/identity/acting-on-principals.test.ts states and proves the rule of every route.
  */
-export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients, users, devices }) => {
+export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (fastify, { apiKeys, clients, users, devices, scopes }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const Roles = rolesSchema(scopes);
+  const checkScopes = (field: string, given: readonly string[], granter: readonly string[]): string[] =>
+    grantableScopes(scopes, field, given, granter);
+  const checkRoles = (field: string, roles: readonly string[], granter: readonly string[]): void =>
+    grantableRoles(scopes, field, roles, granter);
   const config = { scope: IDENTITY_ADMIN_SCOPE };
   const tags = ['identity'];
   const context = (request: FastifyRequest): ChangeContext => ({
@@ -413,19 +424,19 @@ export const identityRoutes: FastifyPluginAsync<IdentityRoutesOptions> = async (
 /**
  * The scopes a new key or client may be given: known ones the granting caller holds itself. An
  * admin key narrowed to `identity:admin` must not mint a broader key than it is; and the operator's
- * scopes (OPERATOR_SCOPES) thereby stay with the operator.
+ * scopes thereby stay with the operator.
  */
-function checkScopes(field: string, scopes: readonly string[], granter: readonly string[]): string[] {
-  const unknown = scopes.filter((scope) => !KNOWN_SCOPES.includes(scope));
-  if (unknown.length > 0) throw unknownScope(field, unknown, KNOWN_SCOPES);
+function grantableScopes(catalog: ScopeCatalog, field: string, scopes: readonly string[], granter: readonly string[]): string[] {
+  const unknown = scopes.filter((scope) => !catalog.known.includes(scope));
+  if (unknown.length > 0) throw unknownScope(field, unknown, catalog.known);
   const notHeld = scopes.filter((scope) => !granter.includes(scope));
   if (notHeld.length > 0) throw scopeNotGrantable(field, notHeld);
   return [...new Set(scopes)].sort();
 }
 
 /** A user may be given roles whose scopes the granting caller holds, as for keys and clients. */
-function checkRoles(field: string, roles: readonly string[], granter: readonly string[]): void {
-  const notHeld = scopesOfRoles(roles).filter((scope) => !granter.includes(scope));
+function grantableRoles(catalog: ScopeCatalog, field: string, roles: readonly string[], granter: readonly string[]): void {
+  const notHeld = catalog.scopesOfRoles(roles).filter((scope) => !granter.includes(scope));
   if (notHeld.length > 0) throw scopeNotGrantable(field, notHeld);
 }
 

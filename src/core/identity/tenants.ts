@@ -6,7 +6,8 @@ import { DEFAULT_PAGE_SIZE, PageQuerySchema, ProblemSchema as Problem, pageSchem
 import { auditChange, type ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, scopeNotGrantable, tenantExists, tenantNotFound } from './errors.ts';
 import type { OAuthClients, OAuthClientWithSecret } from './oauth-clients.ts';
-import { scopesNotHeld, TENANT_ADMIN_SCOPES, TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import { TENANTS_ADMIN_SCOPE } from './scopes.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
 
 export const TENANT_CREATED = 'identity.tenant.created';
 
@@ -34,7 +35,8 @@ const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /**
  * Tenants, for the platform's operators (scope `tenants:admin`). Everything else in identity acts
  * inside the caller's own tenant; this is the one place that sees across them, which is why its
- * scope is one of OPERATOR_SCOPES, held by the first-start client and whoever it grants it to.
+ * scope is an operator scope, held by the first-start client and whoever it grants it to. A tenant's
+ * first client has the `admin` role: every tenant scope, those of modules added later included.
  */
 export function createTenants(options: { db: Database; clients: OAuthClients; onEventAppended: () => void }): Tenants {
   const { db, clients } = options;
@@ -58,7 +60,7 @@ export function createTenants(options: { db: Database; clients: OAuthClients; on
         const adminClient = await clients.createIn(
           tx,
           input.id,
-          { name: 'admin (created with the tenant)', scopes: [...TENANT_ADMIN_SCOPES] },
+          { name: 'admin (created with the tenant)', scopes: [], roles: ['admin'] },
           context,
         );
         return { ...toRecord(rows[0]), admin_client: adminClient };
@@ -93,6 +95,7 @@ const CreatedTenantAnswer = Type.Object({
     client_id: Type.String(),
     name: Type.String(),
     scopes: Type.Array(Type.String()),
+    roles: Type.Array(Type.String()),
     created_at: Type.String({ format: 'date-time' }),
     rotated_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     client_secret: Type.String({ description: 'Shown this once, never again' }),
@@ -100,7 +103,7 @@ const CreatedTenantAnswer = Type.Object({
 });
 
 /** `/tenants` under the identity prefix: create (with a first admin client), list, read. */
-export const tenantRoutes: FastifyPluginAsync<{ tenants: Tenants }> = async (fastify, { tenants }) => {
+export const tenantRoutes: FastifyPluginAsync<{ tenants: Tenants; scopes: ScopeCatalog }> = async (fastify, { tenants, scopes }) => {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const config = { scope: TENANTS_ADMIN_SCOPE };
   const tags = ['identity'];
@@ -121,8 +124,8 @@ export const tenantRoutes: FastifyPluginAsync<{ tenants: Tenants }> = async (fas
       },
     },
     async (request, reply) => {
-      // The grant rule: the new tenant's admin client gets TENANT_ADMIN_SCOPES, so only a caller holding them makes one.
-      const notHeld = scopesNotHeld(TENANT_ADMIN_SCOPES, request.caller.scopes);
+      // The grant rule: the new tenant's admin client gets every tenant scope, so only a caller holding them makes one.
+      const notHeld = scopes.scopesNotHeld(scopes.tenantAdmin, request.caller.scopes);
       if (notHeld.length > 0) throw scopeNotGrantable('admin_client.scopes', notHeld);
       const created = await tenants.create(request.body, {
         correlationId: request.id,

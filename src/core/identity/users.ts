@@ -4,7 +4,8 @@ import { isUniqueViolation } from '../../platform/db/errors.ts';
 import { userExists, userNotFound } from './admin-errors.ts';
 import { auditChange, ensureTenant, requireActorHolds, type ChangeContext } from './change-context.ts';
 import { invalidIdentityInput, scopeNotHeld } from './errors.ts';
-import { isRoleName, ROLE_NAMES, scopesOfRoles } from './roles.ts';
+import type { ScopeCatalog } from '../../platform/modules/scopes.ts';
+import { ROLE_NAMES } from '../../platform/modules/scopes.ts';
 import { createDecoyHash, hashPassword, verifyPassword } from './secrets.ts';
 import type { ResourceOwner, UserAuthenticator } from './tokens/types.ts';
 
@@ -75,7 +76,9 @@ export const normalizeEmail = (email: string): string => email.trim().toLowerCas
 // NFC: the same password typed on two keyboards can arrive composed or decomposed (NIST SP 800-63B §5.1.1.2).
 const normalizePassword = (password: string): string => password.normalize('NFC');
 
-export function createUsers(options: { db: Database; onEventAppended: () => void }): Users {
+export function createUsers(options: { db: Database; onEventAppended: () => void; scopes: ScopeCatalog }): Users {
+  const { scopesOfRoles, isRoleName } = options.scopes;
+  const toRecord = (row: UserRow): UserRecord => recordOf(row, options.scopes);
   const { db, onEventAppended } = options;
   let decoy: Promise<string> | undefined;
 
@@ -110,7 +113,7 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
     const { rows } = await tx.query<UserRow>(`SELECT ${COLUMNS} FROM users WHERE tenant = $1 AND id = $2 FOR UPDATE`, [tenant, id]);
     const current = rows[0];
     if (current === undefined) throw userNotFound(id);
-    requireActorHolds(context, scopesOfRoles(current.roles), (notHeld) => scopeNotHeld(`User '${id}'`, { id }, notHeld));
+    requireActorHolds(options.scopes, context, scopesOfRoles(current.roles), (notHeld) => scopeNotHeld(`User '${id}'`, { id }, notHeld));
     return current;
   };
 
@@ -238,6 +241,12 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
   };
 }
 
-function toRecord(row: UserRow): UserRecord {
-  return { id: row.id, email: row.email, roles: row.roles, scopes: scopesOfRoles(row.roles), created_at: row.created_at.toISOString() };
+function recordOf(row: UserRow, scopes: ScopeCatalog): UserRecord {
+  return {
+    id: row.id,
+    email: row.email,
+    roles: row.roles,
+    scopes: scopes.scopesOfRoles(row.roles),
+    created_at: row.created_at.toISOString(),
+  };
 }

@@ -1,10 +1,11 @@
 import { BlocksError } from '../errors.ts';
+import { defineErrors } from '../define-errors.ts';
 
 /** Codes a caller sees when its bearer token is refused. Listed in docs/errors.md. */
-export const authErrors = {
+export const authErrors = defineErrors(import.meta.url, {
   INVALID_TOKEN: { status: 401, title: 'Token is not valid' },
   TOKEN_ISSUER_UNAVAILABLE: { status: 503, title: 'Token issuer could not be reached' },
-} as const;
+});
 
 export type AuthErrorCode = keyof typeof authErrors;
 

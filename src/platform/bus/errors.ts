@@ -1,14 +1,15 @@
 import { BlocksError } from '../errors.ts';
+import { defineErrors } from '../define-errors.ts';
 
 /** Codes the event bus raises; each is listed in docs/errors.md. */
-export const busErrors = {
+export const busErrors = defineErrors(import.meta.url, {
   BUS_INVALID_SUBJECT: { status: 400, title: 'Invalid bus subject or subject pattern' },
   BUS_INVALID_CONSUMER: { status: 400, title: 'Invalid bus consumer name' },
   BUS_INVALID_MESSAGE: { status: 400, title: 'Invalid bus message' },
   BUS_INVALID_OPTIONS: { status: 400, title: 'Invalid bus subscription or adapter options' },
   BUS_CONSUMER_CONFLICT: { status: 409, title: 'Consumer already exists with another subject' },
   BUS_CLOSED: { status: 503, title: 'The event bus is closed' },
-} as const;
+});
 
 export type BusErrorCode = keyof typeof busErrors;
 

@@ -1,12 +1,13 @@
 import { BlocksError } from '../errors.ts';
+import { defineErrors } from '../define-errors.ts';
 
 /** Codes the cache raises; each is listed in docs/errors.md. */
-export const CACHE_ERRORS = {
+export const CACHE_ERRORS = defineErrors(import.meta.url, {
   CACHE_UNAVAILABLE: {
     status: 503,
     title: 'The shared cache (Redis) did not answer',
   },
-} as const;
+});
 
 /**
  * A write (`set`, `delete`) to the shared cache failed or timed out. Reads never throw it: a read

@@ -2,7 +2,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
-import { ConfigSchema, DURATION_DESCRIPTION, type Config } from './schema.ts';
+import type { TSchema } from 'typebox';
+import { composeConfigSchema, DURATION_DESCRIPTION, PATH_DESCRIPTION, type Config } from './schema.ts';
 import { parseDuration } from './duration.ts';
 
 /** Thrown when the merged configuration does not fit the schema; the message names every bad key. */
@@ -17,6 +18,8 @@ export interface LoadConfigOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Applied last, for tests and the CLI's flags. */
   readonly overrides?: Record<string, unknown>;
+  /** The modules' sections (a registry's `configSections`): their defaults come first, their schemas join the kernel's. */
+  readonly sections: ReadonlyArray<{ readonly key: string; readonly schema: TSchema; readonly defaults: unknown }>;
 }
 
 type Tree = Record<string, unknown>;
@@ -90,25 +93,32 @@ function parseVariable(raw: string): unknown {
   }
 }
 
-/** Converts every value the schema marks as a duration from `30s` form to milliseconds, in place. */
-function normaliseDurations(schema: unknown, value: unknown, holder: Tree, key: string): void {
+/**
+ * Converts every value the schema marks as a duration from `30s` form to milliseconds, and resolves
+ * every relative path it marks as a file against `configDir`, in place.
+ */
+function normalise(schema: unknown, value: unknown, holder: Tree, key: string, configDir: string): void {
   if (!isTree(schema)) return;
   if (schema.description === DURATION_DESCRIPTION) {
     const ms = parseDuration(value);
     if (ms !== undefined) holder[key] = ms;
     return;
   }
+  if (schema.description === PATH_DESCRIPTION) {
+    if (typeof value === 'string' && value !== '') holder[key] = resolve(configDir, value);
+    return;
+  }
   if (!isTree(value)) return;
   const properties = schema.properties;
   if (isTree(properties)) {
-    for (const [name, child] of Object.entries(properties)) normaliseDurations(child, value[name], value, name);
+    for (const [name, child] of Object.entries(properties)) normalise(child, value[name], value, name, configDir);
   }
   // Records (a map of named entries, e.g. rate-limit tiers) carry their entry schema under patternProperties.
   const patterns = schema.patternProperties;
   if (isTree(patterns)) {
     for (const [pattern, child] of Object.entries(patterns)) {
       const matches = new RegExp(pattern);
-      for (const name of Object.keys(value)) if (matches.test(name)) normaliseDurations(child, value[name], value, name);
+      for (const name of Object.keys(value)) if (matches.test(name)) normalise(child, value[name], value, name, configDir);
     }
   }
 }
@@ -121,7 +131,10 @@ function normaliseDurations(schema: unknown, value: unknown, holder: Tree, key: 
 export function loadConfig(options: LoadConfigOptions): Config {
   const configDir = resolve(options.configDir);
   const envName = options.env.BLOCKS_ENV || options.env.NODE_ENV || 'development';
-  let tree = readYaml(join(configDir, 'default.yaml'));
+  // Module defaults first: the files and the environment are merged over them.
+  let tree: Tree = {};
+  for (const section of options.sections) tree = merge(tree, { [section.key]: structuredClone(section.defaults) });
+  tree = merge(tree, readYaml(join(configDir, 'default.yaml')));
   const envFile = join(configDir, 'environments', `${envName}.yaml`);
   if (existsSync(envFile)) tree = merge(tree, readYaml(envFile));
   tree = merge(tree, { env: envName });
@@ -129,12 +142,10 @@ export function loadConfig(options: LoadConfigOptions): Config {
   // A copy: durations are converted in place and the result is frozen, and neither may reach the caller's object.
   if (options.overrides) tree = merge(tree, structuredClone(options.overrides));
 
-  const ai = tree.ai;
-  if (isTree(ai) && typeof ai.catalog_file === 'string') tree = merge(tree, { ai: { catalog_file: resolve(configDir, ai.catalog_file) } });
-
+  const schema = composeConfigSchema(options.sections);
   const holder: Tree = { root: tree };
-  normaliseDurations(ConfigSchema, tree, holder, 'root');
-  const validate = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(ConfigSchema);
+  normalise(schema, tree, holder, 'root', configDir);
+  const validate = new Ajv({ allErrors: true, strict: false, verbose: true }).compile(schema);
   if (!validate(tree)) {
     const problems = (validate.errors ?? [])
       .filter((e) => e.keyword !== 'anyOf')
@@ -149,7 +160,8 @@ export function loadConfig(options: LoadConfigOptions): Config {
       });
     throw new ConfigError(`invalid configuration:\n  ${[...new Set(problems)].join('\n  ')}`);
   }
-  return deepFreeze(tree);
+  // Validated against the kernel's schema and every section: the kernel's part is typed, each module reads its own.
+  return deepFreeze(tree) as unknown as Config;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,13 +1,16 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 
 /**
  * A duration in milliseconds. YAML may write `30s`, `300ms`, `5m`; the loader converts every
  * node carrying this description before validation.
  */
 export const DURATION_DESCRIPTION = 'duration: milliseconds, or 30s / 300ms / 5m / 1h / 7d';
-const Duration = Type.Integer({ minimum: 0, description: DURATION_DESCRIPTION });
+export const Duration = Type.Integer({ minimum: 0, description: DURATION_DESCRIPTION });
+/** A file path; a relative one is resolved against the configuration directory when loaded. */
+export const PATH_DESCRIPTION = 'path: absolute, or relative to the configuration directory';
+export const FilePath = Type.String({ minLength: 1, description: PATH_DESCRIPTION });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
-const Url = Type.String({ minLength: 1 });
+export const Url = Type.String({ minLength: 1 });
 
 const Service = Type.Object(
   {
@@ -18,32 +21,6 @@ const Service = Type.Object(
     url: Type.Optional(Url),
     /** Several processes running this service: the gateway balances across them (`url` is a pool of one). */
     urls: Type.Optional(Type.Array(Url, { minItems: 1 })),
-  },
-  { additionalProperties: false },
-);
-
-/** How the gateway spreads a service's traffic over its `urls` and routes around failed members (src/gateway/pool.ts). */
-const GatewayUpstreams = Type.Object(
-  {
-    balancing: Type.Enum(['round_robin', 'least_connections']),
-    health_check: Type.Object(
-      {
-        path: Type.String({ pattern: '^/' }),
-        /** Time between two checks of every member; 0 turns active checks off. */
-        interval: Duration,
-        timeout: Duration,
-        /** Consecutive passes that bring a member back, and consecutive failures that take it out. */
-        healthy_threshold: Type.Integer({ minimum: 1 }),
-        unhealthy_threshold: Type.Integer({ minimum: 1 }),
-      },
-      { additionalProperties: false },
-    ),
-    /** Consecutive failed answers (no answer, or a 5xx) that eject a member for `ejection`. */
-    passive: Type.Object({ failures: Type.Integer({ minimum: 1 }), ejection: Duration }, { additionalProperties: false }),
-    /** Send an idempotent request that got no answer to another member. */
-    retry_idempotent: Type.Boolean(),
-    /** Members one request may be sent to, the first included. */
-    max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
   },
   { additionalProperties: false },
 );
@@ -84,28 +61,6 @@ const TenantAccess = Type.Object(
   { additionalProperties: false },
 );
 
-/** Header and JSON field changes of one direction of a gateway transform (src/platform/http/transforms.ts). */
-const TransformOps = Type.Object(
-  {
-    add_headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
-    remove_headers: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-    rename_headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
-    /** Dotted paths (`a.b.c`) to values. */
-    add_json: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Unknown())),
-    remove_json: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-    rename_json: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
-  },
-  { additionalProperties: false },
-);
-const Transform = Type.Object(
-  {
-    /** `<METHOD> /path/:param/*` (exact, `*` for the rest) or a bare `/prefix`. */
-    route: Type.String({ minLength: 1 }),
-    request: Type.Optional(TransformOps),
-    response: Type.Optional(TransformOps),
-  },
-  { additionalProperties: false },
-);
 const Cors = Type.Object(
   {
     /** Exact origins allowed to call from a browser; empty: no cross-origin access. */
@@ -130,58 +85,16 @@ const RateLimitPolicy = Type.Object(
   },
   { additionalProperties: false },
 );
-const Optimize = Type.Enum(['cost', 'quality', 'latency', 'balanced']);
-const RankWeights = Type.Object(
-  { quality: Type.Number({ minimum: 0 }), cost: Type.Number({ minimum: 0 }), latency: Type.Number({ minimum: 0 }) },
-  { additionalProperties: false },
-);
-const AiProvider = Type.Object(
-  {
-    protocol: Type.Enum(['openai', 'anthropic']),
-    /** OpenAI-compatible: up to the version segment (`https://api.openai.com/v1`); Anthropic: without `/v1`. */
-    base_url: Url,
-    /** Where the key lives: `env:NAME` or `file:/path`, within `secrets` (checked at start). None for local servers that need no key. */
-    credentials_ref: Type.Optional(Type.String({ minLength: 1 })),
-    /** Data-residency region of this endpoint, e.g. `us`, `eu`. */
-    region: Type.Optional(Type.String({ minLength: 1 })),
-    headers: Type.Optional(Type.Record(Type.String(), Type.String())),
-  },
-  { additionalProperties: false },
-);
-const AiTenantPolicy = Type.Object(
-  {
-    allowed_providers: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-    allowed_regions: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
-    optimize: Type.Optional(Optimize),
-  },
-  { additionalProperties: false },
-);
-const AiRoutingPolicy = Type.Object(
-  {
-    task_type: Type.Optional(Type.String({ minLength: 1 })),
-    complexity: Type.Optional(Type.Enum(['low', 'medium', 'high'])),
-    optimize: Type.Optional(Optimize),
-    /** Only these models may serve the policy; all eligible models when omitted. */
-    models: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
-  },
-  { additionalProperties: false },
-);
-
-/** The whole configuration. YAML files and variables are merged, then checked against this. */
+/**
+ * The kernel's sections of the configuration. Each module adds its own (its manifest's `config`):
+ * `composeConfigSchema` joins them, and YAML files and variables are merged, then checked against the whole.
+ */
 export const ConfigSchema = Type.Object(
   {
     env: Type.String({ minLength: 1 }),
     data_dir: Type.String({ minLength: 1 }),
     log: Type.Object({ level: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }, { additionalProperties: false }),
     services: Type.Object({ gateway: Service, autonomous: Service, collaborative: Service }, { additionalProperties: false }),
-    gateway: Type.Object(
-      {
-        upstreams: GatewayUpstreams,
-        /** Per-route request/response changes, as Kong's request- and response-transformer plugins. */
-        transforms: Type.Array(Transform),
-      },
-      { additionalProperties: false },
-    ),
     /** Serve HTTPS on every port; TLS 1.3 only unless `allow_tls12`. Relative paths from the working directory. */
     tls: Type.Optional(
       Type.Object(
@@ -224,6 +137,26 @@ export const ConfigSchema = Type.Object(
          * believed: the client's address behind them is what IP rules, throttling and rate limits see.
          */
         trusted_proxies: Type.Array(Type.String({ minLength: 1 })),
+        /** WebSocket connections (src/platform/http/websocket.ts). */
+        websocket: Type.Object(
+          {
+            /** Largest message a client (or a service behind the gateway) may send; a larger one closes the connection with 1009. */
+            max_payload_bytes: Type.Integer({ minimum: 125 }),
+            /** Data queued for a slow reader past which its connection is closed with `buffer_exceeded_code`. */
+            max_buffered_bytes: Type.Integer({ minimum: 1024 }),
+            /** 1013 (try again later) or 1008 (policy violation). */
+            buffer_exceeded_code: Type.Union([Type.Literal(1008), Type.Literal(1013)]),
+            /** A ping this often; a connection that has not answered the previous one is cut. 0: no pings. */
+            ping_interval: Duration,
+            /** How long a closing handshake may take (on shutdown, or after a limit was exceeded) before the connection is cut. */
+            close_timeout: Duration,
+            /** How long the gateway waits for a service to accept an upgrade it forwards, before trying another member. */
+            handshake_timeout: Duration,
+            /** How long a ticket (`?ticket=`) may wait to be used; it is used once. */
+            ticket_ttl: Duration,
+          },
+          { additionalProperties: false },
+        ),
       },
       { additionalProperties: false },
     ),
@@ -241,6 +174,12 @@ export const ConfigSchema = Type.Object(
         ack_wait: Duration,
         /** Longest wait between two retries of a failed delivery. */
         max_retry_delay: Duration,
+        /** Messages older than this leave the stream, acked or not (NATS `max_age`; Redis trims them); 0 keeps them. */
+        max_age: Duration,
+        /** Size limit of the NATS stream in bytes, oldest messages dropped past it; 0: none. Redis Streams cannot trim by size. */
+        max_bytes: Type.Integer({ minimum: 0 }),
+        /** How long a message id is remembered, so a message published again (a relay retry) is stored once. At most `max_age`. */
+        duplicate_window: Duration,
       },
       { additionalProperties: false },
     ),
@@ -347,96 +286,19 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    ai: Type.Object(
-      {
-        /** The model catalog YAML; a relative path is resolved against the config directory. */
-        catalog_file: Type.String({ minLength: 1 }),
-        /** Expected completion length per task type, used for `estimated_cost`; `default` for the rest. */
-        expected_output_tokens: Type.Record(Type.String(), Type.Integer({ minimum: 0 })),
-        /** Where each catalog provider is called; a model's deployments name one of these. */
-        providers: Type.Record(Type.String({ minLength: 1 }), AiProvider),
-        routing: Type.Object(
-          {
-            /** What a request optimises for when neither it nor its tenant says. */
-            optimize: Optimize,
-            /** Relative weight of quality, cost and latency per `optimize` mode (see decide.ts). */
-            weights: Type.Object(
-              { cost: RankWeights, quality: RankWeights, latency: RankWeights, balanced: RankWeights },
-              { additionalProperties: false },
-            ),
-            /** Share of decisions (0..1) given to a runner-up so estimates of other models stay current. */
-            exploration: Type.Number({ minimum: 0, maximum: 1 }),
-          },
-          { additionalProperties: false },
-        ),
-        learning: Type.Object(
-          {
-            /** Weight, in observations, of the catalog's quality figure against recorded outcomes. */
-            prior_strength: Type.Number({ exclusiveMinimum: 0 }),
-            /** Age at which an outcome counts half; older evidence fades so the router follows change. */
-            half_life: Duration,
-            /** How long `ai_outcomes` rows (feedback and proxied calls) are kept for calibration; 0 keeps them forever. */
-            outcome_retention: Duration,
-          },
-          { additionalProperties: false },
-        ),
-        /** Per-tenant routing policy: data residency, allowed providers, default optimisation. */
-        tenants: Type.Record(Type.String({ minLength: 1 }), AiTenantPolicy),
-        /** Named routing policies a client can pass as `model` to /v1/chat/completions. */
-        policies: Type.Record(Type.String({ minLength: 1 }), AiRoutingPolicy),
-        proxy: Type.Object(
-          {
-            /** Longest wait for one provider attempt (the whole answer, or between two stream reads). */
-            attempt_timeout: Duration,
-            /** Longest time one /v1/chat/completions request may take across all its attempts. */
-            request_timeout: Duration,
-            /** Attempts per request, the first included (the retry budget). */
-            max_attempts: Type.Integer({ minimum: 1, maximum: 10 }),
-            /**
-             * How long a call the provider answered waits for the database to take its record when it
-             * went away meanwhile (retried with backoff); past it the caller gets 503 DATABASE_UNAVAILABLE.
-             */
-            record_wait: Duration,
-            /** Task type and complexity of a /v1 call that names neither (extension field `blocks`). */
-            default_task_type: Type.String({ minLength: 1 }),
-            default_complexity: Type.Enum(['low', 'medium', 'high']),
-            response_cache: Type.Object(
-              {
-                /** TTL used when a request opts in without one; requests may ask for less, never more than max_ttl. */
-                default_ttl: Duration,
-                max_ttl: Duration,
-              },
-              { additionalProperties: false },
-            ),
-          },
-          { additionalProperties: false },
-        ),
-        budgets: Type.Object(
-          {
-            /** A hold for an in-flight call is released after this long if its process died before settling it. */
-            hold_ttl: Duration,
-          },
-          { additionalProperties: false },
-        ),
-        /**
-         * Where URLs that callers set (a catalog deployment's `base_url`) may point (src/platform/net/egress.ts):
-         * public addresses only, checked when written and at connect time. `ai.providers` are the operator's and not checked.
-         */
-        egress: Type.Object(
-          {
-            /** Lift the address checks altogether (one machine in development); http(s) only and no credentials still hold. */
-            allow_private: Type.Boolean(),
-            /** Host names (`llm.corp.example`, `*.corp.example`), addresses or CIDRs reachable although not public. */
-            allow: Type.Array(Type.String({ minLength: 1 })),
-          },
-          { additionalProperties: false },
-        ),
-      },
-      { additionalProperties: false },
-    ),
   },
   { additionalProperties: false },
 );
 
-/** The validated configuration; every duration is in milliseconds. */
+/** The validated kernel configuration; every duration is in milliseconds. A module reads its own section from its context. */
 export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+/** The top-level keys the kernel owns: no module section may take one. */
+export const KERNEL_CONFIG_KEYS: readonly string[] = Object.keys(ConfigSchema.properties);
+
+/** The kernel's schema with each module's section added under its key. */
+export function composeConfigSchema(sections: ReadonlyArray<{ readonly key: string; readonly schema: TSchema }>): TSchema {
+  const properties: Record<string, TSchema> = { ...ConfigSchema.properties };
+  for (const section of sections) properties[section.key] = section.schema;
+  return Type.Object(properties, { additionalProperties: false });
+}

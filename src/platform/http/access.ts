@@ -6,6 +6,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { ANONYMOUS, TENANT_HEADER, type Caller } from './caller.ts';
 import { httpErrors } from './errors.ts';
 import { createFailedAttempts, type Reservation } from './failed-attempts.ts';
+import { isWebSocketUpgrade, webSocketCredentialOf } from './websocket-credentials.ts';
 
 /** A credential as it arrived: a JWT, or anything else in the same places (an API key). */
 export interface Credential {
@@ -76,11 +77,26 @@ export interface AccessOptions {
 
 export type AccessHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
+/** Redeems WebSocket tickets (src/platform/websocket/tickets.ts). */
+export interface TicketRedeemer {
+  /**
+   * The caller a ticket was issued to, or null for one that is unknown, used or expired. With
+   * `consume` the ticket is spent (at most one redemption ever gets the caller); without, it is
+   * only looked at, for a gateway passing the upgrade on to the service that consumes it.
+   */
+  redeem(ticket: string, options: { readonly consume: boolean }): Promise<Caller | null>;
+}
+
 export interface Access {
   /** onRequest: authenticates, checks context and scope, sets `request.caller` or throws a 401/403/429 problem. */
   readonly onRequest: AccessHook;
   /** onResponse: settles the attempt a `client` route reserved: given back on success, counted as failed on a refusal. */
   readonly onResponse: AccessHook;
+  /**
+   * The same decision that also takes a WebSocket ticket (`?ticket=`) on an upgrade to a WebSocket
+   * route, redeemed by `tickets`. Without it a ticket is refused like an unknown key.
+   */
+  readonly withTickets?: (tickets: TicketRedeemer) => Access;
 }
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
@@ -223,36 +239,8 @@ export function createAccess(options: AccessOptions): Access {
     return { checked: await first, counted: true };
   };
 
-  const onRequest: AccessHook = async (request, reply) => {
-    const scope = request.routeOptions.config.scope;
-    // No route matched: the not-found handler answers, and says nothing about what exists.
-    if (scope === undefined || scope === PUBLIC_SCOPE) {
-      request.caller = ANONYMOUS;
-      return;
-    }
-    const blockedMs = attempts.blockedFor(request.ip);
-    if (blockedMs > 0) return throttle(request, reply, blockedMs);
-    if (scope === CLIENT_SCOPE) {
-      request.caller = ANONYMOUS;
-      // The route checks the client (and the password or refresh token) itself, so every request is an attempt.
-      const reservation = await attempts.reserve(request.ip, warnOf(request));
-      if (reservation.throttled) return throttle(request, reply, reservation.waitMs);
-      reserved.set(request, reservation);
-      return;
-    }
-    const credential = credentialOf(request);
-    if (credential === undefined) {
-      return unauthenticated(request, reply, {
-        reason: 'missing',
-        error: accessError('AUTHENTICATION_REQUIRED', 'Send an access token or API key: Authorization: Bearer <token>, or x-api-key.'),
-      });
-    }
-    if (credential === 'ambiguous') {
-      return unauthenticated(request, reply, {
-        reason: 'ambiguous',
-        error: accessError('INVALID_CREDENTIALS', 'Send one credential: Authorization or x-api-key, not both.'),
-      });
-    }
+  /** The caller a key or token speaks for, or a 401/429/503 thrown. */
+  const callerOfCredential = async (request: FastifyRequest, reply: FastifyReply, credential: Credential): Promise<Caller> => {
     const { checked, counted } = await identify(request, credential);
     switch (checked.outcome) {
       case 'throttled':
@@ -275,38 +263,115 @@ export function createAccess(options: AccessOptions): Access {
               },
         );
     }
-    const { caller } = checked;
-    const claimedTenant = request.headers[TENANT_HEADER];
-    if (claimedTenant !== undefined && claimedTenant !== caller.tenant) {
-      return forbid(
-        request,
-        caller,
-        'tenant_mismatch',
-        accessError('TENANT_MISMATCH', `Header ${TENANT_HEADER} names another tenant than the credential's.`),
-      );
+    return checked.caller;
+  };
+
+  /**
+   * The caller a WebSocket ticket speaks for. Every redemption reserves an attempt (a ticket is
+   * never known-good: it is good once), so guessing tickets is throttled like guessing keys.
+   */
+  const callerOfTicket = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    ticket: string,
+    tickets: TicketRedeemer | undefined,
+    consume: boolean,
+  ): Promise<Caller> => {
+    const refused = (): Promise<never> =>
+      unauthenticated(request, reply, {
+        reason: 'invalid_ticket',
+        error: accessError('INVALID_CREDENTIALS', 'The WebSocket ticket is not valid: unknown, already used or expired.'),
+        counted: true,
+      });
+    const reservation = await attempts.reserve(request.ip, warnOf(request));
+    if (reservation.throttled) return throttle(request, reply, reservation.waitMs);
+    let caller: Caller | null;
+    try {
+      caller = tickets === undefined ? null : await tickets.redeem(ticket, { consume });
+    } catch (error) {
+      // The store did not answer: not the caller's failure.
+      await reservation.succeeded();
+      throw error;
     }
-    if (options.contextPolicy) {
-      const reason = await options.contextPolicy.check(caller, contextOf(request, clock.now()));
-      if (reason !== null) {
+    if (caller === null) {
+      await reservation.failed();
+      return refused();
+    }
+    await reservation.succeeded();
+    return caller;
+  };
+
+  const decide =
+    (tickets: TicketRedeemer | undefined): AccessHook =>
+    async (request, reply) => {
+      const scope = request.routeOptions.config.scope;
+      // No route matched: the not-found handler answers, and says nothing about what exists.
+      if (scope === undefined || scope === PUBLIC_SCOPE) {
+        request.caller = ANONYMOUS;
+        return;
+      }
+      const blockedMs = attempts.blockedFor(request.ip);
+      if (blockedMs > 0) return throttle(request, reply, blockedMs);
+      if (scope === CLIENT_SCOPE) {
+        request.caller = ANONYMOUS;
+        // The route checks the client (and the password or refresh token) itself, so every request is an attempt.
+        const reservation = await attempts.reserve(request.ip, warnOf(request));
+        if (reservation.throttled) return throttle(request, reply, reservation.waitMs);
+        reserved.set(request, reservation);
+        return;
+      }
+      const credential = presentedCredentialOf(request);
+      if (credential === undefined) {
+        return unauthenticated(request, reply, {
+          reason: 'missing',
+          error: accessError('AUTHENTICATION_REQUIRED', 'Send an access token or API key: Authorization: Bearer <token>, or x-api-key.'),
+        });
+      }
+      if (credential === 'ambiguous') {
+        return unauthenticated(request, reply, {
+          reason: 'ambiguous',
+          error: accessError(
+            'INVALID_CREDENTIALS',
+            'Send one credential: Authorization, x-api-key, a bearer subprotocol or a ticket, not several.',
+          ),
+        });
+      }
+      // A gateway passing an upgrade on only looks at the ticket: the service behind it consumes it.
+      const caller =
+        credential.kind === 'ticket'
+          ? await callerOfTicket(request, reply, credential.value, tickets, scope !== UPSTREAM_SCOPE)
+          : await callerOfCredential(request, reply, credential);
+      const claimedTenant = request.headers[TENANT_HEADER];
+      if (claimedTenant !== undefined && claimedTenant !== caller.tenant) {
         return forbid(
           request,
           caller,
-          reason,
-          accessError('ACCESS_DENIED', `Access refused by the tenant's rules: ${reason}.`, { reason }),
+          'tenant_mismatch',
+          accessError('TENANT_MISMATCH', `Header ${TENANT_HEADER} names another tenant than the credential's.`),
         );
       }
-    }
-    if (scope !== UPSTREAM_SCOPE && !caller.scopes.includes(scope)) {
-      reply.header('www-authenticate', `Bearer realm="blocks", error="insufficient_scope", scope="${scope}"`);
-      return forbid(
-        request,
-        caller,
-        'insufficient_scope',
-        accessError('INSUFFICIENT_SCOPE', `This route needs scope ${scope}.`, { scope }),
-      );
-    }
-    request.caller = caller;
-  };
+      if (options.contextPolicy) {
+        const reason = await options.contextPolicy.check(caller, contextOf(request, clock.now()));
+        if (reason !== null) {
+          return forbid(
+            request,
+            caller,
+            reason,
+            accessError('ACCESS_DENIED', `Access refused by the tenant's rules: ${reason}.`, { reason }),
+          );
+        }
+      }
+      if (scope !== UPSTREAM_SCOPE && !caller.scopes.includes(scope)) {
+        reply.header('www-authenticate', `Bearer realm="blocks", error="insufficient_scope", scope="${scope}"`);
+        return forbid(
+          request,
+          caller,
+          'insufficient_scope',
+          accessError('INSUFFICIENT_SCOPE', `This route needs scope ${scope}.`, { scope }),
+        );
+      }
+      request.caller = caller;
+    };
 
   const forbid = (request: FastifyRequest, caller: Caller, reason: string, error: BlocksError): never => {
     denied.inc({ reason });
@@ -332,7 +397,8 @@ export function createAccess(options: AccessOptions): Access {
     }
   };
 
-  return { onRequest, onResponse };
+  const withTickets = (tickets: TicketRedeemer): Access => ({ onRequest: decide(tickets), onResponse, withTickets });
+  return { onRequest: decide(undefined), onResponse, withTickets };
 }
 
 function credentialOf(request: FastifyRequest): Credential | 'ambiguous' | undefined {
@@ -344,7 +410,22 @@ function credentialOf(request: FastifyRequest): Credential | 'ambiguous' | undef
   const value = BEARER.exec(authorization)?.[1];
   // Another scheme (Basic, Digest…) is not a credential these routes take: refused like a bad key.
   if (value === undefined) return { kind: 'api_key', value: '' };
-  return { kind: isJwtShaped(value) ? 'jwt' : 'api_key', value };
+  return bearerCredential(value);
+}
+
+const bearerCredential = (value: string): Credential => ({ kind: isJwtShaped(value) ? 'jwt' : 'api_key', value });
+
+/**
+ * The one credential a request presents: in its headers, or, on a WebSocket upgrade, in a bearer
+ * subprotocol or a ticket (websocket-credentials.ts). More than one place is ambiguous.
+ */
+function presentedCredentialOf(request: FastifyRequest): Credential | { kind: 'ticket'; value: string } | 'ambiguous' | undefined {
+  const fromHeaders = credentialOf(request);
+  if (!isWebSocketUpgrade(request)) return fromHeaders;
+  const fromUpgrade = webSocketCredentialOf(request);
+  if (fromUpgrade === undefined) return fromHeaders;
+  if (fromHeaders !== undefined || fromUpgrade === 'ambiguous') return 'ambiguous';
+  return fromUpgrade.kind === 'ticket' ? { kind: 'ticket', value: fromUpgrade.value } : bearerCredential(fromUpgrade.value);
 }
 
 /** Three dot-separated parts: a JWS in compact form. API keys (`bk_…`) never contain a dot. */

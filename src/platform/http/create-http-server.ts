@@ -7,13 +7,15 @@ import { httpErrors } from './errors.ts';
 import { healthRoutes, type DependencyCheck } from './health.ts';
 import { createMethodIndex } from './method-index.ts';
 import type { Caller } from './caller.ts';
-import { PUBLIC_SCOPE, type Access } from './access.ts';
+import { CLIENT_SCOPE, PUBLIC_SCOPE, UPSTREAM_SCOPE, type Access } from './access.ts';
 import type { RateLimitHook } from './rate-limit.ts';
 import type { HttpsServerOptions } from './tls.ts';
 import { securityHeadersHook } from './security-headers.ts';
 import { corsHook, type CorsConfig } from './cors.ts';
 import { checkedJsonParser } from './json-limits.ts';
 import { controlCharacterKeyword, paramsSchemaOf, withTextRule } from './control-characters.ts';
+import { DEFAULT_WEBSOCKET_LIMITS, webSocketPlugin, type WebSocketOptions } from './websocket.ts';
+import { redactUrl } from './redact-url.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
@@ -70,6 +72,15 @@ export interface HttpServerOptions {
   readonly jsonMaxDepth?: number;
   /** Addresses or CIDRs whose `X-Forwarded-For` is believed for `request.ip`; none when absent. */
   readonly trustedProxies?: readonly string[];
+  /**
+   * The scopes the registered modules define (`registry.scopes.known`): a route declaring any other
+   * stops the server from starting, so no route can ask for a scope nobody is able to grant.
+   */
+  readonly knownScopes?: readonly string[];
+  /** OpenAPI tags (one per module served), with their descriptions. */
+  readonly tags?: ReadonlyArray<{ readonly name: string; readonly description: string }>;
+  /** WebSocket limits and the ticket store (see websocket.ts); the `http.websocket` defaults and no tickets when absent. */
+  readonly webSocket?: WebSocketOptions;
 }
 
 /**
@@ -118,6 +129,9 @@ export async function createHttpServer(options: HttpServerOptions) {
     if (!route.config?.scope) {
       throw new Error(`route ${String(route.method)} ${route.url} declares no scope: every route must say who may call it`);
     }
+    if (options.knownScopes && !ACCESS_KINDS.includes(route.config.scope) && !options.knownScopes.includes(route.config.scope)) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares scope ${route.config.scope}, which no module defines`);
+    }
     route.schema = withControlCharacterRules(route.schema, route.url);
     methods.add(route.method, route.url);
     const hidden = route.schema?.hide === true;
@@ -148,8 +162,12 @@ export async function createHttpServer(options: HttpServerOptions) {
   });
   // Before access: a preflight carries no credential, is answered here and costs the caller nothing.
   if (options.cors) app.addHook('onRequest', corsHook(options.cors));
-  app.addHook('onRequest', options.access.onRequest);
-  app.addHook('onResponse', options.access.onResponse);
+  // Before access: its onRequest marks upgrades, where a credential may come in a subprotocol or a ticket.
+  await app.register(webSocketPlugin, { limits: options.webSocket ?? DEFAULT_WEBSOCKET_LIMITS, metrics: options.metrics });
+  const tickets = options.webSocket?.tickets;
+  const access = tickets !== undefined && options.access.withTickets ? options.access.withTickets(tickets) : options.access;
+  app.addHook('onRequest', access.onRequest);
+  app.addHook('onResponse', access.onResponse);
   // After the caller is known: allowances are per caller.
   if (options.rateLimits) app.addHook('onRequest', options.rateLimits);
 
@@ -160,7 +178,12 @@ export async function createHttpServer(options: HttpServerOptions) {
     if (reply.statusCode >= 500) options.metrics.httpErrors.inc(labels);
     if (options.logRequests) {
       request.log.info(
-        { method: request.method, url: request.url, status: reply.statusCode, duration_ms: Math.round(reply.elapsedTime * 100) / 100 },
+        {
+          method: request.method,
+          url: redactUrl(request.url),
+          status: reply.statusCode,
+          duration_ms: Math.round(reply.elapsedTime * 100) / 100,
+        },
         'request completed',
       );
     }
@@ -184,7 +207,7 @@ export async function createHttpServer(options: HttpServerOptions) {
     return sendProblem(reply, buildProblem(httpErrors.NOT_FOUND.status, 'NOT_FOUND', `No route ${request.method} ${path}`, request));
   });
 
-  await app.register(swaggerPlugins, { title: `Blocks ${options.name}`, version: options.version });
+  await app.register(swaggerPlugins, { title: `Blocks ${options.name}`, version: options.version, tags: options.tags ?? [] });
   await app.register(healthRoutes, { version: options.version, checks: options.checks, accepting: options.accepting });
   app.get(
     '/metrics',
@@ -196,6 +219,9 @@ export async function createHttpServer(options: HttpServerOptions) {
   );
   return app;
 }
+
+/** The scopes that name a kind of access rather than a grant (access.ts). */
+const ACCESS_KINDS: readonly string[] = [PUBLIC_SCOPE, CLIENT_SCOPE, UPSTREAM_SCOPE];
 
 const routeLabel = (request: FastifyRequest): string => request.routeOptions.url ?? 'unmatched';
 

@@ -1,9 +1,10 @@
+import { defineErrors } from '../define-errors.ts';
 /**
  * Codes the HTTP kernel itself answers with, whatever module the route belongs to: malformed
  * requests, unknown routes and the catch-all for unexpected failures. Each is listed in
  * docs/errors.md.
  */
-export const httpErrors = {
+export const httpErrors = defineErrors(import.meta.url, {
   BAD_REQUEST: { status: 400, title: 'Bad request' },
   VALIDATION_FAILED: { status: 400, title: 'Request does not match the route schema' },
   MALFORMED_JSON: { status: 400, title: 'Body is not valid JSON' },
@@ -11,6 +12,7 @@ export const httpErrors = {
   EMPTY_BODY: { status: 400, title: 'JSON body is empty' },
   INVALID_CONTENT_LENGTH: { status: 400, title: 'Body size does not match Content-Length' },
   BAD_URL: { status: 400, title: 'URL is not valid' },
+  INVALID_CURSOR: { status: 400, title: 'Invalid cursor' },
   AUTHENTICATION_REQUIRED: { status: 401, title: 'Credential required' },
   INVALID_CREDENTIALS: { status: 401, title: 'Credential is not valid' },
   TENANT_MISMATCH: { status: 403, title: 'Tenant header names another tenant' },
@@ -24,7 +26,7 @@ export const httpErrors = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   INTERNAL: { status: 500, title: 'Internal error' },
   SHUTTING_DOWN: { status: 503, title: 'Server is shutting down' },
-} as const;
+});
 
 export type HttpErrorCode = keyof typeof httpErrors;
 

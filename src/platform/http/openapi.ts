@@ -11,7 +11,7 @@ import { withoutDefaultTextRule, type TextKind } from './control-characters.ts';
  * Each operation lists how to authenticate and the scope it needs, taken from the route's own
  * `config.scope`, so the document cannot drift from what the access hook enforces.
  */
-export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: string; version: string }) => {
+export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: string; version: string; tags: readonly OpenApiTag[] }) => {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -22,6 +22,7 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
           'Blocks API. Errors are RFC 9457 problem+json. Every operation but health (and, unless configured otherwise, ' +
           '/metrics and /docs) needs an access token from POST /oauth/token or an API key, holding the scope the operation names.',
       },
+      tags: options.tags.map((tag) => ({ name: tag.name, description: tag.description })),
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or API key', description: 'Access token, or an API key (bk_…)' },
@@ -46,6 +47,12 @@ export const swaggerPlugins = fp(async (app: FastifyInstance, options: { title: 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 });
+
+/** A section of the document: one per module. */
+export interface OpenApiTag {
+  readonly name: string;
+  readonly description: string;
+}
 
 /** Methods the idempotency layer covers for a caller with a credential (src/platform/idempotency/plugin.ts). */
 const KEYED_METHODS = new Set(['POST', 'PATCH']);

@@ -1,12 +1,13 @@
 import { BlocksError } from '../errors.ts';
+import { defineErrors } from '../define-errors.ts';
 
 /** Codes the idempotency layer answers with, on any route that takes `Idempotency-Key`; each is listed in docs/errors.md. */
-export const idempotencyErrors = {
+export const idempotencyErrors = defineErrors(import.meta.url, {
   IDEMPOTENCY_KEY_INVALID: { status: 400, title: 'Idempotency-Key is not valid' },
   IDEMPOTENCY_KEY_IN_USE: { status: 409, title: 'A request with this Idempotency-Key is still running' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key was used for another request' },
   IDEMPOTENT_ANSWER_NOT_KEPT: { status: 410, title: 'The request with this Idempotency-Key completed; its answer was not kept' },
-} as const;
+});
 
 export type IdempotencyErrorCode = keyof typeof idempotencyErrors;
 

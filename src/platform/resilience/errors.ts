@@ -1,12 +1,13 @@
 import { BlocksError } from '../errors.ts';
+import { defineErrors } from '../define-errors.ts';
 
 /** Codes this module raises; each is listed in docs/errors.md. */
-export const RESILIENCE_ERRORS = {
+export const RESILIENCE_ERRORS = defineErrors(import.meta.url, {
   CIRCUIT_OPEN: {
     status: 503,
     title: 'A dependency is failing and its circuit breaker is open',
   },
-} as const;
+});
 
 /**
  * Thrown without calling the protected function while the named breaker is open (or while its

@@ -4,6 +4,8 @@ import { parse as parseYaml } from 'yaml';
 import type { RunningBlocks } from '../../../src/start.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { testCredentials } from '../../support/credentials.ts';
+import { AI_CONFIG_SECTION } from '../../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../../src/platform/config/section.ts';
 
 const send = (method: string, body?: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method,
@@ -26,7 +28,9 @@ const newModel = (model: string, overrides: Record<string, unknown> = {}) => ({
 
 describe('AI model catalog API (PGlite, in-process bus)', () => {
   const dir = tempDir('blocks-models');
-  const configured = (parseYaml(readFileSync(testConfig().ai.catalog_file, 'utf8')) as { models: Array<{ model: string }> }).models;
+  const configured = (
+    parseYaml(readFileSync(sectionOf(testConfig(), AI_CONFIG_SECTION).catalog_file, 'utf8')) as { models: Array<{ model: string }> }
+  ).models;
   let blocks: RunningBlocks;
   let base: string;
   // Read through a getter: the keys are in the data directory and outlast the restart below.

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { KNOWN_SCOPES, TENANT_ADMIN_SCOPES, scopesOfRoles, type FirstStart } from '../../../src/core/identity/index.ts';
+import { type FirstStart } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 // Nobody reaches past what they hold. Every identity route follows one of these rules, beside the
 // scope the route itself needs (identity:admin, or tenants:admin for tenants):
@@ -93,7 +94,7 @@ for (const setup of blocksDatabases(postgres)) {
       const first = blocks.identity.firstStart();
       if (first === null) throw new Error('no first-start client');
       operator = first;
-      wide.keyId = (await blocks.identity.apiKeys.create(TENANT, { name: 'wide', scopes: [...KNOWN_SCOPES], expiresAt: null }, SETUP)).id;
+      wide.keyId = (await blocks.identity.apiKeys.create(TENANT, { name: 'wide', scopes: [...SCOPES.known], expiresAt: null }, SETUP)).id;
       wide.userId = (
         await blocks.identity.users.create(TENANT, { email: 'wide@example.com', password: PASSWORD, roles: ['admin'] }, SETUP)
       ).id;
@@ -197,7 +198,7 @@ for (const setup of blocksDatabases(postgres)) {
     /** The grant rule on one route: giving a scope the caller lacks is refused, naming it; giving what it holds is served. */
     const creation =
       (request: (scopes: readonly string[]) => Request, route: readonly string[], field: string) => async (): Promise<void> => {
-        const given = scopesOfRoles(['viewer']);
+        const given = SCOPES.scopesOfRoles(['viewer']);
         const { method, path, body } = request(given);
         const narrow = await holding(route);
         const before = await identityEvents();
@@ -347,10 +348,10 @@ for (const setup of blocksDatabases(postgres)) {
           expect(refused.body).toMatchObject({
             code: 'SCOPE_NOT_GRANTABLE',
             field: 'admin_client.scopes',
-            scopes: [...TENANT_ADMIN_SCOPES].sort(),
+            scopes: [...SCOPES.tenantAdmin].sort(),
           });
           expect((await call('GET', `${ID}/tenants/refused`, await holding(['tenants:admin']))).status).toBe(404);
-          const created = await call('POST', `${ID}/tenants`, await holding(['tenants:admin', ...TENANT_ADMIN_SCOPES]), {
+          const created = await call('POST', `${ID}/tenants`, await holding(['tenants:admin', ...SCOPES.tenantAdmin]), {
             id: 'granted',
             name: 'Granted',
           });
@@ -371,13 +372,13 @@ for (const setup of blocksDatabases(postgres)) {
         rule: RULES.authentication,
         why: 'the client’s scopes, and for a user those its roles grant too: never more',
         proof: async () => {
-          const narrow = await client(scopesOfRoles(['viewer']));
+          const narrow = await client(SCOPES.scopesOfRoles(['viewer']));
           const wider = await token(narrow, { grant_type: 'client_credentials', scope: 'ai:read ai:invoke' });
           expect(wider.status).toBe(400);
           expect(wider.body['error']).toBe('invalid_scope');
           const developer = await user(['developer']);
           const signedIn = await token(narrow, { grant_type: 'password', username: developer.email, password: PASSWORD });
-          expect(signedIn.body['scope']).toBe(scopesOfRoles(['viewer']).join(' '));
+          expect(signedIn.body['scope']).toBe(SCOPES.scopesOfRoles(['viewer']).join(' '));
         },
       },
     };
@@ -431,7 +432,7 @@ for (const setup of blocksDatabases(postgres)) {
         const answer = await call(
           'POST',
           `${ID}/users/${developer.id}/password`,
-          await holding(['identity:admin', ...scopesOfRoles(['viewer'])]),
+          await holding(['identity:admin', ...SCOPES.scopesOfRoles(['viewer'])]),
           { password: 'chosen by the caller' },
         );
         expect(answer.status).toBe(403);
@@ -450,7 +451,7 @@ for (const setup of blocksDatabases(postgres)) {
       });
 
       it('roles: the caller holds both the scopes it takes away and those it gives', async () => {
-        const viewerHolder = await holding(['identity:admin', ...scopesOfRoles(['viewer'])]);
+        const viewerHolder = await holding(['identity:admin', ...SCOPES.scopesOfRoles(['viewer'])]);
         const viewer = await user(['viewer']);
         const promoted = await call('PUT', `${ID}/users/${viewer.id}/roles`, viewerHolder, { roles: ['developer'] });
         expect(promoted.body).toMatchObject({ code: 'SCOPE_NOT_GRANTABLE', field: 'roles' });
@@ -480,7 +481,7 @@ for (const setup of blocksDatabases(postgres)) {
       });
 
       it("a tenant's admin acts on every principal of its tenant but the operator's", async () => {
-        const tenantAdmin = await holding(TENANT_ADMIN_SCOPES);
+        const tenantAdmin = await holding(SCOPES.tenantAdmin);
         for (const [method, path] of [
           ['POST', `${ID}/clients/${operator.clientId}/rotate-secret`],
           ['DELETE', `${ID}/clients/${operator.clientId}`],
@@ -499,10 +500,10 @@ for (const setup of blocksDatabases(postgres)) {
         );
 
         // A tenant made by the operator: its admin client acts on everything in it.
-        const made = await call('POST', `${ID}/tenants`, await holding(KNOWN_SCOPES), { id: 'edge-tenant', name: 'Edge' });
+        const made = await call('POST', `${ID}/tenants`, await holding(SCOPES.known), { id: 'edge-tenant', name: 'Edge' });
         const adminClient = made.body['admin_client'] as { client_id: string; client_secret: string };
         const asTenantAdmin = await bearer({ id: adminClient.client_id, secret: adminClient.client_secret });
-        const sibling = await client(TENANT_ADMIN_SCOPES, 'edge-tenant');
+        const sibling = await client(SCOPES.tenantAdmin, 'edge-tenant');
         expect((await call('POST', `${ID}/clients/${sibling.id}/rotate-secret`, asTenantAdmin)).status).toBe(200);
         // Another tenant's principal is not found, not refused: its existence stays hidden.
         const elsewhere = await call('POST', `${ID}/clients/${operator.clientId}/rotate-secret`, asTenantAdmin);
@@ -520,7 +521,7 @@ for (const setup of blocksDatabases(postgres)) {
         const rotated = await call('POST', `${ID}/clients/${operator.clientId}/rotate-secret`, asOperator);
         expect(rotated.status).toBe(200);
         operator = { ...operator, clientSecret: rotated.body['client_secret'] as string };
-        expect(await blocks.identity.authenticateClient(operator.clientId, operator.clientSecret)).toMatchObject({ scopes: KNOWN_SCOPES });
+        expect(await blocks.identity.authenticateClient(operator.clientId, operator.clientSecret)).toMatchObject({ scopes: SCOPES.known });
       });
     });
   });

@@ -5,13 +5,15 @@ import type { Database } from '../../../src/platform/db/port.ts';
 import { forEachDatabase } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
 import { manualClock } from '../../autonomous/ai-router/budgets/support.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 const postgres = await probeService('postgres');
 const logger = createLogger({ level: 'silent', service: 'test', version: 'test' });
 
 forEachDatabase(postgres, (fixture) => {
   const clock = manualClock('2026-03-01T12:00:00Z');
-  const make = (db: Database = fixture.db()): ApiKeys => createApiKeys({ db, clock, logger, onEventAppended: () => undefined });
+  const make = (db: Database = fixture.db()): ApiKeys =>
+    createApiKeys({ db, clock, logger, onEventAppended: () => undefined, scopes: SCOPES });
   const context = { correlationId: 'test', actor: null };
   const tenant = (): string => `t${Math.random().toString(36).slice(2, 10)}`;
 
@@ -95,7 +97,7 @@ forEachDatabase(postgres, (fixture) => {
   });
 
   it('serves a cached key without reading the database until the cache entry ages out', async () => {
-    const keys = createApiKeys({ db: fixture.db(), clock, logger, onEventAppended: () => undefined, cacheTtlMs: 60_000 });
+    const keys = createApiKeys({ db: fixture.db(), clock, logger, onEventAppended: () => undefined, scopes: SCOPES, cacheTtlMs: 60_000 });
     const created = await keys.create(tenant(), { name: 'x', scopes: [], expiresAt: null }, context);
     expect(await keys.verify(created.key)).not.toBeNull();
     // Removed behind the cache's back (no event): the cached entry still answers, until its TTL.

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { ROLES, TENANT_ADMIN_SCOPES, scopesOfRoles } from '../../../src/core/identity/index.ts';
+
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 const postgres = await probeService('postgres');
 const PASSWORD = 'correct horse battery staple';
@@ -66,7 +67,7 @@ function harness(overrides: Record<string, unknown>, env: () => Promise<{ env: R
     const email = `user${++emails}-${Math.random().toString(36).slice(2, 8)}@example.com`;
     const res = await fetch(`${state.blocks.urls.gateway}/api/v1/identity/users`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(await state.creds.headers(tenant, TENANT_ADMIN_SCOPES)) },
+      headers: { 'content-type': 'application/json', ...(await state.creds.headers(tenant, SCOPES.tenantAdmin)) },
       body: JSON.stringify({ email, password: PASSWORD, roles }),
     });
     expect(res.status).toBe(201);
@@ -77,7 +78,7 @@ function harness(overrides: Record<string, unknown>, env: () => Promise<{ env: R
     (
       await fetch(`${state.blocks.urls.gateway}/api/v1/identity${path}`, {
         method,
-        headers: { ...(await state.creds.headers('acme', TENANT_ADMIN_SCOPES)), ...(body ? { 'content-type': 'application/json' } : {}) },
+        headers: { ...(await state.creds.headers('acme', SCOPES.tenantAdmin)), ...(body ? { 'content-type': 'application/json' } : {}) },
         ...(body ? { body: JSON.stringify(body) } : {}),
       })
     ).status;
@@ -102,7 +103,7 @@ for (const setup of blocksDatabases(postgres)) {
 
     beforeAll(async () => {
       // A client that may carry anything a role grants: the user's roles decide.
-      app = await client('acme', ROLES.admin);
+      app = await client('acme', SCOPES.roles.admin);
     });
 
     it('discovery lists the password grant beside client_credentials and refresh_token', async () => {
@@ -119,7 +120,7 @@ for (const setup of blocksDatabases(postgres)) {
       const answer = await login(viewer.email.toUpperCase());
       expect(answer.status).toBe(200);
       expect(answer.headers.get('cache-control')).toBe('no-store');
-      expect(answer.body).toMatchObject({ token_type: 'Bearer', scope: scopesOfRoles(['viewer']).join(' ') });
+      expect(answer.body).toMatchObject({ token_type: 'Bearer', scope: SCOPES.scopesOfRoles(['viewer']).join(' ') });
       expect(answer.body.refresh_token).toMatch(/^brt_[A-Za-z0-9_-]{43}$/);
       const claims = decodeJwt(answer.body.access_token as string);
       expect(claims).toMatchObject({ sub: viewer.id, tenant: 'acme', client_id: app.id });
@@ -154,7 +155,7 @@ for (const setup of blocksDatabases(postgres)) {
       const viewer = await user(['viewer']);
       const wrong = await token({ grant_type: 'password', username: viewer.email, password: `${PASSWORD}!` }, app);
       const unknown = await token({ grant_type: 'password', username: `x${viewer.email}`, password: PASSWORD }, app);
-      const elsewhere = await login(viewer.email, await client('globex', ROLES.admin));
+      const elsewhere = await login(viewer.email, await client('globex', SCOPES.roles.admin));
       for (const answer of [wrong, unknown, elsewhere]) {
         expect(answer.status).toBe(400);
         expect(answer.body).toMatchObject({ code: 'OAUTH_INVALID_GRANT', error: 'invalid_grant', detail: wrong.body.detail });
@@ -193,7 +194,7 @@ for (const setup of blocksDatabases(postgres)) {
       const second = rotated.body.refresh_token as string;
       expect(second).toMatch(/^brt_/);
       expect(second).not.toBe(first);
-      expect(rotated.body.scope).toBe(scopesOfRoles(['developer']).join(' '));
+      expect(rotated.body.scope).toBe(SCOPES.scopesOfRoles(['developer']).join(' '));
       expect(decodeJwt(rotated.body.access_token as string)).toMatchObject({ sub: developer.id, tenant: 'acme', client_id: app.id });
       expect((await models(rotated.body.access_token as string)).status).toBe(200);
 
@@ -221,20 +222,20 @@ for (const setup of blocksDatabases(postgres)) {
       // The refresh token keeps the original grant: without a scope, all of it again.
       const whole = await refresh(next);
       expect(whole.status).toBe(200);
-      expect(whole.body.scope).toBe(scopesOfRoles(['viewer']).join(' '));
+      expect(whole.body.scope).toBe(SCOPES.scopesOfRoles(['viewer']).join(' '));
     });
 
     it('binds a refresh token to its client: another client presenting it (same tenant or not) is refused and the family revoked', async () => {
       const viewer = await user(['viewer']);
       const issued = (await login(viewer.email)).body.refresh_token as string;
-      const sibling = await client('acme', ROLES.admin);
+      const sibling = await client('acme', SCOPES.roles.admin);
       const stolen = await refresh(issued, sibling);
       expect(stolen.status).toBe(400);
       expect(stolen.body.error).toBe('invalid_grant');
       expect((await refresh(issued)).body.error).toBe('invalid_grant');
 
       const again = (await login(viewer.email)).body.refresh_token as string;
-      expect((await refresh(again, await client('globex', ROLES.admin))).body.error).toBe('invalid_grant');
+      expect((await refresh(again, await client('globex', SCOPES.roles.admin))).body.error).toBe('invalid_grant');
       expect((await refresh(again)).status).toBe(400);
     });
 
@@ -244,7 +245,7 @@ for (const setup of blocksDatabases(postgres)) {
       expect(await admin('PUT', `/users/${developer.id}/roles`, { roles: ['viewer'] })).toBe(200);
       const demoted = await refresh(first);
       expect(demoted.status).toBe(200);
-      expect(demoted.body.scope).toBe(scopesOfRoles(['viewer']).join(' '));
+      expect(demoted.body.scope).toBe(SCOPES.scopesOfRoles(['viewer']).join(' '));
       expect(demoted.body.scope).not.toContain('ai:invoke');
 
       expect(await admin('POST', `/users/${developer.id}/password`, { password: 'a brand new passphrase' })).toBe(204);
@@ -282,7 +283,10 @@ describe('password grant left off (the default)', () => {
 
   it('answers unsupported_grant_type and leaves it out of discovery; refresh_token stays served', async () => {
     const viewer = await user(['viewer']);
-    const answer = await token({ grant_type: 'password', username: viewer.email, password: PASSWORD }, await client('acme', ROLES.admin));
+    const answer = await token(
+      { grant_type: 'password', username: viewer.email, password: PASSWORD },
+      await client('acme', SCOPES.roles.admin),
+    );
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ code: 'OAUTH_UNSUPPORTED_GRANT_TYPE', error: 'unsupported_grant_type' });
     const res = await fetch(`${state.blocks.urls.gateway}/.well-known/openid-configuration`);

@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { KNOWN_SCOPES, TENANT_ADMIN_SCOPES, type IdentityModule } from '../../../src/core/identity/index.ts';
+import { type IdentityModule } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 const postgres = await probeService('postgres');
 
@@ -31,7 +32,7 @@ for (const setup of blocksDatabases(postgres)) {
       const res = await fetch(`${blocks.urls.gateway}/api/v1/identity${path}`, {
         method,
         headers: {
-          ...(options.headers ?? (await creds.headers(options.tenant ?? 'acme', TENANT_ADMIN_SCOPES))),
+          ...(options.headers ?? (await creds.headers(options.tenant ?? 'acme', SCOPES.tenantAdmin))),
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
@@ -53,7 +54,7 @@ for (const setup of blocksDatabases(postgres)) {
       identity = blocks.identity;
       creds = testCredentials(blocks);
     });
-    const adminKeyId = (tenant = 'acme'): Promise<string> => creds.keyId(tenant, TENANT_ADMIN_SCOPES);
+    const adminKeyId = (tenant = 'acme'): Promise<string> => creds.keyId(tenant, SCOPES.tenantAdmin);
     afterAll(async () => {
       await blocks?.close();
       await drop?.();
@@ -68,7 +69,7 @@ for (const setup of blocksDatabases(postgres)) {
         tenant: 'default',
         clientId: first?.clientId,
         // Its tenant's admin, and the platform operator (it is the only way in on a new database).
-        scopes: KNOWN_SCOPES,
+        scopes: SCOPES.known,
       });
       const { rows } = await blocks.platform.db.query<{ secret_hash: string }>('SELECT secret_hash FROM oauth_clients');
       expect(rows).toHaveLength(1);
@@ -125,13 +126,13 @@ for (const setup of blocksDatabases(postgres)) {
       expect(reader.status).toBe(403);
       expect(reader.body).toMatchObject({ code: 'INSUFFICIENT_SCOPE', scope: 'identity:admin' });
       const mismatch = await call('GET', '/api-keys', {
-        headers: { ...(await creds.headers('acme', TENANT_ADMIN_SCOPES)), 'x-blocks-tenant': 'tenant-b' },
+        headers: { ...(await creds.headers('acme', SCOPES.tenantAdmin)), 'x-blocks-tenant': 'tenant-b' },
       });
       expect(mismatch.status).toBe(403);
       expect(mismatch.body.code).toBe('TENANT_MISMATCH');
       // Naming its own tenant is allowed.
       const own = await call('GET', '/api-keys', {
-        headers: { ...(await creds.headers('acme', TENANT_ADMIN_SCOPES)), 'x-blocks-tenant': 'acme' },
+        headers: { ...(await creds.headers('acme', SCOPES.tenantAdmin)), 'x-blocks-tenant': 'acme' },
       });
       expect(own.status).toBe(200);
       expect((await auditEvents()).length).toBe(before);
@@ -195,7 +196,7 @@ for (const setup of blocksDatabases(postgres)) {
       const client = await call('POST', '/clients', { tenant: 'tenant-a', body: { name: 'a', scopes: ['ai:read'] } });
       const keyId = key.body.id as string;
       const clientId = client.body.client_id as string;
-      await creds.headers('tenant-b', TENANT_ADMIN_SCOPES);
+      await creds.headers('tenant-b', SCOPES.tenantAdmin);
       const events = (await auditEvents()).length;
 
       const asB = [

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { KNOWN_SCOPES, TENANT_ADMIN_SCOPES } from '../../../src/core/identity/index.ts';
+
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 interface Answer {
   status: number;
@@ -23,7 +24,7 @@ describe('tenants API (platform operator)', () => {
     return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
   };
   // The operator: tenants:admin, and every scope the new tenant's admin client gets (the grant rule).
-  const operator = (): Promise<Record<string, string>> => creds.headers('default', ['tenants:admin', ...TENANT_ADMIN_SCOPES]);
+  const operator = (): Promise<Record<string, string>> => creds.headers('default', ['tenants:admin', ...SCOPES.tenantAdmin]);
   const tokenFor = async (clientId: string, secret: string): Promise<string> => {
     const res = await fetch(`${blocks.urls.gateway}/oauth/token`, {
       method: 'POST',
@@ -45,13 +46,13 @@ describe('tenants API (platform operator)', () => {
   it('gives the first-start admin client every scope: it is the operator and the default tenant admin', async () => {
     const first = blocks.identity.firstStart();
     const client = await blocks.identity.authenticateClient(first?.clientId as string, first?.clientSecret as string);
-    expect(client?.scopes).toEqual(KNOWN_SCOPES);
+    expect(client?.scopes).toEqual(SCOPES.known);
   });
 
   it('creates a tenant with its own admin client, which administers that tenant only', async () => {
     const created = await call('POST', '/api/v1/identity/tenants', await operator(), { id: 'globex', name: 'Globex' });
     expect(created.status).toBe(201);
-    expect(created.body).toMatchObject({ id: 'globex', name: 'Globex', admin_client: { scopes: [...TENANT_ADMIN_SCOPES] } });
+    expect(created.body).toMatchObject({ id: 'globex', name: 'Globex', admin_client: { scopes: [...SCOPES.tenantAdmin] } });
     expect((created.body.admin_client as { scopes: string[] }).scopes).not.toContain('tenants:admin');
     expect((created.body.admin_client as { scopes: string[] }).scopes).not.toContain('ai:models:write');
     const admin = created.body.admin_client as { client_id: string; client_secret: string };
@@ -112,7 +113,7 @@ describe('tenants API (platform operator)', () => {
   });
 
   it("refuses to let a tenant's admin grant itself the operator scope", async () => {
-    const admin = await creds.headers('globex', TENANT_ADMIN_SCOPES);
+    const admin = await creds.headers('globex', SCOPES.tenantAdmin);
     for (const path of ['/api/v1/identity/api-keys', '/api/v1/identity/clients']) {
       const answer = await call('POST', path, admin, { name: 'escalate', scopes: ['tenants:admin'] });
       expect(answer.status).toBe(403);

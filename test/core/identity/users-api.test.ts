@@ -1,20 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import {
-  KNOWN_SCOPES,
-  OPERATOR_SCOPES,
-  ROLES,
-  TENANT_ADMIN_SCOPES,
-  scopesOfRoles,
-  type IdentityModule,
-} from '../../../src/core/identity/index.ts';
+import { type IdentityModule } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, testConfig } from '../../support/blocks.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
+import { scopes as SCOPES } from '../../support/registry.ts';
 
 const postgres = await probeService('postgres');
-const ADMIN = TENANT_ADMIN_SCOPES;
+const ADMIN = SCOPES.tenantAdmin;
 const PASSWORD = 'correct horse battery staple';
 
 interface Answer {
@@ -24,16 +18,14 @@ interface Answer {
 
 describe('roles', () => {
   it("are bundles of known scopes; admin holds every known scope but the operator's; no role, no scope", () => {
-    for (const scopes of Object.values(ROLES)) for (const scope of scopes) expect(KNOWN_SCOPES).toContain(scope);
-    expect([...ROLES.admin].sort()).toEqual(KNOWN_SCOPES.filter((scope) => !OPERATOR_SCOPES.includes(scope)).sort());
-    for (const scopes of Object.values(ROLES)) for (const scope of OPERATOR_SCOPES) expect(scopes).not.toContain(scope);
-    expect(
-      (ROLES.viewer as readonly string[]).some((scope) => scope.endsWith(':write') || scope.endsWith(':admin') || scope === 'ai:invoke'),
-    ).toBe(false);
-    expect(ROLES.developer).toEqual(expect.arrayContaining([...ROLES.viewer]));
-    expect(scopesOfRoles([])).toEqual([]);
-    expect(scopesOfRoles(['viewer', 'no-such-role'])).toEqual([...ROLES.viewer].sort());
-    expect(scopesOfRoles(['viewer', 'operator'])).toEqual([...new Set([...ROLES.viewer, ...ROLES.operator])].sort());
+    for (const scopes of Object.values(SCOPES.roles)) for (const scope of scopes) expect(SCOPES.known).toContain(scope);
+    expect([...SCOPES.roles.admin].sort()).toEqual(SCOPES.known.filter((scope) => !SCOPES.operator.includes(scope)).sort());
+    for (const scopes of Object.values(SCOPES.roles)) for (const scope of SCOPES.operator) expect(scopes).not.toContain(scope);
+    expect(SCOPES.roles.viewer.some((scope) => scope.endsWith(':write') || scope.endsWith(':admin') || scope === 'ai:invoke')).toBe(false);
+    expect(SCOPES.roles.developer).toEqual(expect.arrayContaining([...SCOPES.roles.viewer]));
+    expect(SCOPES.scopesOfRoles([])).toEqual([]);
+    expect(SCOPES.scopesOfRoles(['viewer', 'no-such-role'])).toEqual([...SCOPES.roles.viewer].sort());
+    expect(SCOPES.scopesOfRoles(['viewer', 'operator'])).toEqual([...new Set([...SCOPES.roles.viewer, ...SCOPES.roles.operator])].sort());
   });
 });
 
@@ -92,7 +84,7 @@ for (const setup of blocksDatabases(postgres)) {
         id: expect.stringMatching(/^[0-9a-f-]{36}$/) as unknown,
         email: address,
         roles: ['developer', 'viewer'],
-        scopes: scopesOfRoles(['developer']),
+        scopes: SCOPES.scopesOfRoles(['developer']),
         created_at: expect.any(String) as unknown,
       });
 
@@ -121,7 +113,7 @@ for (const setup of blocksDatabases(postgres)) {
       const address = email();
       await call('POST', '/users', { body: { email: address, password: PASSWORD, roles: ['viewer'] } });
       const user = await identity.users.authenticate('acme', address.toUpperCase(), PASSWORD);
-      expect(user?.scopes).toEqual(scopesOfRoles(['viewer']));
+      expect(user?.scopes).toEqual(SCOPES.scopesOfRoles(['viewer']));
       expect(await identity.users.authenticate('acme', address, `${PASSWORD}!`)).toBeNull();
       expect(await identity.users.authenticate('acme', `nobody-${address}`, PASSWORD)).toBeNull();
       expect(await identity.users.authenticate('other-tenant', address, PASSWORD)).toBeNull();
@@ -185,7 +177,7 @@ for (const setup of blocksDatabases(postgres)) {
 
       const promoted = await call('PUT', `/users/${id}/roles`, { body: { roles: ['operator', 'viewer'] } });
       expect(promoted.status).toBe(200);
-      expect(promoted.body).toMatchObject({ roles: ['operator', 'viewer'], scopes: scopesOfRoles(['operator', 'viewer']) });
+      expect(promoted.body).toMatchObject({ roles: ['operator', 'viewer'], scopes: SCOPES.scopesOfRoles(['operator', 'viewer']) });
       expect((await identity.users.authenticate('acme', address, PASSWORD))?.scopes).toContain('ai:budgets');
       expect(await events('identity.user.roles_changed')).toContainEqual(
         expect.objectContaining({ user_id: id, roles: ['operator', 'viewer'], previous_roles: ['viewer'] }),

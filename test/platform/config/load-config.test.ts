@@ -1,8 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig, ConfigError } from '../../../src/platform/config/load-config.ts';
 import { CONFIG_DIR } from '../../support/blocks.ts';
+import { AI_CONFIG_SECTION } from '../../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../../src/platform/config/section.ts';
+import { testRegistry } from '../../support/registry.ts';
 
-const load = (env: Record<string, string>) => loadConfig({ configDir: CONFIG_DIR, env });
+const load = (env: Record<string, string>) => loadConfig({ configDir: CONFIG_DIR, env, sections: testRegistry.configSections });
 
 describe('configuration', () => {
   it('carries the spec production values, durations in milliseconds', () => {
@@ -39,7 +42,7 @@ describe('configuration', () => {
     expect(config.services.gateway.port).toBe(9000);
     expect(config.outbox).toEqual({ batch_size: 7, poll_interval: 2000, max_attempts: 10 });
     expect(config.cache.key_prefix).toBe('a:b:');
-    expect(config.ai.catalog_file).toMatch(/\/config\/models\.yaml$/);
+    expect(sectionOf(config, AI_CONFIG_SECTION).catalog_file).toMatch(/\/config\/models\.yaml$/);
   });
 
   it('names every bad key in one error', () => {

@@ -36,7 +36,7 @@ const BASE = {
 };
 
 const history = async (db: Database): Promise<unknown[]> =>
-  (await db.query('SELECT version, name FROM schema_migrations ORDER BY version')).rows;
+  (await db.query('SELECT module, version, name FROM schema_migrations ORDER BY module, version')).rows;
 
 describe('readMigrations', () => {
   it('reads NNNN_name.sql files in version order and ignores other files', async () => {
@@ -69,22 +69,22 @@ function migrationTests(open: () => Promise<Database>): void {
 
   it('applies pending migrations in order, recording each, and nothing the second time', async () => {
     const dir = await migrationsDir(BASE);
-    expect(await runMigrations(db, dir)).toEqual([
-      { version: 1, name: 'widgets' },
-      { version: 2, name: 'widget_names' },
+    expect(await runMigrations(db, [{ module: 'test', dir }])).toEqual([
+      { module: 'test', version: 1, name: 'widgets' },
+      { module: 'test', version: 2, name: 'widget_names' },
     ]);
     expect((await db.query('SELECT id, name FROM widgets')).rows).toEqual([{ id: 1, name: 'first' }]);
-    expect(await runMigrations(db, dir)).toEqual([]);
+    expect(await runMigrations(db, [{ module: 'test', dir }])).toEqual([]);
     expect(await history(db)).toEqual([
-      { version: 1, name: 'widgets' },
-      { version: 2, name: 'widget_names' },
+      { module: 'test', version: 1, name: 'widgets' },
+      { module: 'test', version: 2, name: 'widget_names' },
     ]);
   });
 
   it('applies only the migrations added since the last run', async () => {
-    await runMigrations(db, await migrationsDir(BASE));
+    await runMigrations(db, [{ module: 'test', dir: await migrationsDir(BASE) }]);
     const later = await migrationsDir({ ...BASE, '0003_gadgets.sql': 'CREATE TABLE gadgets (id integer);' });
-    expect(await runMigrations(db, later)).toEqual([{ version: 3, name: 'gadgets' }]);
+    expect(await runMigrations(db, [{ module: 'test', dir: later }])).toEqual([{ module: 'test', version: 3, name: 'gadgets' }]);
   });
 
   it('leaves no trace of a failing migration and keeps the ones before it', async () => {
@@ -92,37 +92,100 @@ function migrationTests(open: () => Promise<Database>): void {
       ...BASE,
       '0003_half.sql': 'CREATE TABLE half_done (id integer); SELECT * FROM no_such_table;',
     });
-    const error = await runMigrations(db, broken).catch((e: unknown) => e);
+    const error = await runMigrations(db, [{ module: 'test', dir: broken }]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DatabaseError);
     expect(await history(db)).toEqual([
-      { version: 1, name: 'widgets' },
-      { version: 2, name: 'widget_names' },
+      { module: 'test', version: 1, name: 'widgets' },
+      { module: 'test', version: 2, name: 'widget_names' },
     ]);
     const { rows } = await db.query(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'half_done'`);
     expect(rows).toEqual([{ n: 0 }]);
 
     const fixed = await migrationsDir({ ...BASE, '0003_half.sql': 'CREATE TABLE half_done (id integer);' });
-    expect(await runMigrations(db, fixed)).toEqual([{ version: 3, name: 'half' }]);
+    expect(await runMigrations(db, [{ module: 'test', dir: fixed }])).toEqual([{ module: 'test', version: 3, name: 'half' }]);
   });
 
   it('refuses to run when an applied migration was edited', async () => {
-    await runMigrations(db, await migrationsDir(BASE));
+    await runMigrations(db, [{ module: 'test', dir: await migrationsDir(BASE) }]);
     const edited = await migrationsDir({
       ...BASE,
       '0001_widgets.sql': 'CREATE TABLE widgets (id bigint PRIMARY KEY);',
       '0003_gadgets.sql': 'CREATE TABLE gadgets (id integer);',
     });
-    await expect(runMigrations(db, edited)).rejects.toThrow(/1_widgets was edited/);
+    await expect(runMigrations(db, [{ module: 'test', dir: edited }])).rejects.toThrow(/test\/0001_widgets was edited/);
     expect(await history(db)).toHaveLength(2);
   });
 
   it('carries on, with a warning, when the database has migrations this release does not know', async () => {
     const newer = await migrationsDir({ ...BASE, '0003_gadgets.sql': 'CREATE TABLE gadgets (id integer);' });
-    await runMigrations(db, newer);
+    await runMigrations(db, [{ module: 'test', dir: newer }]);
     const warnings: unknown[] = [];
     const logger = { warn: (obj: unknown) => void warnings.push(obj), info: () => undefined };
-    expect(await runMigrations(db, await migrationsDir(BASE), { logger })).toEqual([]);
-    expect(warnings).toEqual([{ versions: [3] }]);
+    expect(await runMigrations(db, [{ module: 'test', dir: await migrationsDir(BASE) }], { logger })).toEqual([]);
+    expect(warnings).toEqual([{ migrations: ['test/3'] }]);
+  });
+
+  it('keeps two modules apart that number their migrations alike, applying them in the order given', async () => {
+    const first = await migrationsDir({ '0001_gizmos.sql': 'CREATE TABLE gizmos (id integer PRIMARY KEY);' });
+    // The second module's migration needs the first's table: the order given (dependencies first) is the order applied.
+    const second = await migrationsDir({ '0001_gizmo_parts.sql': 'CREATE TABLE gizmo_parts (gizmo integer REFERENCES gizmos (id));' });
+    const sources = [
+      { module: 'gizmos', dir: first },
+      { module: 'parts', dir: second },
+    ];
+    expect(await runMigrations(db, sources)).toEqual([
+      { module: 'gizmos', version: 1, name: 'gizmos' },
+      { module: 'parts', version: 1, name: 'gizmo_parts' },
+    ]);
+    expect(await runMigrations(db, sources)).toEqual([]);
+    await expect(runMigrations(db, [...sources, { module: 'parts', dir: first }])).rejects.toThrow(/two migration folders .* parts/);
+  });
+
+  it('adopts a history numbered in one sequence: what was applied keeps its identity and never runs again', async () => {
+    // The table as releases before modules made it, holding what they applied from one folder.
+    await db.exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now())`);
+    const files = {
+      '0001_widgets.sql': BASE['0001_widgets.sql'],
+      '0002_gadgets.sql': 'CREATE TABLE gadgets (id integer PRIMARY KEY);',
+      '0003_widget_names.sql': BASE['0002_widget_names.sql'],
+    };
+    const old = await readMigrations(await migrationsDir(files));
+    for (const migration of old) {
+      await db.exec(migration.sql);
+      await db.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+        migration.version,
+        migration.name,
+        migration.checksum,
+      ]);
+    }
+    // The same files, moved into two modules' folders with their numbers, and a new one in each.
+    const widgets = await migrationsDir({
+      '0001_widgets.sql': files['0001_widgets.sql'],
+      '0003_widget_names.sql': files['0003_widget_names.sql'],
+      '0004_widget_colours.sql': 'ALTER TABLE widgets ADD COLUMN colour text;',
+    });
+    const gadgets = await migrationsDir({
+      '0002_gadgets.sql': files['0002_gadgets.sql'],
+      '0003_gadget_sizes.sql': 'ALTER TABLE gadgets ADD COLUMN size integer;',
+    });
+    const sources = [
+      { module: 'widgets', dir: widgets },
+      { module: 'gadgets', dir: gadgets },
+    ];
+    // Running 0001 again would fail (CREATE TABLE without IF NOT EXISTS): only the new ones run.
+    expect(await runMigrations(db, sources)).toEqual([
+      { module: 'widgets', version: 4, name: 'widget_colours' },
+      { module: 'gadgets', version: 3, name: 'gadget_sizes' },
+    ]);
+    expect(await history(db)).toEqual([
+      { module: 'gadgets', version: 2, name: 'gadgets' },
+      { module: 'gadgets', version: 3, name: 'gadget_sizes' },
+      { module: 'widgets', version: 1, name: 'widgets' },
+      { module: 'widgets', version: 3, name: 'widget_names' },
+      { module: 'widgets', version: 4, name: 'widget_colours' },
+    ]);
+    expect(await runMigrations(db, sources)).toEqual([]);
   });
 }
 
@@ -149,7 +212,7 @@ describe('runMigrations', () => {
       });
       const replicas = await Promise.all(Array.from({ length: 4 }, () => createPostgresDatabase({ url: testDb.url, poolMax: 1 })));
       try {
-        const applied = await Promise.all(replicas.map((replica) => runMigrations(replica, dir)));
+        const applied = await Promise.all(replicas.map((replica) => runMigrations(replica, [{ module: 'test', dir }])));
         const versions = applied.flat().map((m) => m.version);
         expect(versions.sort()).toEqual([1, 2, 3, 4]);
         expect(await history(replicas[0]!)).toHaveLength(4);

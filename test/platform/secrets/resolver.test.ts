@@ -14,6 +14,8 @@ import {
 } from '../../../src/platform/secrets/index.ts';
 import { ConfigError } from '../../../src/platform/config/load-config.ts';
 import { tempDir, testConfig } from '../../support/blocks.ts';
+import { AI_CONFIG_SECTION } from '../../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../../src/platform/config/section.ts';
 
 /** The code of the SecretError `run` throws (and that its detail never holds `secret`). */
 function codeOf(run: () => unknown, secret?: string): SecretErrorCode {
@@ -240,7 +242,7 @@ describe('createConfiguredSecretResolver', () => {
     const config = testConfig();
     expect(config.secrets).toEqual({ env: ['*_API_KEY', 'BLOCKS_SECRET_*'], directories: ['/run/secrets'] });
     const configured = createConfiguredSecretResolver(config, {});
-    for (const provider of Object.values(config.ai.providers)) {
+    for (const provider of Object.values(sectionOf(config, AI_CONFIG_SECTION).providers)) {
       if (provider.credentials_ref !== undefined) expect(() => configured.check(provider.credentials_ref as string)).not.toThrow();
     }
     expect(() => configured.check('file:/run/secrets/openai')).not.toThrow();

@@ -6,6 +6,7 @@ import { probeRealServices, realServicesEnv, type RealServicesEnv } from '../../
 import { serviceUrls } from '../../support/services.ts';
 import { startTcpProxy, targetOf, type TcpProxy } from '../../support/tcp-proxy.ts';
 import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
+import { MIGRATIONS } from '../../support/registry.ts';
 
 /** /metrics reads dependencies (the bus for consumer lag, the database for the outbox): a scrape must not wait on one that is away. */
 const servicesUp = await probeRealServices();
@@ -48,6 +49,7 @@ describe.skipIf(!servicesUp)('/metrics while NATS is down', () => {
     platform = await openPlatform({
       config: testConfig({ ...services.env, NATS_URL: proxy.urlFor(serviceUrls.nats) }),
       version: 'test',
+      migrations: MIGRATIONS,
       service: 'test',
     });
   }, 60_000);

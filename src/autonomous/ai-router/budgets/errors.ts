@@ -1,14 +1,15 @@
 import { BlocksError } from '../../../platform/errors.ts';
 import type { BudgetKey } from './periods.ts';
+import { defineErrors } from '../../../platform/define-errors.ts';
 
 /** Every error code the budgets and usage API raises, with its HTTP status and the title docs/errors.md shows. */
-export const budgetErrors = {
+export const budgetErrors = defineErrors(import.meta.url, {
   BUDGET_EXCEEDED: { status: 402, title: 'Budget exceeded' },
   BUDGET_NOT_FOUND: { status: 404, title: 'Budget not found' },
   BUDGET_VERSION_MISMATCH: { status: 412, title: 'Budget version mismatch' },
   INVALID_BUDGET: { status: 400, title: 'Invalid budget' },
   INVALID_USAGE_QUERY: { status: 400, title: 'Invalid usage query' },
-} as const;
+});
 
 export type BudgetErrorCode = keyof typeof budgetErrors;
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../../platform/platform.ts';
+import type { AiConfig } from '../config.ts';
 import type { Subscription } from '../../../platform/bus/port.ts';
 import { createBudgetIndex } from './budget-index.ts';
 import { createBudgetGuard, type BudgetGuard } from './budget-guard.ts';
@@ -34,9 +35,12 @@ export interface Budgets {
  * no budget costs the proxy no I/O; limits, spend and holds live in the database, where
  * reservations are exact across replicas.
  */
-export function createBudgets(platform: Pick<Platform, 'db' | 'bus' | 'clock' | 'logger' | 'metrics' | 'relay' | 'config'>): Budgets {
-  const { db, bus, clock, logger, metrics, relay, config } = platform;
-  const holdTtlMs = config.ai.budgets.hold_ttl;
+export function createBudgets(
+  platform: Pick<Platform, 'db' | 'bus' | 'clock' | 'logger' | 'metrics' | 'relay' | 'config'>,
+  ai: Pick<AiConfig, 'budgets'>,
+): Budgets {
+  const { db, bus, clock, logger, metrics, relay } = platform;
+  const holdTtlMs = ai.budgets.hold_ttl;
   const index = createBudgetIndex();
   const refusals = metrics.counter('blocks_ai_budget_refusals_total', 'AI calls refused because a budget would be exceeded', [
     'scope',

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../../../platform/platform.ts';
+import type { AiConfig } from '../config.ts';
 import type { Subscription } from '../../../platform/bus/port.ts';
 import { createGroupCommit } from '../../../platform/group-commit.ts';
 import type { LearningModelEstimates } from './estimates.ts';
@@ -43,13 +44,17 @@ export interface LearningConsumers {
  *   and tenants, so a restarted replica remembers what the others know;
  * - every `retention.interval`, outcomes older than `ai.learning.outcome_retention` are deleted.
  */
-export function createLearningConsumers(platform: Platform, estimates: LearningModelEstimates): LearningConsumers {
+export function createLearningConsumers(
+  platform: Platform,
+  estimates: LearningModelEstimates,
+  learning: AiConfig['learning'],
+): LearningConsumers {
   const { bus, db, logger, clock, config } = platform;
   const subscriptions: Subscription[] = [];
   let pruneTimer: NodeJS.Timeout | undefined;
   let pruning: Promise<void> | undefined;
   const prune = (): void => {
-    const keepMs = config.ai.learning.outcome_retention;
+    const keepMs = learning.outcome_retention;
     pruning ??= pruneOutcomes(db, new Date(clock.now() - keepMs))
       .then(
         (deleted) => {
@@ -73,7 +78,7 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
 
   const warmUp = (): Promise<number> =>
     warmUpEstimates(db, estimates, {
-      since: new Date(clock.now() - WARM_UP_HALF_LIVES * config.ai.learning.half_life),
+      since: new Date(clock.now() - WARM_UP_HALF_LIVES * learning.half_life),
       maxRows: WARM_UP_MAX_ROWS,
       pageSize: WARM_UP_PAGE_ROWS,
     });
@@ -107,7 +112,7 @@ export function createLearningConsumers(platform: Platform, estimates: LearningM
           logger.debug({ event_id: event.event_id, request_id: event.request_id, duplicate: !stored }, 'proxied outcome stored');
         }),
       );
-      if (config.ai.learning.outcome_retention > 0 && config.retention.interval > 0) {
+      if (learning.outcome_retention > 0 && config.retention.interval > 0) {
         pruneTimer = setInterval(prune, config.retention.interval);
         pruneTimer.unref();
       }

@@ -1,11 +1,12 @@
 import { BlocksError } from '../../../platform/errors.ts';
+import { defineErrors } from '../../../platform/define-errors.ts';
 
 /** Every error code the AI router's learning part (feedback, stats) raises; each is listed in docs/errors.md. */
-export const learningErrors = {
+export const learningErrors = defineErrors(import.meta.url, {
   DECISION_NOT_FOUND: { status: 404, title: 'Decision not found' },
   OUTCOME_ALREADY_RECORDED: { status: 409, title: 'Outcome already recorded' },
   INVALID_STATS_WINDOW: { status: 400, title: 'Invalid stats window' },
-} as const;
+});
 
 export type LearningErrorCode = keyof typeof learningErrors;
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Platform } from '../../../platform/platform.ts';
+import type { AiConfig } from '../config.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import { createLearningConsumers } from './consumers.ts';
 import type { LearningModelEstimates } from './estimates.ts';
@@ -35,7 +36,7 @@ export interface Learning {
 export function createLearning(
   platform: Platform,
   estimates: LearningModelEstimates,
-  options: { loadCatalog: () => Promise<ModelCatalog | null> },
+  options: { loadCatalog: () => Promise<ModelCatalog | null>; learning: AiConfig['learning'] },
 ): Learning {
   const service = createLearningService({
     db: platform.db,
@@ -44,7 +45,7 @@ export function createLearning(
     now: () => platform.clock.now(),
     onEventAppended: () => platform.relay.notify(),
   });
-  const consumers = createLearningConsumers(platform, estimates);
+  const consumers = createLearningConsumers(platform, estimates, options.learning);
   return {
     service,
     routes: async (app) => {

@@ -1,4 +1,5 @@
 import { BlocksError } from '../../../platform/errors.ts';
+import { defineErrors } from '../../../platform/define-errors.ts';
 
 /** Why a provider call failed; decides whether a router may try the next candidate. */
 export type ProviderErrorKind =
@@ -8,7 +9,7 @@ export type ProviderErrorKind =
  * Every code a provider adapter raises, with the HTTP status a client gets when the error is
  * surfaced (after fallbacks ran out) and a title for docs/errors.md.
  */
-export const providerErrors = {
+export const providerErrors = defineErrors(import.meta.url, {
   PROVIDER_TIMEOUT: { status: 504, title: 'Provider did not answer in time' },
   PROVIDER_RATE_LIMITED: { status: 429, title: 'Provider rate limited the call' },
   PROVIDER_SERVER_ERROR: { status: 502, title: 'Provider failed' },
@@ -17,7 +18,7 @@ export const providerErrors = {
   PROVIDER_AUTH_FAILED: { status: 502, title: "Provider refused Blocks' credentials" },
   PROVIDER_UNREACHABLE: { status: 502, title: 'Provider unreachable' },
   PROVIDER_EGRESS_REFUSED: { status: 502, title: 'Provider address not allowed' },
-} as const;
+});
 
 export type ProviderErrorCode = keyof typeof providerErrors;
 

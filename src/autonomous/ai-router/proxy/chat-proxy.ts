@@ -1,4 +1,4 @@
-import type { Config } from '../../../platform/config/schema.ts';
+import type { AiConfig } from '../config.ts';
 import { BlocksError, isBlocksError } from '../../../platform/errors.ts';
 import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { Logger } from '../../../platform/logger.ts';
@@ -82,7 +82,7 @@ export interface ChatProxy {
 }
 
 export interface ChatProxyOptions {
-  readonly ai: Config['ai'];
+  readonly ai: AiConfig;
   readonly catalog: () => ModelCatalog | null;
   readonly decider: RankingDecider;
   readonly tokenizer: Pick<Tokenizer, 'countPromptTokens' | 'countTokens'>;

@@ -1,4 +1,4 @@
-import type { Config } from '../../../platform/config/schema.ts';
+import type { AiConfig } from '../config.ts';
 import type { Logger } from '../../../platform/logger.ts';
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import { isSecretError, type SecretResolver } from '../../../platform/secrets/index.ts';
@@ -54,7 +54,7 @@ export interface DeploymentDirectory {
 }
 
 export interface DeploymentDirectoryOptions {
-  readonly providers: Config['ai']['providers'];
+  readonly providers: AiConfig['providers'];
   /** Longest wait for one answer, or between two reads of a stream (`ai.proxy.attempt_timeout`). */
   readonly attemptTimeoutMs: number;
   /** Reads `credentials_ref`s: a reference stored before the bounds existed, or since narrowed, is refused here. */

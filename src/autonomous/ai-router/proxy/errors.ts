@@ -1,17 +1,18 @@
 import { BlocksError } from '../../../platform/errors.ts';
+import { defineErrors } from '../../../platform/define-errors.ts';
 
 /**
  * Codes the OpenAI-compatible proxy (`/v1`) raises itself. Provider failures that survive every
  * fallback keep their `PROVIDER_*` code (providers/errors.ts); bad bodies are `VALIDATION_FAILED`.
  */
-export const proxyErrors = {
+export const proxyErrors = defineErrors(import.meta.url, {
   UNKNOWN_MODEL: { status: 404, title: 'No such model or routing policy' },
   MODEL_NOT_ALLOWED: { status: 403, title: 'Model not allowed for this tenant' },
   MODEL_UNAVAILABLE: { status: 503, title: 'No deployment can take the call now' },
   INVALID_CACHE_TTL: { status: 400, title: 'Cache TTL is not valid' },
   CLIENT_CLOSED_REQUEST: { status: 499, title: 'Client went away before the answer' },
   DATABASE_UNAVAILABLE: { status: 503, title: 'The call cannot be recorded now' },
-} as const;
+});
 
 export type ProxyErrorCode = keyof typeof proxyErrors;
 

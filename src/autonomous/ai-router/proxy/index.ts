@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { EgressPolicy } from '../../../platform/net/egress.ts';
 import type { Platform } from '../../../platform/platform.ts';
+import type { AiConfig } from '../config.ts';
 import type { SecretResolver } from '../../../platform/secrets/index.ts';
 import type { BudgetGuard } from '../budgets/budget-guard.ts';
 import type { ModelCatalog } from '../catalog.ts';
@@ -41,6 +42,8 @@ export interface ChatProxyModule {
 }
 
 export interface ChatProxyModuleOptions {
+  /** The router's configuration section (`ai:`). */
+  readonly ai: AiConfig;
   readonly catalog: () => ModelCatalog | null;
   readonly decider: RankingDecider;
   readonly tokenizer: Pick<Tokenizer, 'countPromptTokens' | 'countTokens'>;
@@ -55,11 +58,10 @@ export interface ChatProxyModuleOptions {
 
 /** Wires the OpenAI-compatible proxy from the platform. */
 export function createChatProxyModule(platform: Platform, options: ChatProxyModuleOptions): ChatProxyModule {
-  const { config } = platform;
   const gate = options.gate ?? createBreakerGate(platform.breakers);
   const directory = createDeploymentDirectory({
-    providers: config.ai.providers,
-    attemptTimeoutMs: config.ai.proxy.attempt_timeout,
+    providers: options.ai.providers,
+    attemptTimeoutMs: options.ai.proxy.attempt_timeout,
     secrets: options.secrets,
     logger: platform.logger,
     ...(options.egress === undefined ? {} : { egress: options.egress }),
@@ -68,11 +70,11 @@ export function createChatProxyModule(platform: Platform, options: ChatProxyModu
     db: platform.db,
     idempotency: platform.idempotency,
     onAppended: () => platform.relay.notify(),
-    retryWithinMs: config.ai.proxy.record_wait,
+    retryWithinMs: options.ai.proxy.record_wait,
     clock: platform.clock,
   });
   const proxy = createChatProxy({
-    ai: config.ai,
+    ai: options.ai,
     catalog: options.catalog,
     decider: options.decider,
     tokenizer: options.tokenizer,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Config } from '../../../platform/config/schema.ts';
+import type { AiConfig } from '../config.ts';
 import type { Tenancy } from '../../../platform/http/caller.ts';
 import type { ModelCatalog } from '../catalog.ts';
 import type { DecideOptions, RankedDecision } from '../decide.ts';
@@ -32,7 +32,7 @@ export interface CallPlan {
 }
 
 export interface PlannerOptions {
-  readonly ai: Config['ai'];
+  readonly ai: AiConfig;
   readonly catalog: () => ModelCatalog | null;
   readonly decider: RankingDecider;
   readonly tokenizer: Pick<Tokenizer, 'countPromptTokens'>;

@@ -3,12 +3,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresDatabase } from '../../../../src/platform/db/postgres.ts';
-import { MIGRATIONS_DIR, runMigrations } from '../../../../src/platform/db/migrate.ts';
+import { runMigrations } from '../../../../src/platform/db/migrate.ts';
 import type { Database } from '../../../../src/platform/db/port.ts';
 import type { BudgetKey } from '../../../../src/autonomous/ai-router/budgets/periods.ts';
 import { createTestDatabase, type TestDatabase } from '../../../support/postgres.ts';
 import { probeService } from '../../../support/services.ts';
 import { manualClock, replica, spendOf } from './support.ts';
+import { MIGRATIONS } from '../../../support/registry.ts';
 
 const postgres = await probeService('postgres');
 const WORKER = fileURLToPath(new URL('./fixtures/reserve-worker.ts', import.meta.url));
@@ -41,7 +42,7 @@ describe.skipIf(!postgres.ok)('budget guard across two processes on one PostgreS
   beforeAll(async () => {
     testDb = await createTestDatabase();
     db = await createPostgresDatabase({ url: testDb.url, poolMax: 4 });
-    await runMigrations(db, MIGRATIONS_DIR);
+    await runMigrations(db, MIGRATIONS);
   });
   afterAll(async () => {
     await db?.close();

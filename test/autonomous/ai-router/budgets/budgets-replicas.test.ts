@@ -10,6 +10,8 @@ import { eventually, testConfig } from '../../../support/blocks.ts';
 import { forEachDatabase } from '../../../support/databases.ts';
 import { probeService } from '../../../support/services.ts';
 import { countingDatabase, manualClock, spendOf } from './support.ts';
+import { AI_CONFIG_SECTION } from '../../../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../../../src/platform/config/section.ts';
 
 const postgres = await probeService('postgres');
 const config = testConfig();
@@ -26,7 +28,10 @@ forEachDatabase(postgres, (fixture) => {
     relay.start();
     relays.push(relay);
     const settings = holdTtl === undefined ? config : testConfig({}, { ai: { budgets: { hold_ttl: holdTtl } } });
-    const budgets = createBudgets({ db, bus, clock, logger: quiet, metrics: createMetrics(), relay, config: settings });
+    const budgets = createBudgets(
+      { db, bus, clock, logger: quiet, metrics: createMetrics(), relay, config: settings },
+      sectionOf(settings, AI_CONFIG_SECTION),
+    );
     await budgets.start();
     started.push(budgets);
     return budgets;

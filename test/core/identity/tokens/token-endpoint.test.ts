@@ -4,12 +4,13 @@ import { createTokenModule, type TokenModule } from '../../../../src/core/identi
 import type { HttpServer } from '../../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../../src/platform/logger.ts';
 import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
-import { MIGRATIONS_DIR, runMigrations } from '../../../../src/platform/db/migrate.ts';
+import { runMigrations } from '../../../../src/platform/db/migrate.ts';
 import type { Database } from '../../../../src/platform/db/port.ts';
 import { createSystemClock } from '../../../../src/platform/clock.ts';
 import { createJwtVerifier } from '../../../../src/platform/auth/jwt-verifier.ts';
 import { testAccess, testHttpServer } from '../../../support/http-access.ts';
 import { memoryClients, newKek } from './support.ts';
+import { MIGRATIONS } from '../../../support/registry.ts';
 
 const CLIENT = { clientId: 'svc-a', secret: 's3cret:with%chars', tenant: 'acme', scopes: ['models:read', 'models:write'] };
 const basic = (id: string, secret: string): string =>
@@ -24,7 +25,7 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
 
   beforeAll(async () => {
     db = await createPgliteDatabase();
-    await runMigrations(db, MIGRATIONS_DIR);
+    await runMigrations(db, MIGRATIONS);
     module = createTokenModule({
       db,
       clock: createSystemClock(),

@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { applyJsonOps, compileTransforms, type TransformConfig } from '../../../src/platform/http/transforms.ts';
-import { startTestBlocks, testConfig } from '../../support/blocks.ts';
-import type { RunningBlocks } from '../../../src/start.ts';
-import { testCredentials } from '../../support/credentials.ts';
+import { applyJsonOps, compileTransforms, type TransformConfig } from '../../src/gateway/transforms.ts';
+import { startTestBlocks, testConfig } from '../support/blocks.ts';
+import type { RunningBlocks } from '../../src/start.ts';
+import { testCredentials } from '../support/credentials.ts';
 
 interface Seen {
   method: string;
