@@ -175,11 +175,14 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   };
 }
 
-/** A core or gateway module's routes under its prefix, and its mounts, each tagged with the module's name. */
+/**
+ * A core or gateway module's routes under its prefix, tagged with the module's name, and its mounts
+ * as they are: a mount may be a plugin whose hooks must reach the whole app (the gateway's transforms).
+ */
 async function mountModule(app: HttpServer, registry: ModuleRegistry, module: RunningModule): Promise<void> {
   const { manifest, instance } = module;
   if (instance.routes) await app.register(taggedRoutes(manifest.name, instance.routes), { prefix: registry.prefixOf(manifest) });
-  for (const mount of instance.mounts ?? []) await app.register(taggedRoutes(manifest.name, mount.routes), { prefix: mount.prefix });
+  for (const mount of instance.mounts ?? []) await app.register(mount.routes, { prefix: mount.prefix });
 }
 
 /** The modules whose routes an app of `role` serves, whether they run here or not. */

@@ -6,6 +6,7 @@ import type { Config } from '../../src/platform/config/schema.ts';
 import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import { startBlocks, type Role, type RunningBlocks } from '../../src/start.ts';
 import { testRegistry } from './registry.ts';
+import type { ModuleRegistry } from '../../src/platform/modules/registry.ts';
 
 export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
 
@@ -55,13 +56,19 @@ export function tempDir(prefix: string): { path: string; remove(): void } {
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
-export async function startTestBlocks(options: { config: Config; roles?: readonly Role[]; logger?: Logger }): Promise<RunningBlocks> {
+export async function startTestBlocks(options: {
+  config: Config;
+  roles?: readonly Role[];
+  logger?: Logger;
+  /** The modules to run: the built-in ones and the example module when absent. */
+  registry?: ModuleRegistry;
+}): Promise<RunningBlocks> {
   return startBlocks({
     config: options.config,
     roles: options.roles ?? ['gateway', 'autonomous', 'collaborative'],
     version: 'test',
     ephemeralPorts: true,
-    registry: testRegistry,
+    registry: options.registry ?? testRegistry,
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }

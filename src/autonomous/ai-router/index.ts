@@ -63,6 +63,7 @@ export const aiRouterModule = defineModule({
   name: 'ai',
   service: 'autonomous',
   prefix: '/ai',
+  absolutePrefixes: ['/v1'],
   description: 'AI router: routing decisions, the model catalog, learning, budgets, and the OpenAI-compatible proxy at /v1',
   scopes: AI_SCOPES,
   errors: [aiRouterErrors, providerErrors, proxyErrors, budgetErrors, learningErrors],

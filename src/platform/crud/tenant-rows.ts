@@ -87,11 +87,12 @@ export function createTenantRows<Fields extends Record<string, unknown>>(options
   };
 
   const createIn = async (tx: Queryable, tenant: string, fields: Fields, origin: ChangeOrigin): Promise<TenantRow<Fields>> => {
-    const values = columns.map((column) => param(fields[column] ?? null));
-    const placeholders = columns.map((_, index) => `$${index + 3}`).join(', ');
+    // Only the fields given: a column left out takes its default in the table, not NULL.
+    const given = columns.filter((column) => fields[column] !== undefined);
+    const placeholders = given.map((_, index) => `, $${index + 3}`).join('');
     const { rows } = await tx.query(
-      `INSERT INTO ${table} (id, tenant${columns.map((c) => `, ${c}`).join('')}) VALUES ($1, $2${placeholders ? `, ${placeholders}` : ''}) RETURNING ${selected}`,
-      [newEventId(), tenant, ...values],
+      `INSERT INTO ${table} (id, tenant${given.map((column) => `, ${column}`).join('')}) VALUES ($1, $2${placeholders}) RETURNING ${selected}`,
+      [newEventId(), tenant, ...given.map((column) => param(fields[column]))],
     );
     const row = toRow(rows[0] as Record<string, unknown>);
     await emit(tx, 'created', tenant, { id: row.id, row }, origin);

@@ -17,6 +17,7 @@ import { controlCharacterKeyword, paramsSchemaOf, withTextRule } from './control
 import { DEFAULT_WEBSOCKET_LIMITS, webSocketPlugin, type WebSocketOptions } from './websocket.ts';
 import { redactUrl } from './redact-url.ts';
 import type { Logger } from '../logger.ts';
+import type { TenantResourceMarker } from '../crud/tenant-resource-routes.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 
 declare module 'fastify' {
@@ -44,6 +45,8 @@ export interface RouteInventoryEntry {
   readonly scope: string;
   /** Left out of the OpenAPI document on purpose (the gateway's pass-through to a service documented elsewhere). */
   readonly hidden: boolean;
+  /** Set on the routes of a tenant-owned resource (src/platform/crud): how to make one, for the isolation tests. */
+  readonly tenantResource?: TenantResourceMarker;
 }
 
 export interface HttpServerOptions {
@@ -136,7 +139,8 @@ export async function createHttpServer(options: HttpServerOptions) {
     methods.add(route.method, route.url);
     const hidden = route.schema?.hide === true;
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
-      inventory.push({ method, url: route.url, scope: route.config.scope, hidden });
+      const { tenantResource } = route.config;
+      inventory.push({ method, url: route.url, scope: route.config.scope, hidden, ...(tenantResource ? { tenantResource } : {}) });
     }
   });
   app.decorate('routeInventory', () => [...inventory]);

@@ -28,9 +28,7 @@ export function composeService(options: {
   return {
     name,
     prefix,
-    extraMounts: own.flatMap((module) =>
-      (module.instance.mounts ?? []).map((mount) => ({ prefix: mount.prefix, routes: taggedRoutes(module.manifest.name, mount.routes) })),
-    ),
+    extraMounts: own.flatMap((module) => module.instance.mounts ?? []),
     routes: async (app) => {
       await app.register(serviceInfoRoute, {
         service: name,
