@@ -24,6 +24,7 @@ export const wakeUpCases = {
   rollback: 'delivers nothing for a transaction that rolls back',
   coalesce: 'runs a handler once per burst: notifications during a run collapse into one follow-up run',
   stop: 'stops delivering to a handler once stopped, while other handlers of the channel go on',
+  failingHandler: 'goes on waking a handler that threw',
   channels: 'refuses a channel name that is not a plain identifier before anything reaches SQL',
   reconnect: 'reopens a listening connection the server killed and runs every handler once, marked missed',
 } as const;
@@ -426,6 +427,19 @@ export function dbSuite(name: string, makeDb: () => Promise<Database>, options: 
         await listen(db, ch2, again.handler);
         await db.notify(ch2, 'back');
         await vi.waitFor(() => expect(again.payloads()).toEqual(['back']), QUICK);
+      });
+
+      test('failingHandler', async () => {
+        const ch = channel();
+        const heard = wakeUps();
+        await listen(db, ch, (wakeUp) => {
+          heard.handler(wakeUp);
+          throw new Error('handler failed');
+        });
+        await db.notify(ch, 'one');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['one']), QUICK);
+        await db.notify(ch, 'two');
+        await vi.waitFor(() => expect(heard.payloads()).toEqual(['one', 'two']), QUICK);
       });
 
       test('channels', async () => {

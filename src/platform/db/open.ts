@@ -22,5 +22,8 @@ export function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
   }
-  return createPgliteDatabase(options.dataDir === undefined ? {} : { dataDir: options.dataDir });
+  return createPgliteDatabase({
+    ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
 }

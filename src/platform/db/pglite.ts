@@ -5,7 +5,7 @@ import { lockDataDir, type DataDirLock } from './pglite-lock.ts';
 import { startPgliteWorker, type PgliteWorker } from './pglite-worker-client.ts';
 import type { Operation, WireResult } from './pglite-worker-protocol.ts';
 import type { Logger } from '../logger.ts';
-import { NOTIFY_SQL, assertChannel, createWakeUpHub } from './wake-ups.ts';
+import { NOTIFY_SQL, assertChannel, createWakeUpHub, reportWakeUpError } from './wake-ups.ts';
 
 export interface PgliteDatabaseOptions {
   /** Directory holding the data (created when missing); `'memory://'` or absent keeps it in memory. */
@@ -161,7 +161,7 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
     unsubscribe: async (channel) => {
       if (closed === undefined) await submit({ op: 'exec', sql: `UNLISTEN ${channel}` });
     },
-    onError: (error, context) => options.logger?.warn({ err: error, ...context }, 'database wake-up handler failed'),
+    onError: reportWakeUpError(options.logger),
   });
   deliver = (channel, payload) => hub.deliver(channel, payload);
 

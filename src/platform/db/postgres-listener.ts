@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import type { Logger } from '../logger.ts';
 import { createOneAtATime } from '../one-at-a-time.ts';
 import { toDatabaseError } from './errors.ts';
-import { createWakeUpHub, type Listening, type WakeUpHandler } from './wake-ups.ts';
+import { createWakeUpHub, reportWakeUpError, type Listening, type WakeUpHandler } from './wake-ups.ts';
 
 export interface PostgresListenerOptions {
   readonly url: string;
@@ -47,7 +47,7 @@ export function createPostgresListener(options: PostgresListenerOptions): Postgr
     unsubscribe: async (channel) => {
       if (client !== undefined) await run(client, `UNLISTEN ${channel}`);
     },
-    onError: (error, context) => options.logger?.warn({ err: error, ...context }, 'database wake-up handler failed'),
+    onError: reportWakeUpError(options.logger),
   });
 
   // One statement at a time on the connection: a LISTEN of a new handler can meet the re-LISTENs of a reconnect.

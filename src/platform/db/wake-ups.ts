@@ -4,6 +4,8 @@
  * adapters own the connection that receives notifications; this module owns who is told, and when.
  */
 
+import type { Logger } from '../logger.ts';
+
 /** What a handler is woken with. */
 export interface WakeUp {
   /** Payloads of the notifications this run covers, oldest first (at most {@link MAX_PAYLOADS_PER_RUN}). */
@@ -27,6 +29,20 @@ export interface Listening {
   /** No run of this handler starts after this is called; the channel is unlistened when no handler is left. */
   stop(): Promise<void>;
 }
+
+/**
+ * Where a handler's failure goes: the adapter's logger, or a process warning when it has none, so a
+ * failing handler is never silent.
+ */
+export const reportWakeUpError =
+  (logger: Pick<Logger, 'warn'> | undefined) =>
+  (error: unknown, context: { channel: string }): void => {
+    if (logger !== undefined) logger.warn({ err: error, ...context }, 'database wake-up handler failed');
+    else
+      process.emitWarning(
+        `database wake-up handler on '${context.channel}' failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+  };
 
 /** Beyond this many payloads per run the rest are dropped and the run says `missed`. */
 export const MAX_PAYLOADS_PER_RUN = 1_000;

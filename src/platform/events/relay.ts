@@ -110,7 +110,10 @@ export interface OutboxRelay {
    * A failed publish is counted, not thrown; rejects only when the database fails.
    */
   flush(options?: FlushOptions): Promise<RelayResult>;
-  /** Wakes the background loop now: call after committing a transaction that appended events. */
+  /**
+   * Wakes the background loop now. The outbox's wake-up does this for every commit that appended
+   * events; calling it after such a commit saves this process' relay the notification's round trip.
+   */
   notify(): void;
   /** Events committed and not yet published. */
   backlog(): Promise<number>;
