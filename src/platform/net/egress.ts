@@ -5,7 +5,7 @@ import { Agent, buildConnector, type Dispatcher } from 'undici';
 /** What an address is, by the IANA special-purpose registries; only `public` ones are reachable by default. */
 export type AddressKind = 'public' | 'loopback' | 'private' | 'link_local' | 'unspecified' | 'multicast' | 'reserved';
 
-/** `ai.egress` in the configuration: where URLs that callers set may point. */
+/** `egress` in the configuration (or a module's override of it): where URLs that callers set may point. */
 export interface EgressConfig {
   /** Lift the address checks altogether (one machine in development); scheme and credential checks stay. */
   readonly allow_private: boolean;
@@ -52,11 +52,17 @@ export interface EgressPolicy {
    * and to 127.0.0.1 now (DNS rebinding) is refused. Fails a request with {@link EgressRefusedError}.
    */
   readonly dispatcher: Dispatcher;
+  /** The setting this policy comes from (`egress`, `ai.egress`), as its refusals name it. */
+  readonly setting: string;
+  /** Closes the dispatcher's connections, if it was ever used. */
+  close(): Promise<void>;
 }
 
 export interface EgressPolicyOptions {
   /** DNS resolution (tests give names addresses of their own); the system resolver by default. */
   readonly resolve?: Resolve;
+  /** The setting the policy comes from, named in errors and refusals; `egress` by default. */
+  readonly setting?: string;
 }
 
 /**
@@ -68,10 +74,11 @@ export interface EgressPolicyOptions {
  * @throws Error at construction for an `allow` entry that is neither a host name nor an address or CIDR.
  */
 export function createEgressPolicy(config: EgressConfig, options: EgressPolicyOptions = {}): EgressPolicy {
+  const setting = options.setting ?? 'egress';
   const allowedNets = config.allow.flatMap((entry, i) => {
     const net = parseCidr(entry);
     if (net === undefined && !HOST_PATTERN.test(entry))
-      throw new Error(`ai.egress.allow[${i}]: '${entry}' is not a host name, address or CIDR`);
+      throw new Error(`${setting}.allow[${i}]: '${entry}' is not a host name, address or CIDR`);
     return net === undefined ? [] : [net];
   });
   const allowedHosts = config.allow.filter((entry) => parseCidr(entry) === undefined).map((entry) => entry.toLowerCase());
@@ -128,7 +135,11 @@ export function createEgressPolicy(config: EgressConfig, options: EgressPolicyOp
   };
 
   return {
+    setting,
     checkAddress,
+    async close() {
+      await dispatcher?.close();
+    },
     checkUrl(url) {
       let parsed: URL;
       try {
@@ -141,12 +152,12 @@ export function createEgressPolicy(config: EgressConfig, options: EgressPolicyOp
       const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
       if (isIP(host) !== 0) {
         const refusal = checkAddress(host, host);
-        return refusal === null ? null : `points at a ${refusal}; ai.egress allows public addresses only`;
+        return refusal === null ? null : `points at a ${refusal}; ${setting} allows public addresses only`;
       }
       const name = normalHost(host);
       // RFC 6761: these names are loopback whatever a resolver says, so they are refused before any lookup.
       if ((name === 'localhost' || name.endsWith('.localhost')) && !config.allow_private && !hostAllowed(name)) {
-        return `names a loopback host (${name}); ai.egress allows public addresses only`;
+        return `names a loopback host (${name}); ${setting} allows public addresses only`;
       }
       return null;
     },
