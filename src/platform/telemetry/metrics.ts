@@ -20,11 +20,37 @@ export interface Metrics {
     collect: (set: (value: number, labels?: Record<string, string>) => void) => Promise<void> | void,
   ): void;
   counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L>;
+  /**
+   * A histogram of durations in seconds (or of anything else, given its own `buckets`); asked again
+   * under the same name, the same one. {@link DEFAULT_LATENCY_BUCKETS} when `buckets` is absent.
+   * @throws Error when `name` is taken by a metric of another kind or `buckets` are not increasing
+   */
+  histogram<L extends string>(name: string, help: string, labelNames: readonly L[], buckets?: readonly number[]): TimedHistogram<L>;
+}
+
+/** Seconds, from 1 ms to 1 min: an in-process call, a database query, a provider's answer, a workflow step. */
+export const DEFAULT_LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface TimedHistogram<L extends string> {
+  readonly histogram: Histogram<L>;
+  observe(value: number, labels?: Partial<Record<L, string>>): void;
+  /**
+   * Starts timing now; the function it returns observes the seconds elapsed (labels given at the
+   * start and at the end together) and returns them.
+   */
+  startTimer(labels?: Partial<Record<L, string>>): (labels?: Partial<Record<L, string>>) => number;
+  /**
+   * Runs `work` and observes how long it took, whether it returned or threw: `outcome` set to
+   * `ok` or `error` when the histogram has that label.
+   */
+  time<T>(work: () => Promise<T> | T, labels?: Partial<Record<L, string>>): Promise<T>;
 }
 
 export interface MetricsOptions {
   /** Longest a scrape waits for one gauge's read before it shows the last value. Default 250 ms. */
   readonly collectTimeoutMs?: number;
+  /** Milliseconds from a monotonic clock, for histogram timers; `performance.now` by default (tests give their own). */
+  readonly now?: () => number;
 }
 
 /**
@@ -34,6 +60,7 @@ export interface MetricsOptions {
  */
 export function createMetrics(defaultLabels: Record<string, string> = {}, options: MetricsOptions = {}): Metrics {
   const collectTimeoutMs = options.collectTimeoutMs ?? 250;
+  const now = options.now ?? (() => performance.now());
   const registry = new Registry();
   registry.setDefaultLabels(defaultLabels);
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
@@ -85,6 +112,55 @@ export function createMetrics(defaultLabels: Record<string, string> = {}, option
       // A metric of another kind under this name falls through: the registry then refuses the duplicate.
       if (existing instanceof Counter) return existing;
       return new Counter({ name, help, labelNames: counterLabels, registers: [registry] });
+    },
+    histogram(name, help, histogramLabels, buckets = DEFAULT_LATENCY_BUCKETS) {
+      const existing = registry.getSingleMetric(name);
+      const histogram =
+        existing instanceof Histogram
+          ? (existing as Histogram<(typeof histogramLabels)[number]>)
+          : new Histogram({ name, help, labelNames: histogramLabels, buckets: increasing(name, buckets), registers: [registry] });
+      return timedHistogram(histogram, histogramLabels, now);
+    },
+  };
+}
+
+function increasing(name: string, buckets: readonly number[]): number[] {
+  if (buckets.length === 0 || buckets.some((bound, i) => !Number.isFinite(bound) || (i > 0 && bound <= (buckets[i - 1] as number))))
+    throw new Error(`histogram ${name}: buckets must be finite and increasing (got ${buckets.join(', ')})`);
+  return [...buckets];
+}
+
+function timedHistogram<L extends string>(histogram: Histogram<L>, labelNames: readonly L[], now: () => number): TimedHistogram<L> {
+  const observe = (value: number, labels?: Partial<Record<L, string>>): void => {
+    if (labels === undefined) histogram.observe(value);
+    else histogram.observe(labels, value);
+  };
+  const startTimer = (startLabels?: Partial<Record<L, string>>) => {
+    const started = now();
+    return (endLabels?: Partial<Record<L, string>>): number => {
+      const seconds = Math.max(0, now() - started) / 1000;
+      const labels = startLabels === undefined && endLabels === undefined ? undefined : { ...startLabels, ...endLabels };
+      observe(seconds, labels);
+      return seconds;
+    };
+  };
+  const hasOutcome = (labelNames as readonly string[]).includes('outcome');
+  const outcome = (value: 'ok' | 'error'): Partial<Record<L, string>> | undefined =>
+    hasOutcome ? ({ outcome: value } as Partial<Record<L, string>>) : undefined;
+  return {
+    histogram,
+    observe,
+    startTimer,
+    async time(work, labels) {
+      const end = startTimer(labels);
+      try {
+        const value = await work();
+        end(outcome('ok'));
+        return value;
+      } catch (error) {
+        end(outcome('error'));
+        throw error;
+      }
     },
   };
 }
