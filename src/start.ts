@@ -8,12 +8,16 @@ import { createRateLimitHook } from './platform/http/rate-limit.ts';
 import { loadTls } from './platform/http/tls.ts';
 import { createIdempotencySweep, idempotencyPlugin } from './platform/idempotency/index.ts';
 import { webSocketOptionsOf } from './platform/websocket/index.ts';
-import type { ModuleManifest, ProcessRole } from './platform/modules/manifest.ts';
+import type { ModuleManifest, ProcessRole, ServiceClients } from './platform/modules/manifest.ts';
+import { createAutonomousClient, type ServiceTransport } from './platform/clients/autonomous-client.ts';
+import { httpTransport, inProcessTransport } from './platform/clients/transports.ts';
+import { createServiceToken } from './platform/clients/service-token.ts';
+import { serviceCredentialsOf } from './platform/clients/service-credentials.ts';
 import type { ModuleRegistry } from './platform/modules/registry.ts';
 import { createProcessModules, type ProcessModules, type RunningModule } from './platform/modules/runtime.ts';
 import { composeService, type RoutedService } from './platform/modules/services.ts';
 import { taggedRoutes } from './platform/modules/tagged-routes.ts';
-import { identityModule, type IdentityApi } from './core/identity/index.ts';
+import { identityModule, resolveKeyEncryptionKey, type IdentityApi } from './core/identity/index.ts';
 import { serviceRoutes } from './gateway/index.ts';
 import { createRegistry } from './modules.ts';
 
@@ -78,9 +82,16 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   const publicUrl = (role: Role): string =>
     urls[role] ?? config.services[role].url ?? `${tls ? 'https' : 'http'}://127.0.0.1:${config.services[role].port}`;
 
+  const apps: Partial<Record<Role, HttpServer>> = {};
   let modules: ProcessModules;
   try {
-    modules = createProcessModules({ registry, platform, roles, publicUrl });
+    modules = createProcessModules({
+      registry,
+      platform,
+      roles,
+      publicUrl,
+      clients: serviceClients(config, roles, platform, apps, publicUrl),
+    });
   } catch (error) {
     // A module refusing its configuration (a bad catalog, a missing key) leaves nothing open.
     await platform.close();
@@ -101,7 +112,6 @@ export async function startBlocks(options: StartOptions): Promise<RunningBlocks>
   });
   const idempotency = platform.idempotency;
   const idempotencySweep = createIdempotencySweep({ store: idempotency, intervalMs: config.retention.interval, logger: platform.logger });
-  const apps: Partial<Record<Role, HttpServer>> = {};
   try {
     // Modules start before any port opens, so the first request finds their data seeded and consumers running.
     await modules.start();
@@ -188,6 +198,45 @@ async function mountModule(app: HttpServer, registry: ModuleRegistry, module: Ru
 /** The modules whose routes an app of `role` serves, whether they run here or not. */
 function servedModules(role: Role, registry: ModuleRegistry): ModuleManifest[] {
   return role === 'gateway' ? [...registry.ofService('gateway'), ...registry.ofService('core')] : registry.ofService(role);
+}
+
+/**
+ * The client ports a module calls other services through, as this process' service identity
+ * acting for its caller: into this process' own app where the service runs here, else to its
+ * `services.<name>.url(s)`; the identity's token comes from the gateway the same way.
+ */
+function serviceClients(
+  config: Config,
+  roles: readonly Role[],
+  platform: Platform,
+  apps: Partial<Record<Role, HttpServer>>,
+  publicUrl: (role: Role) => string,
+): ServiceClients {
+  const transportTo = (role: Role): ServiceTransport => {
+    if (roles.includes(role)) {
+      return inProcessTransport(() => {
+        const app = apps[role];
+        if (app === undefined) throw new Error(`the ${role} app of this process is not started yet`);
+        return app;
+      });
+    }
+    const { url, urls } = config.services[role];
+    return httpTransport(urls ?? [url ?? publicUrl(role)]);
+  };
+  // Read when first needed: a process that never calls another needs no key.
+  let token: ((options?: { renew?: boolean }) => Promise<string>) | undefined;
+  const tokenOf = (options?: { renew?: boolean }): Promise<string> => {
+    token ??= createServiceToken({
+      credentials: serviceCredentialsOf(
+        resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir }),
+        'collaborative',
+      ),
+      gateway: transportTo('gateway'),
+      clock: platform.clock,
+    });
+    return token(options);
+  };
+  return { autonomous: createAutonomousClient({ transport: transportTo('autonomous'), token: tokenOf }) };
 }
 
 /** The spec's per-service tuning values (`<service>_blocks.config`), shown by the service info route. */

@@ -1,4 +1,5 @@
 import { defineModule } from './modules/manifest.ts';
+import { ACT_FOR_SCOPE } from './http/delegation.ts';
 import { KERNEL_MIGRATIONS_DIR } from './db/migrate.ts';
 import { httpErrors } from './http/errors.ts';
 import { busErrors } from './bus/errors.ts';
@@ -8,6 +9,7 @@ import { RATE_LIMIT_ERRORS } from './rate-limit/errors.ts';
 import { authErrors } from './auth/errors.ts';
 import { secretErrors } from './secrets/errors.ts';
 import { idempotencyErrors } from './idempotency/errors.ts';
+import { serviceClientErrors } from './clients/errors.ts';
 
 /**
  * The kernel as a module: the scopes of what every process serves (service info, /metrics, /docs),
@@ -22,8 +24,20 @@ export const kernelModule = defineModule({
     { name: 'service:read', description: 'Read which service answers, its modules and effective settings', roles: ['viewer'] },
     { name: 'docs:read', description: 'Read the OpenAPI document (when not public)', roles: ['viewer'] },
     { name: 'metrics:read', description: 'Read Prometheus metrics (when not public)', roles: ['operator'] },
+    // The service identities' (role `service`): never a tenant's, so never granted by a tenant's admin.
+    { name: ACT_FOR_SCOPE, description: 'Act for a caller of a tenant, within what that caller holds (split deployments)', operator: true },
   ],
-  errors: [httpErrors, busErrors, CACHE_ERRORS, RESILIENCE_ERRORS, RATE_LIMIT_ERRORS, authErrors, secretErrors, idempotencyErrors],
+  errors: [
+    httpErrors,
+    busErrors,
+    CACHE_ERRORS,
+    RESILIENCE_ERRORS,
+    RATE_LIMIT_ERRORS,
+    authErrors,
+    secretErrors,
+    idempotencyErrors,
+    serviceClientErrors,
+  ],
   migrations: KERNEL_MIGRATIONS_DIR,
   create: () => ({}),
 });

@@ -28,6 +28,9 @@ import { createIdentityAuthenticator } from './access/authenticator.ts';
 import { createContextPolicy } from './access/context-policy.ts';
 import { createDeviceRegistry } from './access/device-registry.ts';
 import { createDenialAudit } from './access/denial-audit.ts';
+import { createDelegation } from './access/delegation.ts';
+import { ensureServiceClients } from './service-clients.ts';
+import { CALLING_SERVICES, serviceCredentialsOf } from '../../platform/clients/service-credentials.ts';
 import { identityErrors as baseIdentityErrors } from './errors.ts';
 import { userAndDeviceErrors } from './admin-errors.ts';
 import { createUsers, type Users } from './users.ts';
@@ -127,6 +130,7 @@ export function createIdentityModule(
     contextPolicy: createContextPolicy(auth.tenants, deviceRegistry),
     onDenied: (denial) => audit.record(denial),
     limiter: platform.rateLimiter,
+    delegation: createDelegation({ apiKeys, users, clients, scopes, clock }),
     failedAttempts: { limit: auth.failed_attempts.limit, periodMs: auth.failed_attempts.period, burst: auth.failed_attempts.burst },
     metrics,
     clock,
@@ -220,18 +224,17 @@ export const identityModule = defineModule<IdentityApi>({
     const issuer = (): string => config.auth.issuer ?? context.publicUrl('gateway');
     // Every process decides access itself (zero trust): a service reached directly is as closed as through the gateway.
     const identity = createIdentityModule(platform, { ownIssuer: issuer, scopes: registry.scopes });
-    const tokens = gateway
+    const keyEncryptionKey = gateway
+      ? resolveKeyEncryptionKey({ configured: config.auth.key_encryption_key, env: config.env, dataDir: config.data_dir })
+      : undefined;
+    const tokens = keyEncryptionKey
       ? createTokenModule({
           db: platform.db,
           clock: platform.clock,
           issuer,
           audience: config.auth.audience,
           accessTokenTtlMs: config.auth.access_token_ttl,
-          keyEncryptionKey: resolveKeyEncryptionKey({
-            configured: config.auth.key_encryption_key,
-            env: config.env,
-            dataDir: config.data_dir,
-          }),
+          keyEncryptionKey,
           clients: { authenticate: (clientId, secret) => identity.authenticateClient(clientId, secret) },
           users: identity.users,
           passwordGrant: config.auth.password_grant,
@@ -243,7 +246,14 @@ export const identityModule = defineModule<IdentityApi>({
       routes: identity.routes,
       ...(tokens ? { mounts: [{ prefix: '', routes: tokens.routes }] } : {}),
       // The process that runs the gateway makes the first tenant on an empty database.
-      start: () => identity.start({ bootstrap: gateway }),
+      async start() {
+        await identity.start({ bootstrap: gateway });
+        // The services a split deployment runs elsewhere authenticate to this gateway as themselves.
+        if (keyEncryptionKey) {
+          const services = CALLING_SERVICES.map((name) => ({ name, credentials: serviceCredentialsOf(keyEncryptionKey, name) }));
+          await ensureServiceClients(platform.db, services);
+        }
+      },
       stop: () => identity.stop(),
       api: { ...identity, tokens },
     };

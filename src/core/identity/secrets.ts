@@ -9,7 +9,7 @@ export const newClientSecret = (): string => `bks_${randomBytes(32).toString('ba
 /** What is shown to humans to tell keys apart: enough to recognise, far too little to use. */
 export const prefixOf = (key: string): string => key.slice(0, 11);
 
-/** The stored form of an API key (see migrations/0007_identity.sql for why SHA-256 suffices). */
+/** The stored form of an API key (see src/core/identity/migrations/0007_identity.sql for why SHA-256 suffices). */
 export const hashApiKey = (key: string): Buffer => createHash('sha256').update(key).digest();
 
 // OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane): ~50 ms here, enough to make guessing costly.

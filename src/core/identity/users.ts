@@ -204,7 +204,7 @@ export function createUsers(options: { db: Database; onEventAppended: () => void
       if (!UUID.test(id)) throw userNotFound(id);
       await db.transaction(async (tx) => {
         await lockFor(tx, tenant, id, context);
-        // Its refresh tokens go with it (ON DELETE CASCADE, migrations/0009).
+        // Its refresh tokens go with it (ON DELETE CASCADE, identity migration 0009).
         const { rows } = await tx.query<{ email: string }>('DELETE FROM users WHERE tenant = $1 AND id = $2 RETURNING email', [tenant, id]);
         if (rows[0] === undefined) throw userNotFound(id);
         await auditChange(tx, USER_DELETED, tenant, context, { user_id: id, email: rows[0].email });

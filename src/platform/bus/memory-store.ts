@@ -3,7 +3,7 @@ import type { PreparedMessage } from './message.ts';
 
 /**
  * Where the in-process bus keeps its durable consumers' messages on the embedded default
- * (tables of migrations/0010_bus_messages.sql): one message row, one pending row per durable
+ * (tables of src/platform/migrations/0010_bus_messages.sql): one message row, one pending row per durable
  * consumer it is for, deleted when that consumer acks it.
  */
 export interface MemoryBusStore {

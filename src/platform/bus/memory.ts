@@ -38,7 +38,7 @@ export interface MemoryBusOptions {
   /** A message id seen within this window is stored once. Default 120 000 (as JetStream's default). */
   readonly dedupWindowMs?: number;
   readonly onError?: BusErrorListener;
-  /** Keeps durable consumers' messages in this database (migrations/0010_bus_messages.sql) instead of memory alone. */
+  /** Keeps durable consumers' messages in this database (src/platform/migrations/0010_bus_messages.sql) instead of memory alone. */
   readonly db?: Database;
   /** Messages of one durable consumer waiting in memory at most, when stored in `db`. Default 1 000. */
   readonly windowSize?: number;

@@ -7,6 +7,7 @@ import { ANONYMOUS, TENANT_HEADER, type Caller } from './caller.ts';
 import { httpErrors } from './errors.ts';
 import { createFailedAttempts, type Reservation } from './failed-attempts.ts';
 import { isWebSocketUpgrade, webSocketCredentialOf } from './websocket-credentials.ts';
+import { ACT_FOR_HEADER, ACT_FOR_SCOPE, decodeActingFor, type Delegation } from './delegation.ts';
 
 /** A credential as it arrived: a JWT, or anything else in the same places (an API key). */
 export interface Credential {
@@ -73,6 +74,8 @@ export interface AccessOptions {
   readonly failedAttempts: RateLimitPolicy;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** Resolves the caller a service acts for (delegation.ts); without it, a request naming one is refused. */
+  readonly delegation?: Delegation;
 }
 
 export type AccessHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
@@ -337,10 +340,12 @@ export function createAccess(options: AccessOptions): Access {
         });
       }
       // A gateway passing an upgrade on only looks at the ticket: the service behind it consumes it.
-      const caller =
+      const authenticated =
         credential.kind === 'ticket'
           ? await callerOfTicket(request, reply, credential.value, tickets, scope !== UPSTREAM_SCOPE)
           : await callerOfCredential(request, reply, credential);
+      const actingFor = request.headers[ACT_FOR_HEADER];
+      const caller = actingFor === undefined ? authenticated : await delegated(request, authenticated, actingFor);
       const claimedTenant = request.headers[TENANT_HEADER];
       if (claimedTenant !== undefined && claimedTenant !== caller.tenant) {
         return forbid(
@@ -350,7 +355,8 @@ export function createAccess(options: AccessOptions): Access {
           accessError('TENANT_MISMATCH', `Header ${TENANT_HEADER} names another tenant than the credential's.`),
         );
       }
-      if (options.contextPolicy) {
+      // A delegated call passed the tenant's context rules where it first arrived; here it comes from the service.
+      if (options.contextPolicy && actingFor === undefined) {
         const reason = await options.contextPolicy.check(caller, contextOf(request, clock.now()));
         if (reason !== null) {
           return forbid(
@@ -372,6 +378,20 @@ export function createAccess(options: AccessOptions): Access {
       }
       request.caller = caller;
     };
+
+  /** The caller a service names in {@link ACT_FOR_HEADER}, as identity resolves it now; a 403 for anyone else sending one. */
+  const delegated = async (request: FastifyRequest, service: Caller, header: string | string[]): Promise<Caller> => {
+    const refuse = (reason: string, detail: string): never =>
+      forbid(request, service, reason, accessError('DELEGATION_REFUSED', detail, { reason }));
+    if (!service.scopes.includes(ACT_FOR_SCOPE)) {
+      return refuse('delegation_not_allowed', `Only a service identity (scope ${ACT_FOR_SCOPE}) may act for another caller.`);
+    }
+    const claim = typeof header === 'string' ? decodeActingFor(header) : null;
+    if (claim === null) return refuse('delegation_malformed', `Header ${ACT_FOR_HEADER} does not name a caller.`);
+    const caller = options.delegation === undefined ? null : await options.delegation.resolve(claim);
+    if (caller === null) return refuse('delegated_principal_gone', 'The caller acted for is unknown, revoked or expired.');
+    return caller;
+  };
 
   const forbid = (request: FastifyRequest, caller: Caller, reason: string, error: BlocksError): never => {
     denied.inc({ reason });
@@ -449,7 +469,8 @@ type AccessErrorCode =
   | 'TENANT_MISMATCH'
   | 'ACCESS_DENIED'
   | 'INSUFFICIENT_SCOPE'
-  | 'AUTHENTICATION_THROTTLED';
+  | 'AUTHENTICATION_THROTTLED'
+  | 'DELEGATION_REFUSED';
 
 const accessError = (code: AccessErrorCode, detail: string, extensions?: Record<string, unknown>): BlocksError =>
   new BlocksError(code, httpErrors[code].status, detail, extensions ? { extensions } : {});

@@ -18,6 +18,7 @@ export const httpErrors = defineErrors(import.meta.url, {
   TENANT_MISMATCH: { status: 403, title: 'Tenant header names another tenant' },
   ACCESS_DENIED: { status: 403, title: "Refused by the tenant's access rules" },
   INSUFFICIENT_SCOPE: { status: 403, title: 'Credential lacks the scope this route needs' },
+  DELEGATION_REFUSED: { status: 403, title: 'Acting for another caller refused' },
   AUTHENTICATION_THROTTLED: { status: 429, title: 'Too many failed authentications' },
   CORS_ORIGIN_NOT_ALLOWED: { status: 403, title: 'Origin may not call this API from a browser' },
   NOT_FOUND: { status: 404, title: 'No such route' },

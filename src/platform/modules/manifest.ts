@@ -5,6 +5,13 @@ import type { ErrorCatalogue } from '../define-errors.ts';
 import type { DependencyCheck } from '../http/health.ts';
 import type { Delivery, SubscribeOptions } from '../bus/port.ts';
 import type { ModuleRegistry } from './registry.ts';
+import type { AutonomousClient } from '../clients/autonomous-client.ts';
+
+/** The cross-service client ports a module may use. */
+export interface ServiceClients {
+  /** The autonomous service (AI routing and completions), for the collaborative one. */
+  readonly autonomous: AutonomousClient;
+}
 
 /**
  * Where a module runs. `gateway`, `autonomous` and `collaborative` are the processes of
@@ -92,6 +99,8 @@ export interface ModuleContext<Config = unknown> {
    * else the default port on this machine. Ask when needed, not at creation (ports open later).
    */
   publicUrl(role: ProcessRole): string;
+  /** The other services, called for a caller (never more than that caller may do), in this process or over the network. */
+  readonly clients: ServiceClients;
   /**
    * The `api` of a module this one declared in `dependsOn` (created before it), typed by its manifest.
    * @throws Error for a module not declared, so every dependency is visible in the manifest

@@ -1,6 +1,6 @@
 import type { Platform } from '../platform.ts';
 import type { Subscription } from '../bus/port.ts';
-import type { ModuleInstance, ModuleManifest, ProcessRole } from './manifest.ts';
+import type { ModuleInstance, ModuleManifest, ProcessRole, ServiceClients } from './manifest.ts';
 import type { ModuleRegistry } from './registry.ts';
 
 /** One module created in this process. */
@@ -30,8 +30,9 @@ export function createProcessModules(options: {
   platform: Platform;
   roles: readonly ProcessRole[];
   publicUrl: (role: ProcessRole) => string;
+  clients: ServiceClients;
 }): ProcessModules {
-  const { registry, platform, roles, publicUrl } = options;
+  const { registry, platform, roles, publicUrl, clients } = options;
   const created = new Map<string, RunningModule>();
   const sections = platform.config as unknown as Readonly<Record<string, unknown>>;
   for (const manifest of registry.runningIn(roles)) {
@@ -42,6 +43,7 @@ export function createProcessModules(options: {
       roles,
       registry,
       publicUrl,
+      clients,
       use: <Api>({ name }: ModuleManifest<never, Api>): Api => {
         if (!declared.has(name)) throw new Error(`module ${manifest.name} uses ${name} without declaring it in dependsOn`);
         const dependency = created.get(name);

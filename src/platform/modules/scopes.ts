@@ -1,4 +1,5 @@
 import type { RoleName, ScopeDefinition } from './manifest.ts';
+import { ACT_FOR_SCOPE } from '../http/delegation.ts';
 
 export const ROLE_NAMES: readonly RoleName[] = ['viewer', 'developer', 'operator', 'admin'];
 
@@ -33,6 +34,9 @@ export interface ScopeCatalog {
  * (every scope, operator scopes included), given only to the first-start client.
  */
 export const PLATFORM_ROLE = 'platform';
+
+/** The role of a service identity (a process of a split deployment calling another): acting for callers, nothing of its own. */
+export const SERVICE_ROLE = 'service';
 
 /** @throws Error for a scope defined twice or a definition naming an unknown role */
 export function createScopeCatalog(definitions: readonly ScopeDefinition[]): ScopeCatalog {
@@ -70,6 +74,7 @@ export function createScopeCatalog(definitions: readonly ScopeDefinition[]): Sco
       const scopes = new Set<string>();
       for (const name of names) {
         if (name === PLATFORM_ROLE) for (const scope of known) scopes.add(scope);
+        else if (name === SERVICE_ROLE) scopes.add(ACT_FOR_SCOPE);
         else if (isRoleName(name)) for (const scope of roles[name]) scopes.add(scope);
       }
       return [...scopes].sort();

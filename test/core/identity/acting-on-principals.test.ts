@@ -439,7 +439,8 @@ for (const setup of blocksDatabases(postgres)) {
         expect(answer.body).toMatchObject({
           code: 'SCOPE_NOT_GRANTABLE',
           id: developer.id,
-          scopes: ['ai:feedback', 'ai:invoke', 'ai:route'],
+          // What a developer holds beyond a viewer (ai:feedback, ai:invoke, ai:route, and every registered module's developer scopes).
+          scopes: SCOPES.roles.developer.filter((scope) => !SCOPES.roles.viewer.includes(scope)),
         });
         await developer.intact();
         // A user without roles holds nothing: any identity admin may reset it.
@@ -489,7 +490,8 @@ for (const setup of blocksDatabases(postgres)) {
         ] as const) {
           const answer = await call(method, path, tenantAdmin);
           expect(answer.status, `${method} ${path}`).toBe(403);
-          expect(answer.body['scopes'], `${method} ${path}`).toEqual(['ai:models:write', 'tenants:admin']);
+          // The operator's scopes (ai:models:write, services:act, tenants:admin): every one the tenant's admin lacks.
+          expect(answer.body['scopes'], `${method} ${path}`).toEqual([...SCOPES.operator].sort());
         }
         expect((await call('GET', `${ID}/api-keys/${wide.keyId}`, tenantAdmin)).body['revoked_at']).toBeNull();
         expect(await blocks.identity.authenticateClient(operator.clientId, operator.clientSecret)).not.toBeNull();

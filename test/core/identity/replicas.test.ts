@@ -28,8 +28,13 @@ describe.skipIf(!available)('identity across two gateway replicas (PostgreSQL, N
   it('makes exactly one first-start admin client when replicas start together', async () => {
     const firsts = [identityOf(a).firstStart(), identityOf(b).firstStart()].filter((f) => f !== null);
     expect(firsts).toHaveLength(1);
-    const { rows } = await a.platform.db.query<{ n: number }>('SELECT count(*)::int AS n FROM oauth_clients');
+    const { rows } = await a.platform.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM oauth_clients WHERE NOT ('service' = ANY (roles))",
+    );
     expect(rows[0]?.n).toBe(1);
+    // And one identity per calling service, however many gateways registered it at once.
+    const services = await a.platform.db.query<{ n: number }>("SELECT count(*)::int AS n FROM oauth_clients WHERE 'service' = ANY (roles)");
+    expect(services.rows[0]?.n).toBe(2);
   });
 
   it('a key revoked on one replica is refused by the other at once, though the other had it cached', async () => {

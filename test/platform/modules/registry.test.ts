@@ -87,9 +87,10 @@ describe('module registry', () => {
       'identity:admin',
       'metrics:read',
       'service:read',
+      'services:act',
       'tenants:admin',
     ]);
-    expect(registry.scopes.operator.toSorted()).toEqual(['ai:models:write', 'tenants:admin']);
+    expect(registry.scopes.operator.toSorted()).toEqual(['ai:models:write', 'services:act', 'tenants:admin']);
     expect(registry.scopes.roles.developer).toEqual([
       'ai:feedback',
       'ai:invoke',
