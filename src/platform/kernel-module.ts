@@ -2,6 +2,7 @@ import { defineModule } from './modules/manifest.ts';
 import { ACT_FOR_SCOPE } from './http/delegation.ts';
 import { KERNEL_MIGRATIONS_DIR } from './db/migrate.ts';
 import { httpErrors } from './http/errors.ts';
+import { contentTypeErrors } from './http/content-type-errors.ts';
 import { busErrors } from './bus/errors.ts';
 import { CACHE_ERRORS } from './cache/errors.ts';
 import { RESILIENCE_ERRORS } from './resilience/errors.ts';
@@ -29,6 +30,7 @@ export const kernelModule = defineModule({
   ],
   errors: [
     httpErrors,
+    contentTypeErrors,
     busErrors,
     CACHE_ERRORS,
     RESILIENCE_ERRORS,

@@ -27,6 +27,9 @@ import { createRetentionJob } from './events/retention.ts';
 import { createIdempotencyStore } from './idempotency/store.ts';
 import type { DependencyCheck } from './http/health.ts';
 import type { Platform } from './platform.ts';
+import { createPlatformEgress } from './net/egress-policies.ts';
+import { openNotifier } from './notify/open.ts';
+import { createConfiguredSecretResolver } from './secrets/index.ts';
 
 export interface OpenPlatformOptions {
   readonly config: Config;
@@ -202,6 +205,11 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
     for (const close of closers.reverse()) await close().catch((error: unknown) => logger.error({ err: error }, 'close failed'));
   };
   try {
+    // Checked before anything opens: a bad `egress.allow` entry or `notify` setting stops the start here.
+    const egress = createPlatformEgress(config.egress);
+    closers.push(() => egress.close());
+    const notify = openNotifier(config.notify, createConfiguredSecretResolver(config, process.env));
+    closers.push(() => notify.close());
     const db = await openDatabaseFor(config, logger);
     closers.push(() => db.close());
     await runMigrations(db, options.migrations, { logger });
@@ -298,6 +306,8 @@ export async function openPlatform(options: OpenPlatformOptions): Promise<Opened
       checks,
       // Keys live in the database, so every replica shares them.
       idempotency: createIdempotencyStore({ db, clock, windowMs: config.idempotency.window }),
+      egress,
+      notify,
       close: closeAll,
     };
     return platform;

@@ -10,6 +10,8 @@ import type { RateLimiter } from './rate-limit/port.ts';
 import type { OutboxRelay } from './events/relay.ts';
 import type { DependencyCheck } from './http/health.ts';
 import type { IdempotencyStore } from './idempotency/store.ts';
+import type { PlatformEgress } from './net/egress-policies.ts';
+import type { Notifier } from './notify/port.ts';
 
 /**
  * Everything a module needs from the infrastructure, passed in explicitly. A process builds one
@@ -38,4 +40,12 @@ export interface Platform {
    * uses it; a route may store its answer in its own transaction with `complete(scope, answer, tx)`).
    */
   readonly idempotency: IdempotencyStore;
+  /**
+   * Where URLs that callers set may point (`egress`): every webhook, MCP server, deployment base
+   * URL or workflow HTTP step a caller names is checked with it when written and fetched through
+   * its dispatcher. A module gets its own (the platform's, or its section's override) as `context.egress`.
+   */
+  readonly egress: PlatformEgress;
+  /** Sends notifications (email) as `notify` configures; refuses, never drops, when none is configured. */
+  readonly notify: Notifier;
 }

@@ -271,7 +271,10 @@ describe('API8 security misconfiguration: the production configuration', () => {
     expect(config.env).toBe('production');
     expect(config.http.cors.origins).toEqual([]);
     expect(config.http.cors.credentials).toBe(false);
-    expect(sectionOf(config, AI_CONFIG_SECTION).egress).toEqual({ allow_private: false, allow: [] });
+    // The platform's egress policy, which the AI router follows: it sets no override of its own.
+    expect(config.egress).toEqual({ allow_private: false, allow: [] });
+    expect(sectionOf(config, AI_CONFIG_SECTION).egress).toBeUndefined();
+    expect(blocks.platform.egress.checkUrl('http://10.0.0.1/v1')).toMatch(/private address/);
     expect(config.auth.password_grant).toBe(false);
     expect(config.rate_limits.enabled).toBe(true);
   });

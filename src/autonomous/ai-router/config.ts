@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Duration, FilePath, Url } from '../../platform/config/schema.ts';
 import type { ConfigSection } from '../../platform/modules/manifest.ts';
+import { EgressOverride } from '../../platform/net/egress-policies.ts';
 
 const Optimize = Type.Enum(['cost', 'quality', 'latency', 'balanced']);
 const RankWeights = Type.Object(
@@ -112,18 +113,12 @@ export const AiConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     /**
-     * Where URLs that callers set (a catalog deployment's `base_url`) may point (src/platform/net/egress.ts):
-     * public addresses only, checked when written and at connect time. `ai.providers` are the operator's and not checked.
+     * The AI router's own egress policy (src/platform/net/egress-policies.ts) for URLs that callers set
+     * (a catalog deployment's `base_url`): when present it replaces the platform's `egress` for this
+     * module, a key left out being the strict default; when absent the platform's applies.
+     * `ai.providers` are the operator's and not checked.
      */
-    egress: Type.Object(
-      {
-        /** Lift the address checks altogether (one machine in development); http(s) only and no credentials still hold. */
-        allow_private: Type.Boolean(),
-        /** Host names (`llm.corp.example`, `*.corp.example`), addresses or CIDRs reachable although not public. */
-        allow: Type.Array(Type.String({ minLength: 1 })),
-      },
-      { additionalProperties: false },
-    ),
+    egress: Type.Optional(EgressOverride),
   },
   { additionalProperties: false },
 );
@@ -174,8 +169,7 @@ export const AI_CONFIG_DEFAULTS: AiConfig = {
     response_cache: { default_ttl: 5 * MINUTE, max_ttl: 24 * HOUR },
   },
   budgets: { hold_ttl: 10 * MINUTE },
-  // Deployment base_urls set through /ai/models reach public addresses only, unless listed in `allow`.
-  egress: { allow_private: false, allow: [] },
+  // No `egress` of its own: deployment base_urls set through /ai/models follow the platform's `egress`.
 };
 
 export const AI_CONFIG_SECTION: ConfigSection<typeof AiConfigSchema> = { key: 'ai', schema: AiConfigSchema, defaults: AI_CONFIG_DEFAULTS };

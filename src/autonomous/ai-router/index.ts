@@ -13,7 +13,7 @@ import { budgetErrors } from './budgets/index.ts';
 import { learningErrors } from './learning/index.ts';
 import { AI_SCOPES } from './scopes.ts';
 import { ConfigError } from '../../platform/config/load-config.ts';
-import { createEgressPolicy } from '../../platform/net/egress.ts';
+import type { EgressPolicy } from '../../platform/net/egress.ts';
 import { createConfiguredSecretResolver, isSecretError, type SecretResolver } from '../../platform/secrets/index.ts';
 import { loadModelCatalog, type ModelCatalog } from './catalog.ts';
 import { createTokenizer } from './tokenizer.ts';
@@ -69,8 +69,8 @@ export const aiRouterModule = defineModule({
   errors: [aiRouterErrors, providerErrors, proxyErrors, budgetErrors, learningErrors],
   config: AI_CONFIG_SECTION,
   migrations: fileURLToPath(new URL('./migrations', import.meta.url)),
-  create({ platform, config }) {
-    const router = createAiRouterModule(platform, config);
+  create({ platform, config, egress }) {
+    const router = createAiRouterModule(platform, config, egress);
     const { ai_router_timeout, error_retry_attempts } = platform.config.autonomous_blocks.config;
     return {
       routes: router.routes,
@@ -90,7 +90,11 @@ export const aiRouterModule = defineModule({
  * first request), and the decider, rebuilt after every catalog change here and on
  * `ai.catalog.changed` from other replicas.
  */
-export function createAiRouterModule(platform: Platform, ai: AiConfig): AiRouterModule {
+export function createAiRouterModule(
+  platform: Platform,
+  ai: AiConfig,
+  egress: EgressPolicy = platform.egress.of('ai', ai.egress, 'ai.egress'),
+): AiRouterModule {
   const { config } = platform;
   const providers = Object.keys(ai.providers);
   // `credentials_ref: env:NAME` names a variable of the process environment, read when an adapter is built.
@@ -145,8 +149,8 @@ export function createAiRouterModule(platform: Platform, ai: AiConfig): AiRouter
         currentCatalog = catalog;
         proxy.catalogChanged(catalog);
       }));
-  // Where deployment base URLs that callers set may point: checked when written (the store) and when connecting (the proxy).
-  const egress = createEgressPolicy(ai.egress);
+  // Where deployment base URLs that callers set may point (`ai.egress` when set, else the platform's
+  // `egress`): checked when written (the store) and when connecting (the proxy).
   const store = createModelCatalogStore({
     db: platform.db,
     providers,

@@ -1,4 +1,6 @@
 import { Type, type Static, type TSchema } from 'typebox';
+import { EgressSection } from '../net/egress-policies.ts';
+import { NotifySection } from '../notify/config.ts';
 
 /**
  * A duration in milliseconds. YAML may write `30s`, `300ms`, `5m`; the loader converts every
@@ -160,6 +162,14 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /**
+     * Where URLs that callers set (webhooks, MCP servers, AI deployments' base URLs) may point
+     * (src/platform/net/egress.ts): public addresses only unless this allows more. A module's section
+     * may carry an `egress` of its own, which replaces this one for that module.
+     */
+    egress: EgressSection,
+    /** How notifications leave the process (src/platform/notify): `none` refuses every send, `memory` keeps them, `smtp` relays them. */
+    notify: NotifySection,
     database: Type.Object({ url: Type.Optional(Url), pool_max: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
     bus: Type.Object(
       {

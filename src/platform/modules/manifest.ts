@@ -6,6 +6,8 @@ import type { DependencyCheck } from '../http/health.ts';
 import type { Delivery, SubscribeOptions } from '../bus/port.ts';
 import type { ModuleRegistry } from './registry.ts';
 import type { AutonomousClient } from '../clients/autonomous-client.ts';
+import type { EgressPolicy } from '../net/egress.ts';
+import type { ContentTypeParser } from '../http/content-types.ts';
 
 /** The cross-service client ports a module may use. */
 export interface ServiceClients {
@@ -77,6 +79,12 @@ export interface ModuleInstance<Api = unknown> {
   readonly checks?: readonly DependencyCheck[];
   /** Effective settings shown by the service's info route (`GET /api/v1/<service>`). */
   readonly settings?: Readonly<Record<string, number | string | boolean>>;
+  /**
+   * Bodies the module's routes (and mounts) accept besides JSON (src/platform/http/content-types.ts:
+   * `yamlContentType()`, `cloudEventsContentType()`). Registered inside the module's own plugin, so
+   * every other route still answers 415 to them.
+   */
+  readonly contentTypes?: readonly ContentTypeParser[];
   /** Seeds and warms up; runs before any port opens, after the modules it depends on started. */
   start?(): Promise<void>;
   /** Runs after the ports closed, before the modules it depends on stop. */
@@ -94,6 +102,12 @@ export interface ModuleContext<Config = unknown> {
   readonly roles: readonly ProcessRole[];
   /** Every registered module (scopes, prefixes): what identity grants and what the gateway routes. */
   readonly registry: ModuleRegistry;
+  /**
+   * Where URLs that callers set may point, for this module: the platform's `egress`, or the
+   * module's own when its section carries an `egress` (which then replaces the platform's for it).
+   * Check a URL when it is written (`checkUrl`) and fetch it through `dispatcher`.
+   */
+  readonly egress: EgressPolicy;
   /**
    * Where a process is reached: its own listening URL once it listens, else `services.<role>.url`,
    * else the default port on this machine. Ask when needed, not at creation (ports open later).

@@ -2,6 +2,8 @@ import type { Platform } from '../platform.ts';
 import type { Subscription } from '../bus/port.ts';
 import type { ModuleInstance, ModuleManifest, ProcessRole, ServiceClients } from './manifest.ts';
 import type { ModuleRegistry } from './registry.ts';
+import { egressOverrideIn } from '../net/egress-policies.ts';
+import { withContentTypes } from '../http/content-types.ts';
 
 /** One module created in this process. */
 export interface RunningModule {
@@ -37,9 +39,11 @@ export function createProcessModules(options: {
   const sections = platform.config as unknown as Readonly<Record<string, unknown>>;
   for (const manifest of registry.runningIn(roles)) {
     const declared = new Set(manifest.dependsOn ?? []);
+    const config = manifest.config === undefined ? undefined : sections[manifest.config.key];
     const instance = manifest.create({
       platform,
-      config: manifest.config === undefined ? undefined : sections[manifest.config.key],
+      config,
+      egress: platform.egress.of(manifest.name, egressOverrideIn(config), `${manifest.config?.key ?? manifest.name}.egress`),
       roles,
       registry,
       publicUrl,
@@ -51,7 +55,7 @@ export function createProcessModules(options: {
         return dependency.instance.api as Api;
       },
     });
-    created.set(manifest.name, { manifest, instance });
+    created.set(manifest.name, { manifest, instance: withOwnContentTypes(instance) });
   }
   const modules = [...created.values()];
   const started: Array<{ module: RunningModule; subscriptions: Subscription[] }> = [];
@@ -88,5 +92,22 @@ export function createProcessModules(options: {
       }
     },
     stop,
+  };
+}
+
+/**
+ * A module that declares `contentTypes` has its routes and mounts each wrapped in a plugin of their
+ * own that accepts them: no other module's route takes its types. (Such a module's mounts are then
+ * encapsulated: their hooks no longer reach the whole app.)
+ */
+function withOwnContentTypes(instance: ModuleInstance): ModuleInstance {
+  const parsers = instance.contentTypes ?? [];
+  if (parsers.length === 0) return instance;
+  return {
+    ...instance,
+    ...(instance.routes === undefined ? {} : { routes: withContentTypes(instance.routes, parsers) }),
+    ...(instance.mounts === undefined
+      ? {}
+      : { mounts: instance.mounts.map((mount) => ({ ...mount, routes: withContentTypes(mount.routes, parsers) })) }),
   };
 }
