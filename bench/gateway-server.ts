@@ -15,7 +15,7 @@ import { sectionOf } from '../src/platform/config/section.ts';
 import { FIRST_TENANT } from '../src/core/identity/index.ts';
 import { compileTransforms, GATEWAY_CONFIG_SECTION, serviceRoutes, transformsPlugin } from '../src/gateway/index.ts';
 import type { JSONWebKeySet } from 'jose';
-import { createJwtVerifier } from '../src/platform/auth/jwt-verifier.ts';
+import { createJwtVerifier } from '../src/core/identity/access/jwt-verifier.ts';
 import { startBenchBlocks } from './support/bench-blocks.ts';
 
 export interface InjectTarget {

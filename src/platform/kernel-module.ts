@@ -7,7 +7,6 @@ import { busErrors } from './bus/errors.ts';
 import { CACHE_ERRORS } from './cache/errors.ts';
 import { RESILIENCE_ERRORS } from './resilience/errors.ts';
 import { RATE_LIMIT_ERRORS } from './rate-limit/errors.ts';
-import { authErrors } from './auth/errors.ts';
 import { secretErrors } from './secrets/errors.ts';
 import { idempotencyErrors } from './idempotency/errors.ts';
 import { serviceClientErrors } from './clients/errors.ts';
@@ -35,7 +34,6 @@ export const kernelModule = defineModule({
     CACHE_ERRORS,
     RESILIENCE_ERRORS,
     RATE_LIMIT_ERRORS,
-    authErrors,
     secretErrors,
     idempotencyErrors,
     serviceClientErrors,

@@ -29,6 +29,7 @@ import { createContextPolicy } from './access/context-policy.ts';
 import { createDeviceRegistry } from './access/device-registry.ts';
 import { createDenialAudit } from './access/denial-audit.ts';
 import { createDelegation } from './access/delegation.ts';
+import { authErrors } from './access/token-errors.ts';
 import { ensureServiceClients } from './service-clients.ts';
 import { CALLING_SERVICES, serviceCredentialsOf } from '../../platform/clients/service-credentials.ts';
 import { identityErrors as baseIdentityErrors } from './errors.ts';
@@ -215,7 +216,7 @@ export const identityModule = defineModule<IdentityApi>({
   prefix: '/identity',
   description: 'Identity: tenants, API keys, OAuth clients, users, devices, and the authorization server',
   scopes: IDENTITY_SCOPES,
-  errors: [baseIdentityErrors, userAndDeviceErrors, tokenErrors],
+  errors: [baseIdentityErrors, userAndDeviceErrors, tokenErrors, authErrors],
   migrations: fileURLToPath(new URL('./migrations', import.meta.url)),
   create(context) {
     const { platform, roles, registry } = context;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
-import { createJwtVerifier } from '../../../src/platform/auth/jwt-verifier.ts';
+import { createJwtVerifier } from '../../../src/core/identity/access/jwt-verifier.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 
 describe('the authorization server on the gateway (embedded)', () => {

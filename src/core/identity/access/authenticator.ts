@@ -3,8 +3,8 @@ import { LRUCache } from 'lru-cache';
 import type { Config } from '../../../platform/config/schema.ts';
 import type { Authenticator } from '../../../platform/http/access.ts';
 import type { Caller } from '../../../platform/http/caller.ts';
-import { createJwtVerifier, type JwtVerifier, type TrustedIssuer } from '../../../platform/auth/jwt-verifier.ts';
-import { invalidToken } from '../../../platform/auth/errors.ts';
+import { createJwtVerifier, type JwtVerifier, type TrustedIssuer } from './jwt-verifier.ts';
+import { invalidToken } from './token-errors.ts';
 import type { VerifiedApiKey } from '../api-keys.ts';
 
 const TENANT = /^[a-z0-9][a-z0-9_-]{0,62}$/;

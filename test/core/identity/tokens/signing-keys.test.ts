@@ -3,7 +3,7 @@ import { decodeProtectedHeader, exportJWK, exportPKCS8, importPKCS8 } from 'jose
 import { createSigningKeys } from '../../../../src/core/identity/tokens/signing-keys.ts';
 import { createAccessTokenIssuer } from '../../../../src/core/identity/tokens/issuer.ts';
 import { createKeyEncryption } from '../../../../src/core/identity/tokens/key-encryption.ts';
-import { createJwtVerifier } from '../../../../src/platform/auth/jwt-verifier.ts';
+import { createJwtVerifier } from '../../../../src/core/identity/access/jwt-verifier.ts';
 import { forEachDatabase } from '../../../support/databases.ts';
 import { probeService } from '../../../support/services.ts';
 import { manualClock, newKek } from './support.ts';

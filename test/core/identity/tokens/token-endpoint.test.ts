@@ -7,7 +7,7 @@ import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
 import { runMigrations } from '../../../../src/platform/db/migrate.ts';
 import type { Database } from '../../../../src/platform/db/port.ts';
 import { createSystemClock } from '../../../../src/platform/clock.ts';
-import { createJwtVerifier } from '../../../../src/platform/auth/jwt-verifier.ts';
+import { createJwtVerifier } from '../../../../src/core/identity/access/jwt-verifier.ts';
 import { testAccess, testHttpServer } from '../../../support/http-access.ts';
 import { memoryClients, newKek } from './support.ts';
 import { MIGRATIONS } from '../../../support/registry.ts';

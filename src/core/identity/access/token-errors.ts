@@ -1,5 +1,5 @@
-import { BlocksError } from '../errors.ts';
-import { defineErrors } from '../define-errors.ts';
+import { BlocksError } from '../../../platform/errors.ts';
+import { defineErrors } from '../../../platform/define-errors.ts';
 
 /** Codes a caller sees when its bearer token is refused. Listed in docs/errors.md. */
 export const authErrors = defineErrors(import.meta.url, {

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { base64url, decodeProtectedHeader, exportSPKI, generateKeyPair, SignJWT } from 'jose';
-import { createJwtVerifier, type JwtVerifier } from '../../../src/platform/auth/jwt-verifier.ts';
+import { createJwtVerifier, type JwtVerifier } from '../../../src/core/identity/access/jwt-verifier.ts';
 import { isBlocksError } from '../../../src/platform/errors.ts';
-import { IDP_AUDIENCE, IDP_CLIENT, startTestIdp, type TestIdp } from './oidc-idp.ts';
+import { IDP_AUDIENCE, IDP_CLIENT, startTestIdp, type TestIdp } from '../../platform/auth/oidc-idp.ts';
 
 const now = (): number => Math.floor(Date.now() / 1000);
 

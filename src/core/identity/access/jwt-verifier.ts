@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { FetchImplementation, JSONWebKeySet, JWTPayload, JWTVerifyGetKey } from 'jose';
-import { invalidToken, issuerUnavailable } from './errors.ts';
+import { invalidToken, issuerUnavailable } from './token-errors.ts';
 
 /** One issuer whose tokens are accepted, and for which audience. */
 export interface TrustedIssuer {
