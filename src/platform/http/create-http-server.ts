@@ -137,7 +137,8 @@ export async function createHttpServer(options: HttpServerOptions) {
     }
     route.schema = withControlCharacterRules(route.schema, route.url);
     methods.add(route.method, route.url);
-    const hidden = route.schema?.hide === true;
+    // A WebSocket route (@fastify/websocket marks it hidden after this hook) has no OpenAPI operation to document.
+    const hidden = route.schema?.hide === true || (route as { websocket?: boolean }).websocket === true;
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
       const { tenantResource } = route.config;
       inventory.push({ method, url: route.url, scope: route.config.scope, hidden, ...(tenantResource ? { tenantResource } : {}) });

@@ -143,6 +143,15 @@ describe('WebSocket upgrades are decided by the access hook', () => {
   });
 });
 
+describe('WebSocket routes in the route inventory', () => {
+  it('lists a WebSocket route with its scope, hidden from the OpenAPI document like the checks that walk documented routes expect', async () => {
+    const echo = served.app.routeInventory().find((route) => route.url === `${PREFIX}/echo` && route.method === 'GET');
+    expect(echo).toMatchObject({ scope: ECHO_SCOPE, hidden: true });
+    const doc = (await (await fetch(`${served.base}/docs/json`)).json()) as { paths: Record<string, unknown> };
+    expect(doc.paths[`${PREFIX}/echo`]).toBeUndefined();
+  });
+});
+
 describe('WebSocket tickets', () => {
   it("opens once with the caller's tenant and scopes; a second use is refused", async () => {
     const value = await ticket(await auth.bearer('acme', [ECHO_SCOPE, 'other:scope']));
