@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe } from 'vitest';
 import type { Database } from '../../src/platform/db/port.ts';
 import { createPgliteDatabase } from '../../src/platform/db/pglite.ts';
@@ -6,8 +7,34 @@ import { runMigrations } from '../../src/platform/db/migrate.ts';
 import type { ServiceProbe } from './services.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 import { MIGRATIONS } from './registry.ts';
+import { copyPgliteTemplate, scratchDir } from './templates.ts';
 
 export { MIGRATIONS };
+
+/**
+ * A PGlite database on a data directory of its own, copied from the run's template (`./templates.ts`):
+ * `migrated` (the default) has every migration of the test registry applied, `blank` none, as a new
+ * cluster. Copying takes a fraction of a second where creating a cluster takes seconds. Without a
+ * current template it is created (and migrated) here, to the same state. Closing it removes the directory.
+ */
+export async function createTestPglite(kind: 'migrated' | 'blank' = 'migrated'): Promise<Database> {
+  const dir = await scratchDir('blocks-test-pglite');
+  const dataDir = join(dir.path, 'data');
+  let db: Database;
+  try {
+    const copied = await copyPgliteTemplate(kind, dataDir);
+    db = await createPgliteDatabase({ dataDir });
+    if (!copied && kind === 'migrated') await runMigrations(db, MIGRATIONS);
+  } catch (error) {
+    await dir.remove();
+    throw error;
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    ...db,
+    close: () => (closed ??= db.close().finally(() => dir.remove())),
+  };
+}
 
 /** A migrated database for one describe block, emptied of events and inbox rows before each test. */
 export interface DbFixture {
@@ -22,13 +49,12 @@ export interface DbFixture {
 
 const shared = (db: Database): Database => ({ ...db, close: async () => undefined });
 
-/** Runs `define` once against an in-memory PGlite and once against a fresh PostgreSQL database. */
+/** Runs `define` once against a migrated PGlite and once against a migrated PostgreSQL database of its own. */
 export function forEachDatabase(postgres: ServiceProbe, define: (fixture: DbFixture) => void): void {
   describe('on PGlite', () => {
     let db: Database;
     beforeAll(async () => {
-      db = await createPgliteDatabase();
-      await runMigrations(db, MIGRATIONS);
+      db = await createTestPglite();
     });
     afterAll(async () => {
       await db?.close();
@@ -44,9 +70,8 @@ export function forEachDatabase(postgres: ServiceProbe, define: (fixture: DbFixt
     let db: Database;
     const others: Database[] = [];
     beforeAll(async () => {
-      testDb = await createTestDatabase();
+      testDb = await createTestDatabase('blocks_test', { migrated: true });
       db = await createPostgresDatabase({ url: testDb.url, poolMax: 4 });
-      await runMigrations(db, MIGRATIONS);
     });
     afterAll(async () => {
       await Promise.all(others.map((other) => other.close()));
@@ -76,7 +101,11 @@ export interface BlocksDatabase {
   readonly open: () => Promise<{ readonly env: Record<string, string>; readonly drop: () => Promise<void> }>;
 }
 
-/** Embedded PGlite, and a fresh PostgreSQL database, for suites that start Blocks on each. */
+/**
+ * Embedded PGlite, and a PostgreSQL database of its own, for suites that start Blocks on each. Both
+ * start migrated (PGlite by `testConfig`'s data directory, PostgreSQL cloned from the run's template),
+ * so a start finds nothing to apply.
+ */
 export function blocksDatabases(postgres: ServiceProbe): readonly BlocksDatabase[] {
   return [
     { name: 'PGlite', available: true, open: async () => ({ env: {}, drop: async () => undefined }) },
@@ -84,7 +113,7 @@ export function blocksDatabases(postgres: ServiceProbe): readonly BlocksDatabase
       name: 'PostgreSQL',
       available: postgres.ok,
       open: async () => {
-        const db = await createTestDatabase();
+        const db = await createTestDatabase('blocks_test', { migrated: true });
         return { env: { DATABASE_URL: db.url }, drop: () => db.drop() };
       },
     },

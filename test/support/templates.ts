@@ -40,7 +40,10 @@ export function migrationsIdentity(sources: readonly MigrationSource[] = MIGRATI
     for (const file of readdirSync(source.dir)
       .filter((name) => name.endsWith('.sql'))
       .sort()) {
-      hash.update(`file ${file}\n`).update(readFileSync(join(source.dir, file))).update('\n');
+      hash
+        .update(`file ${file}\n`)
+        .update(readFileSync(join(source.dir, file)))
+        .update('\n');
     }
   }
   return hash.digest('hex').slice(0, 16);

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../../src/platform/db/port.ts';
-import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import { createPostgresDatabase } from '../../../src/platform/db/postgres.ts';
 import { DatabaseError } from '../../../src/platform/db/errors.ts';
 import { MigrationError, readMigrations, runMigrations } from '../../../src/platform/db/migrate.ts';
 import { probeService } from '../../support/services.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
+import { createTestPglite } from '../../support/databases.ts';
 
 const postgres = await probeService('postgres');
 
@@ -191,7 +191,7 @@ function migrationTests(open: () => Promise<Database>): void {
 
 describe('runMigrations', () => {
   describe('on PGlite', () => {
-    migrationTests(() => createPgliteDatabase());
+    migrationTests(() => createTestPglite('blank'));
   });
 
   describe.skipIf(!postgres.ok)('on PostgreSQL', () => {

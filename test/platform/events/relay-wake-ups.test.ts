@@ -1,7 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Client } from 'pg';
 import type { Database } from '../../../src/platform/db/port.ts';
-import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import { createPostgresDatabase } from '../../../src/platform/db/postgres.ts';
 import { LISTENER_APPLICATION_NAME } from '../../../src/platform/db/postgres-listener.ts';
 import { KERNEL_MIGRATIONS_DIR, runMigrations } from '../../../src/platform/db/migrate.ts';
@@ -11,6 +10,7 @@ import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from '..
 import type { SystemEvent } from '../../../src/platform/events/types.ts';
 import { probeService } from '../../support/services.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
+import { createTestPglite } from '../../support/databases.ts';
 import { createRecordingBus, type RecordingBus } from './recording-bus.ts';
 import { createManualClock } from './manual-clock.ts';
 
@@ -110,7 +110,7 @@ describe('outbox relay woken by the database', () => {
   describe('on PGlite', () => {
     let db: Database;
     beforeAll(async () => {
-      db = await createPgliteDatabase();
+      db = await createTestPglite('blank');
       await runMigrations(db, MIGRATIONS);
     });
     afterAll(async () => {

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import { createPostgresDatabase } from '../../../src/platform/db/postgres.ts';
 import type { Database } from '../../../src/platform/db/port.ts';
 import type { Caller } from '../../../src/platform/http/caller.ts';
 import { createWebSocketTickets } from '../../../src/platform/websocket/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 import { probeService } from '../../support/services.ts';
+import { createTestPglite } from '../../support/databases.ts';
 import { createManualClock } from '../events/manual-clock.ts';
 
 const postgres = await probeService('postgres');
@@ -98,7 +98,7 @@ function ticketSuite(name: string, openHandles: () => Promise<Handles & { close(
 }
 
 ticketSuite('PGlite', async () => {
-  const db = await createPgliteDatabase();
+  const db = await createTestPglite('blank');
   await db.exec(MIGRATION);
   return { first: db, second: db, close: () => db.close() };
 });

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { createPgliteDatabase } from '../../../src/platform/db/pglite.ts';
 import type { Database } from '../../../src/platform/db/port.ts';
 import type { HttpServer } from '../../../src/platform/http/create-http-server.ts';
 import { CLOSE_CODES, DEFAULT_WEBSOCKET_LIMITS, type WebSocketLimits } from '../../../src/platform/http/websocket.ts';
 import { createLogger } from '../../../src/platform/logger.ts';
 import { createWebSocketTickets, webSocketTicketRoutes, type WebSocketTickets } from '../../../src/platform/websocket/index.ts';
 import { testAccess, testHttpServer, type TestAccess } from '../../support/http-access.ts';
+import { createTestPglite } from '../../support/databases.ts';
 import { createManualClock, type ManualClock } from '../events/manual-clock.ts';
 import { ECHO_SCOPE, echoRoutes, type EchoHello } from '../../gateway/fixtures/echo-routes.ts';
 import { connect, open, refused, type OpenClient } from '../../gateway/fixtures/ws-client.ts';
@@ -54,7 +54,7 @@ let served: { app: HttpServer; base: string; ws: string };
 
 beforeAll(async () => {
   auth = await testAccess();
-  db = await createPgliteDatabase();
+  db = await createTestPglite('blank');
   await db.exec(readFileSync(WS_TICKETS_MIGRATION, 'utf8'));
   clock = createManualClock(Date.now());
   tickets = createWebSocketTickets({ db, clock, ttlMs: TICKET_TTL_MS });

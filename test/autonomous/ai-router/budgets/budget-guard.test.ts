@@ -1,15 +1,12 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { forEachDatabase } from '../../../support/databases.ts';
+import { createTestPglite, forEachDatabase } from '../../../support/databases.ts';
 import { probeService, uniqueName } from '../../../support/services.ts';
-import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
-import { runMigrations } from '../../../../src/platform/db/migrate.ts';
 import { BlocksError } from '../../../../src/platform/errors.ts';
 import type { Tenancy } from '../../../../src/platform/http/caller.ts';
 import type { BudgetHold } from '../../../../src/autonomous/ai-router/budgets/budget-guard.ts';
 import type { BudgetKey } from '../../../../src/autonomous/ai-router/budgets/periods.ts';
 import { retryAfterSeconds } from '../../../../src/autonomous/ai-router/budgets/errors.ts';
 import { countingDatabase, manualClock, replica, spendOf } from './support.ts';
-import { MIGRATIONS } from '../../../support/registry.ts';
 
 const postgres = await probeService('postgres');
 
@@ -263,8 +260,7 @@ forEachDatabase(postgres, (fixture) => {
 
 describe('budget guard without a database', () => {
   it('keeps serving callers under no budget after the database has closed, and fails those under one', async () => {
-    const db = await createPgliteDatabase();
-    await runMigrations(db, MIGRATIONS);
+    const db = await createTestPglite();
     const clock = manualClock('2026-11-25T12:00:00Z');
     const r = replica(db, clock);
     await r.put({ tenant: 'capped', scope: 'tenant', subject: 'capped', period: 'day' }, 1);

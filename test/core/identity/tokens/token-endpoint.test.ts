@@ -3,14 +3,12 @@ import { decodeProtectedHeader } from 'jose';
 import { createTokenModule, type TokenModule } from '../../../../src/core/identity/tokens/index.ts';
 import type { HttpServer } from '../../../../src/platform/http/create-http-server.ts';
 import { createLogger } from '../../../../src/platform/logger.ts';
-import { createPgliteDatabase } from '../../../../src/platform/db/pglite.ts';
-import { runMigrations } from '../../../../src/platform/db/migrate.ts';
 import type { Database } from '../../../../src/platform/db/port.ts';
 import { createSystemClock } from '../../../../src/platform/clock.ts';
 import { createJwtVerifier } from '../../../../src/core/identity/access/jwt-verifier.ts';
 import { testAccess, testHttpServer } from '../../../support/http-access.ts';
+import { createTestPglite } from '../../../support/databases.ts';
 import { memoryClients, newKek } from './support.ts';
-import { MIGRATIONS } from '../../../support/registry.ts';
 
 const CLIENT = { clientId: 'svc-a', secret: 's3cret:with%chars', tenant: 'acme', scopes: ['models:read', 'models:write'] };
 const basic = (id: string, secret: string): string =>
@@ -24,8 +22,7 @@ describe('the token endpoint and discovery routes, over HTTP', () => {
   const clients = memoryClients([CLIENT, { clientId: 'fresh', secret: 'x', tenant: 'acme', scopes: [] }]);
 
   beforeAll(async () => {
-    db = await createPgliteDatabase();
-    await runMigrations(db, MIGRATIONS);
+    db = await createTestPglite();
     module = createTokenModule({
       db,
       clock: createSystemClock(),
