@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { checkCost, gcraParameters } from './gcra.ts';
 import { RateLimiterUnavailableError } from './errors.ts';
 import type { RateLimiter } from './port.ts';
+import { createFailFastRedis } from '../redis-fail-fast.ts';
 
 export interface RedisRateLimiterOptions {
   readonly url: string;
@@ -76,16 +77,7 @@ type RefundCommand = (key: string, interval: string, cost: string) => Promise<nu
 /** GCRA shared by every replica through one Redis; each decision, and each refund, is one script call (one round trip). */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
   const timeoutMs = options.timeoutMs ?? 100;
-  const redis = new Redis(options.url, {
-    keyPrefix: options.keyPrefix,
-    commandTimeout: timeoutMs,
-    // While disconnected, fail at once instead of queueing: a queued decision would hold its request up.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    lazyConnect: false,
-  });
-  // Connection errors surface on the next take(); without a listener ioredis would log them as unhandled.
-  redis.on('error', () => undefined);
+  const redis = createFailFastRedis(options.url, { keyPrefix: options.keyPrefix, timeoutMs });
   redis.defineCommand('blocksGcra', { numberOfKeys: 1, lua: GCRA_SCRIPT });
   redis.defineCommand('blocksGcraRefund', { numberOfKeys: 1, lua: REFUND_SCRIPT });
   const commands = redis as unknown as { blocksGcra: GcraCommand; blocksGcraRefund: RefundCommand };

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { BreakerState } from './breakers.ts';
+import { createFailFastRedis } from '../redis-fail-fast.ts';
 
 /** A shared breaker's state as the store holds it. */
 export interface SharedBreakerView {
@@ -160,14 +161,7 @@ const toView = ([state, failures, openedAt, retryAfterMs]: Reply): SharedBreaker
  */
 export function createRedisBreakerStore(options: RedisBreakerStoreOptions): SharedBreakerStore {
   const timeoutMs = options.timeoutMs ?? 100;
-  const redis = new Redis(options.url, {
-    keyPrefix: options.keyPrefix,
-    commandTimeout: timeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-  });
-  // Failures surface on the next operation; without a listener ioredis would report them as unhandled.
-  redis.on('error', () => undefined);
+  const redis = createFailFastRedis(options.url, { keyPrefix: options.keyPrefix, timeoutMs });
   const script = (lua: string) => {
     let sha: string | undefined;
     return async (name: string, args: readonly (string | number)[]): Promise<unknown[]> => {

@@ -7,6 +7,7 @@ import { createPostgresDatabase } from '../../../src/platform/db/postgres.ts';
 import { DatabaseError } from '../../../src/platform/db/errors.ts';
 import { MigrationError, readMigrations, runMigrations } from '../../../src/platform/db/migrate.ts';
 import { probeService } from '../../support/services.ts';
+import { migrateAsOneSequence } from '../../support/legacy-migrations.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 import { createTestPglite } from '../../support/databases.ts';
 
@@ -142,23 +143,13 @@ function migrationTests(open: () => Promise<Database>): void {
   });
 
   it('adopts a history numbered in one sequence: what was applied keeps its identity and never runs again', async () => {
-    // The table as releases before modules made it, holding what they applied from one folder.
-    await db.exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now())`);
+    // What releases before modules applied, from one folder, in one sequence.
     const files = {
       '0001_widgets.sql': BASE['0001_widgets.sql'],
       '0002_gadgets.sql': 'CREATE TABLE gadgets (id integer PRIMARY KEY);',
       '0003_widget_names.sql': BASE['0002_widget_names.sql'],
     };
-    const old = await readMigrations(await migrationsDir(files));
-    for (const migration of old) {
-      await db.exec(migration.sql);
-      await db.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-        migration.version,
-        migration.name,
-        migration.checksum,
-      ]);
-    }
+    await migrateAsOneSequence(db, await readMigrations(await migrationsDir(files)));
     // The same files, moved into two modules' folders with their numbers, and a new one in each.
     const widgets = await migrationsDir({
       '0001_widgets.sql': files['0001_widgets.sql'],

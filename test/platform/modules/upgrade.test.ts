@@ -5,6 +5,7 @@ import { readMigrations } from '../../../src/platform/db/migrate.ts';
 import { hashPassword } from '../../../src/core/identity/index.ts';
 import type { RunningBlocks } from '../../../src/start.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { migrateAsOneSequence } from '../../support/legacy-migrations.ts';
 import { MIGRATIONS, scopes as SCOPES } from '../../support/registry.ts';
 
 // A database the release before modules owned migrations made: one `schema_migrations` sequence
@@ -28,21 +29,12 @@ describe('upgrading a database migrated in one sequence', () => {
   beforeAll(async () => {
     const db = await createPgliteDatabase({ dataDir: join(dataDir, 'pglite') });
     try {
-      await db.exec(`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now())`);
       // The files the old release had, in its one order: every module's, numbered 1..13.
       const builtIn = MIGRATIONS.filter((source) => source.module !== 'example');
       const all = (await Promise.all(builtIn.map(async (source) => readMigrations(source.dir)))).flat();
       const old = all.filter((m) => m.version <= 13 && !(m.name === 'client_roles')).sort((a, b) => a.version - b.version);
       expect(old.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
-      for (const migration of old) {
-        await db.exec(migration.sql);
-        await db.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-          migration.version,
-          migration.name,
-          migration.checksum,
-        ]);
-      }
+      await migrateAsOneSequence(db, old);
       await db.exec("INSERT INTO tenants (id, name) VALUES ('default', 'Default tenant'), ('acme', 'Acme')");
       const insert = async (id: string, tenant: string, name: string, secret: string, scopes: string[], at: string) =>
         db.query(
