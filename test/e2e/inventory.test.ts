@@ -3,6 +3,7 @@ import type { RunningBlocks, Role } from '../../src/start.ts';
 import { CLIENT_SCOPE, PUBLIC_SCOPE } from '../../src/platform/http/access.ts';
 import { startTestBlocks, tempDir, testConfig } from '../support/blocks.ts';
 import { testCredentials } from '../support/credentials.ts';
+import { withMigratedPglite } from '../support/templates.ts';
 
 // OWASP API9 (improper inventory management): every route a process serves is in the OpenAPI
 // document it publishes, with its method; the only exceptions are the docs UI itself, HEAD twins
@@ -12,7 +13,7 @@ describe('route inventory: nothing served undocumented', () => {
   const dir = tempDir('blocks-inventory');
   let blocks: RunningBlocks;
   beforeAll(async () => {
-    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }) });
+    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: withMigratedPglite(dir.path) }) });
   });
   afterAll(async () => {
     await blocks?.close();

@@ -17,6 +17,7 @@ import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/in
 import { sendText, startHostileProvider, type HostileAnswer, type HostileProvider } from '../support/hostile-provider.ts';
 import { AI_CONFIG_SECTION } from '../../src/autonomous/ai-router/index.ts';
 import { sectionOf } from '../../src/platform/config/section.ts';
+import { withMigratedPglite } from '../support/templates.ts';
 
 // The OWASP items about what Blocks fetches and consumes: API7 (SSRF through URLs a caller sets),
 // API10 (unsafe consumption of a provider's answers and of an identity provider's documents) and
@@ -103,7 +104,7 @@ beforeAll(async () => {
   }));
   blocks = await startTestBlocks({
     config: testConfig(
-      { BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      { BLOCKS_DATA_DIR: withMigratedPglite(join(dir.path, 'data')) },
       {
         // Every hostile answer is a failure of `shady`: its breakers must not open and hide the next one.
         resilience: { failure_threshold: 1_000_000, recovery_timeout: 1000 },

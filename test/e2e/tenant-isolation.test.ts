@@ -12,6 +12,7 @@ import { testCredentials, type TestCredentials } from '../support/credentials.ts
 import { catalogModel } from '../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../support/fake-providers/index.ts';
 import { scopes as SCOPES } from '../support/registry.ts';
+import { withMigratedPglite } from '../support/templates.ts';
 
 // Tenant isolation through every endpoint (issue 4): tenant B, holding every scope a tenant can
 // hold, can neither read, list, change nor learn the existence of tenant A's objects. The test
@@ -72,7 +73,7 @@ beforeAll(async () => {
   );
   blocks = await startTestBlocks({
     config: testConfig(
-      { BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      { BLOCKS_DATA_DIR: withMigratedPglite(join(dir.path, 'data')) },
       {
         // Refused credentials are part of the cases; the throttle they would earn is another test's subject.
         auth: { failed_attempts: { limit: 1_000_000, period: 60_000, burst: 1_000_000 } },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -84,4 +84,16 @@ export function copyPgliteTemplateSync(kind: 'blank' | 'migrated', target: strin
 export async function scratchDir(prefix: string): Promise<{ readonly path: string; remove(): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), `${prefix}-`));
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * Readies `dataDir`, a Blocks data directory, for a start that finds the test registry's migrations
+ * applied: its PGlite data (`<dataDir>/pglite`, where Blocks keeps it) is copied from the run's
+ * migrated template, unless it holds some already (a restart keeps what the last start wrote).
+ * Returns `dataDir`.
+ */
+export function withMigratedPglite(dataDir: string): string {
+  const pglite = join(dataDir, 'pglite');
+  if (!existsSync(pglite)) copyPgliteTemplateSync('migrated', pglite);
+  return dataDir;
 }

@@ -6,6 +6,7 @@ import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { testCredentials } from '../../support/credentials.ts';
 import { AI_CONFIG_SECTION } from '../../../src/autonomous/ai-router/index.ts';
 import { sectionOf } from '../../../src/platform/config/section.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 const send = (method: string, body?: unknown, headers: Record<string, string> = {}): RequestInit => ({
   method,
@@ -63,7 +64,7 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
   beforeAll(async () => {
     blocks = await startTestBlocks({
       config: testConfig({
-        BLOCKS_DATA_DIR: dir.path,
+        BLOCKS_DATA_DIR: withMigratedPglite(dir.path),
         BLOCKS__ai__providers__acme: JSON.stringify({ protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'eu' }),
       }),
       roles: ['autonomous'],
@@ -88,7 +89,7 @@ describe('AI model catalog API (PGlite, in-process bus)', () => {
     await blocks.close();
     blocks = await startTestBlocks({
       config: testConfig({
-        BLOCKS_DATA_DIR: dir.path,
+        BLOCKS_DATA_DIR: withMigratedPglite(dir.path),
         BLOCKS__ai__providers__acme: JSON.stringify({ protocol: 'openai', base_url: 'http://127.0.0.1:9/v1', region: 'eu' }),
       }),
       roles: ['autonomous'],

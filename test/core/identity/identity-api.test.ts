@@ -6,6 +6,7 @@ import { testCredentials, type TestCredentials } from '../../support/credentials
 import { blocksDatabases } from '../../support/databases.ts';
 import { probeService } from '../../support/services.ts';
 import { scopes as SCOPES } from '../../support/registry.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 const postgres = await probeService('postgres');
 
@@ -50,7 +51,10 @@ for (const setup of blocksDatabases(postgres)) {
     beforeAll(async () => {
       const db = await setup.open();
       drop = db.drop;
-      blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path, ...db.env }), roles: ['gateway'] });
+      blocks = await startTestBlocks({
+        config: testConfig({ BLOCKS_DATA_DIR: withMigratedPglite(dir.path), ...db.env }),
+        roles: ['gateway'],
+      });
       identity = blocks.identity;
       creds = testCredentials(blocks);
     });

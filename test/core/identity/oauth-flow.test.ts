@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBlocks } from '../../../src/start.ts';
 import { createJwtVerifier } from '../../../src/core/identity/access/jwt-verifier.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 describe('the authorization server on the gateway (embedded)', () => {
   const dir = tempDir('blocks-oauth');
@@ -9,7 +10,7 @@ describe('the authorization server on the gateway (embedded)', () => {
   let gateway: string;
 
   beforeAll(async () => {
-    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }), roles: ['gateway'] });
+    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: withMigratedPglite(dir.path) }), roles: ['gateway'] });
     gateway = blocks.urls.gateway as string;
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { resolveKeyEncryptionKey } from '../../../src/core/identity/index.ts';
 import { startTestBlocks, tempDir, testConfig } from '../../support/blocks.ts';
 import { catalogModel } from '../../support/catalog-model.ts';
 import { startFakeOpenAi, type FakeProvider } from '../../support/fake-providers/index.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 // The collaborative service calls the autonomous one for a caller through the client port. Both
 // transports (into this process' app, over HTTP as a split deployment does) go through the
@@ -43,7 +44,7 @@ describe('cross-service client: the autonomous service, called for a caller', ()
     const catalogFile = join(dir.path, 'models.yaml');
     writeFileSync(catalogFile, toYaml({ models: [catalogModel('svc-model')] }));
     const config = testConfig(
-      { BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      { BLOCKS_DATA_DIR: withMigratedPglite(join(dir.path, 'data')) },
       { ai: { catalog_file: catalogFile, providers: { fake: { protocol: 'openai', base_url: fake.baseUrl } } } },
     );
     blocks = await startTestBlocks({ config });

@@ -7,6 +7,7 @@ import { CONFIG_DIR, startTestBlocks, tempDir } from '../../support/blocks.ts';
 import { testCredentials } from '../../support/credentials.ts';
 import { exampleModule } from '../../support/example-module/index.ts';
 import { intakeModule, SMALL_ROUTE_LIMIT } from '../../support/intake-module/index.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 const INTAKE = '/api/v1/collaborative/intake';
 const registry = createRegistry([exampleModule, intakeModule]);
@@ -29,7 +30,7 @@ describe('body types a module adds: only its routes take them, each within its l
   beforeAll(async () => {
     const config = loadConfig({
       configDir: CONFIG_DIR,
-      env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: withMigratedPglite(join(dir.path, 'data')) },
       sections: registry.configSections,
     });
     blocks = await startTestBlocks({ config, registry, roles: ['gateway', 'collaborative'] });

@@ -11,6 +11,7 @@ import { probeService, uniqueName } from '../../support/services.ts';
 import { testCredentials, type TestCredentials } from '../../support/credentials.ts';
 import { createTestDatabase, type TestDatabase } from '../../support/postgres.ts';
 import { testAccess, testHttpServer } from '../../support/http-access.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 const limits = {
   enabled: true,
@@ -31,7 +32,10 @@ describe('rate limits on every route (embedded)', () => {
   const READ = ['ai:models:read'];
 
   beforeAll(async () => {
-    blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path }, { rate_limits: limits }), roles: ['autonomous'] });
+    blocks = await startTestBlocks({
+      config: testConfig({ BLOCKS_DATA_DIR: withMigratedPglite(dir.path) }, { rate_limits: limits }),
+      roles: ['autonomous'],
+    });
     base = blocks.urls.autonomous as string;
     creds = testCredentials(blocks);
   });

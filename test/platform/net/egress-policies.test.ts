@@ -10,6 +10,7 @@ import { CONFIG_DIR, startTestBlocks, tempDir } from '../../support/blocks.ts';
 import { exampleModule } from '../../support/example-module/index.ts';
 import { intakeModule } from '../../support/intake-module/index.ts';
 import { catalogModel } from '../../support/catalog-model.ts';
+import { withMigratedPglite } from '../../support/templates.ts';
 
 const registry = createRegistry([exampleModule, intakeModule]);
 
@@ -87,7 +88,7 @@ describe('modules of a running Blocks get the platform’s policy or their own',
   beforeAll(async () => {
     const config = loadConfig({
       configDir: CONFIG_DIR,
-      env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: join(dir.path, 'data') },
+      env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: withMigratedPglite(join(dir.path, 'data')) },
       // The platform allows one private network; the intake module replaces that with loopback alone; the AI router sets nothing.
       overrides: { egress: { allow_private: false, allow: ['10.1.0.0/16'] }, intake: { egress: { allow: ['127.0.0.1'] } } },
       sections: registry.configSections,

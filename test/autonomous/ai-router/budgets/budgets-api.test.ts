@@ -7,6 +7,7 @@ import { testCredentials, type TestCredentials } from '../../../support/credenti
 import { blocksDatabases } from '../../../support/databases.ts';
 import { probeService } from '../../../support/services.ts';
 import { replica } from './support.ts';
+import { withMigratedPglite } from '../../../support/templates.ts';
 
 const postgres = await probeService('postgres');
 
@@ -55,7 +56,10 @@ for (const setup of blocksDatabases(postgres)) {
     beforeAll(async () => {
       const db = await setup.open();
       drop = db.drop;
-      blocks = await startTestBlocks({ config: testConfig({ BLOCKS_DATA_DIR: dir.path, ...db.env }), roles: ['autonomous'] });
+      blocks = await startTestBlocks({
+        config: testConfig({ BLOCKS_DATA_DIR: withMigratedPglite(dir.path), ...db.env }),
+        roles: ['autonomous'],
+      });
       base = blocks.urls.autonomous as string;
       creds = testCredentials(blocks);
     });
