@@ -9,7 +9,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // The machine has two cores; more workers only make the real-service suites fight for them.
-    maxWorkers: 2,
+    // Two cores, but many suites wait on real time (ack waits, outages, kill -9 and restart): four
+    // workers keep both cores busy (whole suite 480 s -> 409 s, 178% CPU, no new failures; one run).
+    maxWorkers: 4,
   },
 });
