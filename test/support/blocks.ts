@@ -6,6 +6,7 @@ import type { Config } from '../../src/platform/config/schema.ts';
 import { createLogger, type Logger } from '../../src/platform/logger.ts';
 import { startBlocks, type Role, type RunningBlocks } from '../../src/start.ts';
 import { testRegistry } from './registry.ts';
+import { copyPgliteTemplateSync } from './templates.ts';
 import type { ModuleRegistry } from '../../src/platform/modules/registry.ts';
 
 export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
@@ -14,10 +15,13 @@ export const CONFIG_DIR = new URL('../../config', import.meta.url).pathname;
  * Configuration as `blocks start` would load it in the test environment, plus the given variables.
  * Without `BLOCKS_DATA_DIR` it gets a data directory of its own (removed when the test process
  * exits): test files run in parallel, and two of them on the default `./data` would fight over
- * PGlite's lock and the generated key-encryption key.
+ * PGlite's lock and the generated key-encryption key. Without `DATABASE_URL` that directory holds a
+ * copy of the run's migrated PGlite (`./templates.ts`), so a start finds the test registry's
+ * migrations applied instead of creating and migrating a cluster; pass `BLOCKS_DATA_DIR` for a start
+ * on an empty directory.
  */
 export function testConfig(env: Record<string, string | undefined> = {}, overrides: Record<string, unknown> = {}): Config {
-  const dataDir = env.BLOCKS_DATA_DIR ?? ownDataDir();
+  const dataDir = env.BLOCKS_DATA_DIR ?? ownDataDir(env.DATABASE_URL === undefined);
   return loadConfig({
     configDir: CONFIG_DIR,
     env: { BLOCKS_ENV: 'test', BLOCKS_DATA_DIR: dataDir, ...env },
@@ -27,10 +31,12 @@ export function testConfig(env: Record<string, string | undefined> = {}, overrid
 }
 
 const ownDataDirs: Array<{ remove(): void }> = [];
-function ownDataDir(): string {
+function ownDataDir(seeded: boolean): string {
   if (ownDataDirs.length === 0) process.once('exit', () => ownDataDirs.forEach((dir) => dir.remove()));
   const dir = tempDir('blocks-test-data');
   ownDataDirs.push(dir);
+  // Where Blocks keeps its PGlite data (open-platform.ts).
+  if (seeded) copyPgliteTemplateSync('migrated', join(dir.path, 'pglite'));
   return dir.path;
 }
 

@@ -19,7 +19,8 @@ export async function probeRealServices(): Promise<boolean> {
  * the variables that make `blocks start` use them.
  */
 export async function realServicesEnv(bus: 'nats' | 'redis'): Promise<RealServicesEnv> {
-  const database = await createTestDatabase('blocks_e2e');
+  // Migrated (cloned from the run's template): a start finds nothing to apply.
+  const database = await createTestDatabase('blocks_e2e', { migrated: true });
   const namespace = uniqueName('e2e');
   const cachePrefix = `test:${namespace}:cache:`;
   const busStreamKey = `${namespace}:${namespace}`;

@@ -5,6 +5,9 @@ import { loadModelCatalog } from '../../../src/autonomous/ai-router/catalog.ts';
 import { createRouteDecider } from '../../../src/autonomous/ai-router/decide.ts';
 import { createTokenizer } from '../../../src/autonomous/ai-router/tokenizer.ts';
 import type { Complexity } from '../../../src/autonomous/ai-router/types.ts';
+import { AI_CONFIG_SECTION } from '../../../src/autonomous/ai-router/index.ts';
+import { sectionOf } from '../../../src/platform/config/section.ts';
+import { testConfig } from '../../support/blocks.ts';
 
 const readYaml = (name: string): unknown => parse(readFileSync(new URL(`../../../config/${name}`, import.meta.url), 'utf8'));
 
@@ -16,12 +19,11 @@ describe('the shipped model catalog (config/models.yaml)', () => {
     expect(catalog.taskTypes).toEqual(['chat', 'classification', 'code', 'extraction', 'reasoning', 'summarization']);
   });
 
-  it('routes every task type and complexity with the expected output tokens of config/default.yaml', () => {
-    const config = readYaml('default.yaml') as { ai: { expected_output_tokens: Record<string, number> } };
+  it('routes every task type and complexity with the configured expected output tokens', () => {
     const decider = createRouteDecider({
       catalog,
       tokenizer: createTokenizer(),
-      expectedOutputTokens: config.ai.expected_output_tokens,
+      expectedOutputTokens: sectionOf(testConfig(), AI_CONFIG_SECTION).expected_output_tokens,
     });
     for (const taskType of catalog.taskTypes) {
       for (const complexity of ['low', 'medium', 'high'] satisfies Complexity[]) {

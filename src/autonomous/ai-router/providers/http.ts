@@ -127,10 +127,14 @@ export async function openExchange(request: ProviderRequest): Promise<ProviderEx
     const refusal = egressRefusalOf(error);
     if (refusal !== undefined) {
       // The resolved address stays in the cause (logs): a client is not told what internal names resolve to.
-      throw new ProviderError('egress_refused', `${request.provider} may not be called at ${request.url}: the egress policy forbids its address`, {
-        provider: request.provider,
-        cause: refusal,
-      });
+      throw new ProviderError(
+        'egress_refused',
+        `${request.provider} may not be called at ${request.url}: the egress policy forbids its address`,
+        {
+          provider: request.provider,
+          cause: refusal,
+        },
+      );
     }
     throw new ProviderError('unreachable', `${request.provider} unreachable at ${request.url}: ${describe(error)}`, {
       provider: request.provider,
