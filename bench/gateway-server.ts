@@ -11,6 +11,7 @@ import { createHttpServer, type HttpServer } from '../src/platform/http/create-h
 import type { Caller } from '../src/platform/http/caller.ts';
 import type { Access } from '../src/platform/http/access.ts';
 import { composeService } from '../src/platform/modules/services.ts';
+import { serviceSettings } from '../src/start.ts';
 import { sectionOf } from '../src/platform/config/section.ts';
 import { FIRST_TENANT } from '../src/core/identity/index.ts';
 import { compileTransforms, GATEWAY_CONFIG_SECTION, serviceRoutes, transformsPlugin } from '../src/gateway/index.ts';
@@ -97,7 +98,7 @@ const twin = async (access: Access): Promise<{ app: HttpServer; url: string }> =
         registry: blocks.registry,
         modules: blocks.modules,
         version: platform.version,
-        settings: {},
+        settings: serviceSettings(config, 'collaborative'),
       }),
     ),
   );

@@ -240,7 +240,7 @@ function serviceClients(
 }
 
 /** The spec's per-service tuning values (`<service>_blocks.config`), shown by the service info route. */
-function serviceSettings(config: Config, service: RoutedService): Record<string, number> {
+export function serviceSettings(config: Config, service: RoutedService): Record<string, number> {
   if (service === 'autonomous') {
     const { ai_router_timeout, error_retry_attempts } = config.autonomous_blocks.config;
     return { ai_router_timeout_ms: ai_router_timeout, error_retry_attempts };
