@@ -71,12 +71,10 @@ export const aiRouterModule = defineModule({
   migrations: fileURLToPath(new URL('./migrations', import.meta.url)),
   create({ platform, config, egress }) {
     const router = createAiRouterModule(platform, config, egress);
-    const { ai_router_timeout, error_retry_attempts } = platform.config.autonomous_blocks.config;
     return {
       routes: router.routes,
       // OpenAI-compatible clients expect `/v1/chat/completions` at the root, not under the service prefix.
       mounts: [{ prefix: '/v1', routes: router.proxy.routes }],
-      settings: { ai_router_timeout_ms: ai_router_timeout, error_retry_attempts },
       start: () => router.start(),
       stop: () => router.stop(),
       api: router,

@@ -5,22 +5,11 @@ import { createMetrics } from '../../../src/platform/telemetry/metrics.ts';
 import { createBreakerRegistry } from '../../../src/platform/resilience/breakers.ts';
 import { BREAKER_STATE_CHANGED, publishBreakerChanges, registerBreakerGauge } from '../../../src/platform/resilience/breaker-telemetry.ts';
 import { isSystemEvent } from '../../../src/platform/events/types.ts';
-import type { Clock } from '../../../src/platform/clock.ts';
+import { steppingClock, type SteppingClock } from '../../support/stepping-clock.ts';
 
 const boom = (): Promise<never> => Promise.reject(new Error('dependency down'));
 
-const manualClock = (): Clock & { advance(ms: number): void } => {
-  let now = 1_700_000_000_000;
-  return {
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-    },
-    advance: (ms) => {
-      now += ms;
-    },
-  };
-};
+const manualClock = (): SteppingClock => steppingClock();
 
 describe('breaker state changes as events and a gauge', () => {
   const buses: EventBus[] = [];

@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { createSystemClock, type Clock } from '../../../src/platform/clock.ts';
+import { createSystemClock } from '../../../src/platform/clock.ts';
+import { steppingClock } from '../../support/stepping-clock.ts';
 import { createBreakerRegistry, type BreakerStateChange } from '../../../src/platform/resilience/breakers.ts';
 import { CircuitOpenError, isCircuitOpenError } from '../../../src/platform/resilience/errors.ts';
 import { isBlocksError } from '../../../src/platform/errors.ts';
 
 /** A clock that moves only when the test says so. */
-const manualClock = (start = 1_700_000_000_000): Clock & { advance(ms: number): void } => {
-  let now = start;
-  return {
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-    },
-    advance: (ms) => {
-      now += ms;
-    },
-  };
-};
+const manualClock = steppingClock;
 
 const boom = (): Promise<never> => Promise.reject(new Error('dependency down'));
 

@@ -1,24 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { Clock } from '../../../../src/platform/clock.ts';
+import { steppingClock, type SteppingClock } from '../../../support/stepping-clock.ts';
 import type { AuthenticatedClient, ClientAuthenticator } from '../../../../src/core/identity/tokens/index.ts';
 
-/** A clock the test moves by hand. */
-export interface ManualClock extends Clock {
-  advance(ms: number): void;
-}
-
-export function manualClock(start = Date.now()): ManualClock {
-  let now = start;
-  return {
-    now: () => now,
-    sleep: async (ms) => {
-      now += ms;
-    },
-    advance: (ms) => {
-      now += ms;
-    },
-  };
-}
+/** A clock the test moves by hand, starting now. */
+export type ManualClock = SteppingClock;
+export const manualClock = (start = Date.now()): ManualClock => steppingClock(start);
 
 export const newKek = (): Uint8Array => randomBytes(32);
 
